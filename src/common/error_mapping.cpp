@@ -1,0 +1,32 @@
+#include "common/error_mapping.hpp"
+
+namespace twinhub {
+
+wire_error to_wire(errc e) noexcept {
+    switch (e) {
+    case errc::ok: return {200, "", 0};
+    case errc::invalid_argument: return {400, "ArgumentInvalid", 400004};
+    case errc::format_error: return {400, "IotHubFormatError", 400006};
+    case errc::unauthorized: return {401, "IotHubUnauthorizedAccess", 401002};
+    case errc::device_not_found: return {404, "DeviceNotFound", 404001};
+    case errc::module_not_found: return {404, "ModuleNotFound", 404010};
+    case errc::device_not_online: return {404, "DeviceNotOnline", 404103};
+    case errc::not_found: return {404, "NotFound", 404000};
+    case errc::method_not_allowed: return {405, "InvalidOperation", 405000};
+    case errc::device_already_exists: return {409, "DeviceAlreadyExists", 409001};
+    case errc::module_already_exists: return {409, "ModuleAlreadyExistsOnDevice", 409301};
+    case errc::precondition_failed: return {412, "PreconditionFailed", 412001};
+    case errc::message_too_large: return {413, "MessageTooLarge", 413001};
+    case errc::too_many_modules: return {413, "TooManyModulesOnDevice", 413003};
+    case errc::too_many_devices: return {403, "IotHubQuotaExceeded", 403002};
+    case errc::throttled: return {429, "ThrottlingException", 429001};
+    case errc::gateway_timeout: return {504, "GatewayTimeout", 504101};
+    case errc::storage_error: return {500, "ServerError", 500001};
+    case errc::corrupt_data: return {500, "ServerError", 500001};
+    case errc::shutting_down: return {503, "ServiceUnavailable", 503001};
+    case errc::internal: return {500, "ServerError", 500001};
+    }
+    return {500, "ServerError", 500001};
+}
+
+}  // namespace twinhub

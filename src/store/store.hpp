@@ -1,0 +1,169 @@
+// The durable store: domain-level persistence for policies, identities, twins, MQTT sessions, and
+// (room for) the telemetry log and cloud-to-device queues. Backends: memory (tests), SQLite (the
+// embedded default), PostgreSQL (scale-out, later); all pass tests/unit/store/conformance.
+//
+// Writes are grouped into a write_batch, committed atomically (all of it or none of it). A batch
+// may carry conditions (expected revisions); if one fails, the batch changes nothing and completes
+// with that error (device_already_exists, device_not_found, module_not_found,
+// module_already_exists, precondition_failed). Batches from many callers are group-committed:
+// a backend may apply many batches in one transaction and one fsync, but each batch succeeds or
+// fails on its own. A batch is durable when its completion reports success: it survives kill -9.
+//
+// Completions run on a store-owned thread, in commit order. Keep them short (post elsewhere); they
+// must not call commit_sync on the same store.
+//
+// Thread safety: every member function may be called from any thread concurrently.
+#pragma once
+
+#include "auth/shared_access_policy.hpp"
+#include "common/errc.hpp"
+#include "registry/identity.hpp"
+#include "twin/twin_document.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace twinhub::store {
+
+// Identifies a device (module_id empty) or a module.
+struct identity_key {
+    std::string device_id;
+    std::string module_id;
+
+    bool is_module() const noexcept { return !module_id.empty(); }
+    friend bool operator==(const identity_key&, const identity_key&) = default;
+    friend auto operator<=>(const identity_key&, const identity_key&) = default;
+};
+
+// A condition on the record a write replaces. `revision` is the identity's etag counter or the
+// twin's `version`.
+struct expect {
+    enum class kind { any, absent, present, revision };
+    kind k = kind::any;
+    std::uint64_t rev = 0;
+
+    static expect any() { return {}; }
+    static expect absent() { return {kind::absent, 0}; }    // create-only
+    static expect present() { return {kind::present, 0}; }  // update of an existing record, any revision
+    static expect revision(std::uint64_t r) { return {kind::revision, r}; }
+};
+
+// Persistent MQTT session state of one client id (spec 5.3): the subscriptions of a clean-session 0
+// client, restored on reconnect.
+struct session_record {
+    std::string client_id;                                      // "dev1" or "dev1/mod1"
+    std::vector<std::pair<std::string, std::uint8_t>> subscriptions;  // topic filter, granted QoS
+};
+
+// One device-to-cloud message in the built-in endpoint log, partitioned by identity.
+struct event_record {
+    identity_key source;
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> system_properties;
+    std::vector<std::pair<std::string, std::string>> application_properties;
+    std::int64_t enqueued_time_ns = 0;
+    std::uint64_t sequence_number = 0;  // assigned by the store at commit, per partition
+    std::uint32_t partition = 0;
+};
+
+class write_batch {
+public:
+    void put_policy(auth::shared_access_policy p);
+    void delete_policy(std::string key_name);
+
+    // Identity writes. delete_device also deletes the device's twin, its modules and their twins,
+    // and its session records; delete_module deletes the module's twin and session.
+    void put_device(registry::device_identity d, expect e = expect::any());
+    void delete_device(std::string device_id, expect e = expect::present());
+    void put_module(registry::module_identity m, expect e = expect::any());
+    void delete_module(std::string device_id, std::string module_id, expect e = expect::present());
+
+    // Twin writes; the identity must exist (in the store or earlier in this batch).
+    void put_twin(identity_key id, twin::twin_document t, expect e = expect::any());
+
+    void put_session(session_record s);
+    void delete_session(std::string client_id);
+
+    void append_event(event_record e);
+
+    bool empty() const noexcept { return ops_.empty(); }
+    std::size_t size() const noexcept { return ops_.size(); }
+
+    struct put_policy_op { auth::shared_access_policy p; };
+    struct delete_policy_op { std::string key_name; };
+    struct put_device_op { registry::device_identity d; expect e; };
+    struct delete_device_op { std::string device_id; expect e; };
+    struct put_module_op { registry::module_identity m; expect e; };
+    struct delete_module_op { std::string device_id, module_id; expect e; };
+    struct put_twin_op { identity_key id; twin::twin_document t; expect e; };
+    struct put_session_op { session_record s; };
+    struct delete_session_op { std::string client_id; };
+    struct append_event_op { event_record e; };
+    using op = std::variant<put_policy_op, delete_policy_op, put_device_op, delete_device_op, put_module_op,
+                            delete_module_op, put_twin_op, put_session_op, delete_session_op, append_event_op>;
+
+    const std::vector<op>& ops() const noexcept { return ops_; }
+
+private:
+    std::vector<op> ops_;
+};
+
+struct device_record {
+    registry::device_identity identity;
+    twin::twin_document twin;
+};
+
+struct module_record {
+    registry::module_identity identity;
+    twin::twin_document twin;
+};
+
+// Everything the hub needs in memory at start-up.
+struct snapshot {
+    std::vector<auth::shared_access_policy> policies;
+    std::vector<device_record> devices;
+    std::vector<module_record> modules;
+    std::vector<session_record> sessions;
+};
+
+using commit_handler = std::function<void(result<void>)>;
+
+// Called after each committed batch, on the store's thread, before the batch's own completion
+// handler; with PostgreSQL also for batches that other hub nodes committed.
+using change_listener = std::function<void(const write_batch&)>;
+
+class store {
+public:
+    virtual ~store() = default;
+
+    // Reads the whole durable state. Fails with storage_error or corrupt_data.
+    virtual result<snapshot> load() = 0;
+
+    // Queues `batch` for a group commit; `done` runs once, after the batch is durable or has failed.
+    // After close(), completes at once with shutting_down.
+    virtual void commit(write_batch batch, commit_handler done) = 0;
+
+    // commit() and wait. Never call from a completion handler.
+    result<void> commit_sync(write_batch batch);
+
+    // Events of one partition with sequence_number >= from, at most max_count.
+    virtual result<std::vector<event_record>> read_events(std::uint32_t partition, std::uint64_t from,
+                                                          std::size_t max_count) = 0;
+
+    virtual void set_change_listener(change_listener l) = 0;
+
+    // Finishes the queued commits, then stops accepting new ones. Idempotent.
+    virtual void close() = 0;
+};
+
+// Number of partitions in the built-in endpoint log; an identity's partition is a hash of its key.
+inline constexpr std::uint32_t event_partitions = 4;
+std::uint32_t partition_of(const identity_key& k) noexcept;
+
+}  // namespace twinhub::store
