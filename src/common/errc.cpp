@@ -41,6 +41,7 @@ const char* to_string(errc e) noexcept {
     case errc::corrupt_data: return "corrupt_data";
     case errc::shutting_down: return "shutting_down";
     case errc::internal: return "internal";
+    case errc::device_defined_multiple_times: return "device_defined_multiple_times";
     }
     return "unknown";
 }

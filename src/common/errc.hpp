@@ -34,6 +34,7 @@ enum class errc {
     corrupt_data,           // stored data could not be decoded: 500 ServerError
     shutting_down,          // the hub is stopping: 503 ServiceUnavailable
     internal,               // an invariant broke: 500 ServerError
+    device_defined_multiple_times,  // a bulk request names one id twice: 400 DeviceDefinedMultipleTimes
 };
 
 const boost::system::error_category& twinhub_category() noexcept;
