@@ -32,8 +32,8 @@ struct x509_thumbprint {
 
 struct authentication_mechanism {
     auth_type type = auth_type::sas;
-    symmetric_key symmetric_key;
-    x509_thumbprint x509_thumbprint;
+    registry::symmetric_key symmetric_key;
+    registry::x509_thumbprint x509_thumbprint;
 };
 
 struct device_identity {
@@ -43,7 +43,7 @@ struct device_identity {
     device_status status = device_status::enabled;
     std::optional<std::string> status_reason;
     std::optional<time_point> status_updated_time;
-    connection_state connection_state = connection_state::disconnected;
+    registry::connection_state connection_state = registry::connection_state::disconnected;
     std::optional<time_point> connection_state_updated_time;
     std::optional<time_point> last_activity_time;
     std::int64_t cloud_to_device_message_count = 0;
@@ -59,7 +59,7 @@ struct module_identity {
     std::string managed_by;  // "" unless owned by an edge runtime ("IotEdge")
     std::string generation_id;
     std::uint64_t etag = 0;
-    connection_state connection_state = connection_state::disconnected;
+    registry::connection_state connection_state = registry::connection_state::disconnected;
     std::optional<time_point> connection_state_updated_time;
     std::optional<time_point> last_activity_time;
     std::int64_t cloud_to_device_message_count = 0;
@@ -80,13 +80,28 @@ std::string new_generation_id();
 bool if_match_matches(std::string_view if_match, std::string_view current);
 bool if_match_is_wildcard(std::string_view if_match);
 
+// Wire spellings: "sas"/"selfSigned"/"certificateAuthority"/"none", "enabled"/"disabled",
+// "Connected"/"Disconnected". parse_auth_type is case-insensitive (as the hub's enum binding is).
+const char* to_string(auth_type t) noexcept;
+const char* to_string(device_status s) noexcept;
+const char* to_string(connection_state s) noexcept;
+std::optional<auth_type> parse_auth_type(std::string_view s);
+
 // Wire JSON (spec 3.3/3.4), every field, exact names and casing.
 boost::json::object to_json(const device_identity& d);
 boost::json::object to_json(const module_identity& m);
 
 // Parses a client's PUT body (or bulk entry mapped to this shape). Read-only fields are ignored;
 // keys are validated (non-empty values must be base64); the id must be present and valid.
-// Fails with invalid_argument (wrong types, bad ids, bad keys, unknown enum values).
+// Fails with invalid_argument (wrong types, bad ids, bad keys, unknown enum values), e.g.
+// "Invalid value for 'status': expected 'enabled' or 'disabled'."
+// - Missing/null authentication -> sas with empty keys (the service generates keys on create).
+// - authentication without type -> selfSigned if a thumbprint is set, else sas (Node's rule, 3.5).
+// - Thumbprints must be 40 or 64 hex characters; selfSigned needs at least one. Keys of a non-sas
+//   identity are dropped (shown as null on the wire).
+// - Enum values (status, authentication.type) are matched case-insensitively.
+// - parse_module_request: moduleId is required; deviceId is optional (empty when absent) but
+//   validated when present — the caller compares it with the URL.
 result<device_identity> parse_device_request(const boost::json::value& body);
 result<module_identity> parse_module_request(const boost::json::value& body);
 
