@@ -1,0 +1,157 @@
+#include "auth/authenticator.hpp"
+
+#include "auth/sas_token.hpp"
+
+#include <utility>
+
+namespace twinhub::auth {
+namespace {
+
+error denied(std::string reason) { return {errc::unauthorized, std::move(reason)}; }
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+// Parses and turns every parse failure into unauthorized (a malformed credential is a credential
+// failure on the wire).
+result<sas_token> parse_for_auth(std::string_view token) {
+    if (token.empty()) return denied("Missing SAS token.");
+    auto t = parse_sas_token(token);
+    if (!t) return denied(t.error().message);
+    return t;
+}
+
+// The sr forms compared against resources: percent-decoded (when valid) and raw.
+struct sr_forms {
+    std::string decoded;
+    bool decoded_ok = false;
+    std::string_view raw;
+};
+
+sr_forms forms_of(const sas_token& t) {
+    sr_forms f;
+    f.raw = t.resource;
+    if (auto d = decode_resource(t.resource)) {
+        f.decoded = std::move(*d);
+        f.decoded_ok = true;
+    }
+    return f;
+}
+
+bool prefix_of(const sr_forms& f, std::string_view resource) {
+    return (f.decoded_ok && resource_authorizes(f.decoded, resource)) || resource_authorizes(f.raw, resource);
+}
+
+std::size_t normalized_size(std::string_view sr) {
+    return (!sr.empty() && sr.back() == '/') ? sr.size() - 1 : sr.size();
+}
+
+// sr names exactly `resource` (case-insensitive, one trailing '/' ignored).
+bool names(const sr_forms& f, std::string_view resource) {
+    auto exact = [&](std::string_view sr) {
+        return normalized_size(sr) == resource.size() && resource_authorizes(sr, resource);
+    };
+    return (f.decoded_ok && exact(f.decoded)) || exact(f.raw);
+}
+
+std::string_view shown(const sr_forms& f) { return f.decoded_ok ? std::string_view(f.decoded) : f.raw; }
+
+const shared_access_policy* find_policy(std::span<const shared_access_policy> policies, std::string_view name) {
+    for (const auto& p : policies)
+        if (p.key_name == name) return &p;
+    return nullptr;
+}
+
+std::string identity_text(const identity_key& id) {
+    return id.is_module() ? "module '" + id.device_id + "/" + id.module_id + "'" : "device '" + id.device_id + "'";
+}
+
+}  // namespace
+
+bool policy_grants(const shared_access_policy& p, std::uint32_t required_any) noexcept {
+    std::uint32_t held = p.rights;
+    if (held & registry_write) held |= registry_read;
+    return (held & required_any) != 0;
+}
+
+result<const shared_access_policy*> authorize_service(std::string_view authorization,
+                                                      std::span<const std::string> hub_host_names,
+                                                      std::span<const shared_access_policy> policies,
+                                                      std::uint32_t required_any, time_point now) {
+    auto t = parse_for_auth(authorization);
+    if (!t) return t.error();
+    if (t->key_name.empty()) {
+        return denied("The SAS token has no 'skn': service calls need a token signed with a shared access policy key.");
+    }
+    const auto* policy = find_policy(policies, t->key_name);
+    if (!policy) return denied("Unknown shared access policy " + quoted(t->key_name) + ".");
+    if (auto r = verify_signature(*t, policy->primary_key, policy->secondary_key, "policy " + quoted(policy->key_name));
+        !r) {
+        return r.error();
+    }
+    if (auto r = check_expiry(*t, now); !r) return r.error();
+
+    auto sr = forms_of(*t);
+    bool host_ok = false;
+    for (const auto& host : hub_host_names) host_ok = host_ok || prefix_of(sr, host);
+    if (!host_ok) {
+        return denied("The SAS token resource " + quoted(shown(sr)) + " does not authorise this hub's host name.");
+    }
+    if (!policy_grants(*policy, required_any)) {
+        std::string needed = rights_to_string(required_any);
+        return denied("Authorization rule " + quoted(policy->key_name) + " does not allow access for " +
+                      quoted(needed.empty() ? std::string_view("this operation") : std::string_view(needed)) +
+                      " (it grants " + quoted(rights_to_string(policy->rights)) + ").");
+    }
+    return policy;
+}
+
+result<device_authorization> authorize_device(std::string_view token, std::span<const std::string> hub_host_names,
+                                              const identity_key& identity, const identity_keys& keys,
+                                              std::span<const shared_access_policy> policies, time_point now) {
+    auto t = parse_for_auth(token);
+    if (!t) return t.error();
+    auto sr = forms_of(*t);
+    device_authorization out;
+    out.expiry = t->expiry;
+
+    if (t->key_name.empty()) {
+        if (keys.primary_key.empty() && keys.secondary_key.empty()) {
+            return denied("The " + identity_text(identity) + " has no symmetric keys; it cannot use a SAS token.");
+        }
+        if (auto r = verify_signature(*t, keys.primary_key, keys.secondary_key, identity_text(identity)); !r) {
+            return r.error();
+        }
+        if (auto r = check_expiry(*t, now); !r) return r.error();
+        bool ok = false;
+        for (const auto& host : hub_host_names)
+            ok = ok || names(sr, identity_resource(host, identity.device_id, identity.module_id));
+        if (!ok) {
+            return denied("The SAS token resource " + quoted(shown(sr)) + " does not name the " +
+                          identity_text(identity) + " (expected '{host}/devices/" + identity.device_id +
+                          (identity.is_module() ? "/modules/" + identity.module_id : std::string()) + "').");
+        }
+        return out;
+    }
+
+    const auto* policy = find_policy(policies, t->key_name);
+    if (!policy) return denied("Unknown shared access policy " + quoted(t->key_name) + ".");
+    if (auto r = verify_signature(*t, policy->primary_key, policy->secondary_key, "policy " + quoted(policy->key_name));
+        !r) {
+        return r.error();
+    }
+    if (auto r = check_expiry(*t, now); !r) return r.error();
+    bool ok = false;
+    for (const auto& host : hub_host_names)
+        ok = ok || prefix_of(sr, identity_resource(host, identity.device_id, identity.module_id));
+    if (!ok) {
+        return denied("The SAS token resource " + quoted(shown(sr)) + " does not authorise the " +
+                      identity_text(identity) + ".");
+    }
+    if (!policy->has(device_connect)) {
+        return denied("Authorization rule " + quoted(policy->key_name) + " does not allow access for 'DeviceConnect'.");
+    }
+    out.policy_name = policy->key_name;
+    return out;
+}
+
+}  // namespace twinhub::auth
