@@ -12,7 +12,7 @@ std::string format_time(time_point t) {
     std::time_t tt = clock::to_time_t(time_point_cast<clock::duration>(secs));
     std::tm tm{};
     gmtime_r(&tt, &tm);
-    char buf[40];
+    char buf[96];
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%07lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(ticks));
     return buf;

@@ -1,0 +1,25 @@
+// twinhubd's configuration: command-line flags, each with an environment fallback
+// (flag > environment > default). Start-up code only.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace twinhub::server {
+
+struct config {
+    std::filesystem::path data_dir;            // --data-dir / TWINHUB_DATA_DIR (required)
+    std::vector<std::string> host_names;       // --host-name (repeatable) / TWINHUB_HOST_NAMES (comma-separated)
+    std::string bind_address = "0.0.0.0";      // --bind / TWINHUB_BIND
+    unsigned short https_port = 443;           // --https-port / TWINHUB_HTTPS_PORT
+    unsigned short mqtt_port = 8883;           // --mqtt-port / TWINHUB_MQTT_PORT
+    unsigned threads = 0;                      // --threads / TWINHUB_THREADS; 0 = one per core
+    std::string log_level = "info";            // --log-level / TWINHUB_LOG_LEVEL
+};
+
+// Parses argv. Returns nullopt after printing help or an error (exit_code says which).
+std::optional<config> parse_config(int argc, char** argv, int& exit_code);
+
+}  // namespace twinhub::server

@@ -1,0 +1,28 @@
+// twinhubd: the hub server.
+#include "common/log.hpp"
+#include "server/config.hpp"
+#include "server/server.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+int main(int argc, char** argv) {
+    int exit_code = 0;
+    auto cfg = twinhub::server::parse_config(argc, argv, exit_code);
+    if (!cfg) return exit_code;
+    twinhub::log::level lvl;
+    if (!twinhub::log::parse_level(cfg->log_level, lvl)) {
+        std::cerr << "twinhubd: unknown --log-level '" << cfg->log_level << "' (debug, info, warn, error, off)\n";
+        return 2;
+    }
+    twinhub::log::set_level(lvl);
+    try {
+        twinhub::server::server s(*cfg);
+        s.run();
+    } catch (const std::exception& e) {
+        std::cerr << "twinhubd: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

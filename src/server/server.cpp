@@ -1,0 +1,158 @@
+#include "server/server.hpp"
+
+#include "auth/connection_string.hpp"
+#include "common/log.hpp"
+#include "server/data_dir.hpp"
+#include "service/hub_service.hpp"
+#include "store/sqlite_store.hpp"
+
+#if __has_include("http/https_server.hpp")
+#include "http/https_server.hpp"
+#define TWINHUB_HAVE_HTTP 1
+#endif
+#if __has_include("mqtt/mqtt_server.hpp")
+#include "mqtt/mqtt_server.hpp"
+#define TWINHUB_HAVE_MQTT 1
+#endif
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <openssl/ssl.h>
+
+#include <iostream>
+#include <stdexcept>
+#include <thread>
+
+namespace twinhub::server {
+
+struct server::impl {
+    config cfg;
+    prepared_data_dir dir;
+    std::unique_ptr<store::store> store;
+    std::unique_ptr<service::hub_service> hub;
+    boost::asio::io_context ioc;
+    boost::asio::ssl::context tls{boost::asio::ssl::context::tls_server};
+    boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
+#ifdef TWINHUB_HAVE_HTTP
+    std::unique_ptr<http::https_server> https;
+#endif
+#ifdef TWINHUB_HAVE_MQTT
+    std::unique_ptr<mqtt::mqtt_server> mqtt;
+#endif
+    bool stopped = false;
+
+    explicit impl(const config& c) : cfg(c), ioc(static_cast<int>(c.threads)) {}
+
+    void configure_tls() {
+        SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+        tls.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
+                        boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
+                        boost::asio::ssl::context::no_tlsv1_1 | boost::asio::ssl::context::single_dh_use);
+        boost::system::error_code ec;
+        tls.use_certificate_chain_file(dir.dir.server_certificate().string(), ec);
+        if (!ec) tls.use_private_key_file(dir.dir.server_key().string(), boost::asio::ssl::context::pem, ec);
+        if (ec) throw std::runtime_error("cannot load the server certificate from " + dir.dir.root.string() + "/tls: " +
+                                         ec.message());
+    }
+
+    void stop() {
+        if (stopped) return;
+        stopped = true;
+        log::info("server.stopping");
+#ifdef TWINHUB_HAVE_MQTT
+        if (mqtt) mqtt->stop();
+#endif
+#ifdef TWINHUB_HAVE_HTTP
+        if (https) https->stop();
+#endif
+        signals.cancel();
+        ioc.stop();
+    }
+};
+
+server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
+    auto& m = *impl_;
+    m.dir = prepare_data_dir(c.data_dir, c.host_names);
+    auto st = store::open_sqlite_store(m.dir.dir.store_file());
+    if (!st) throw std::runtime_error("cannot open the store " + m.dir.dir.store_file().string() + ": " + st.error().message);
+    m.store = std::move(*st);
+    auto hub = service::hub_service::open(*m.store, service::hub_options{});
+    if (!hub) throw std::runtime_error("cannot load the hub state: " + hub.error().message);
+    m.hub = std::move(*hub);
+    m.configure_tls();
+
+#ifdef TWINHUB_HAVE_MQTT
+    mqtt::mqtt_options mo;
+    mo.host_names = m.dir.host_names;
+    mo.bind_address = c.bind_address;
+    mo.port = c.mqtt_port;
+    m.mqtt = std::make_unique<mqtt::mqtt_server>(m.ioc, m.tls, *m.hub, mo);
+    if (auto r = m.mqtt->start(); !r) throw std::runtime_error(r.error().message);
+#endif
+#ifdef TWINHUB_HAVE_HTTP
+    http::https_options ho;
+    ho.host_names = m.dir.host_names;
+    ho.bind_address = c.bind_address;
+    ho.port = c.https_port;
+    http::websocket_handler ws;
+#ifdef TWINHUB_HAVE_MQTT
+    ws = m.mqtt->websocket_handler();
+#endif
+    m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
+    if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
+#endif
+
+    m.signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+        if (!ec) {
+            log::info("server.signal", {{"signal", sig}});
+            impl_->stop();
+        }
+    });
+
+    const std::string& host = m.dir.host_names.front();
+    if (m.dir.first_start) {
+        for (const auto& p : m.hub->policies()) {
+            if (p.key_name != "iothubowner") continue;
+            std::cout << "twinhub: new hub created in " << std::filesystem::absolute(c.data_dir).string() << "\n"
+                      << "Connection string (iothubowner): "
+                      << auth::format_service_connection_string(host, p.key_name, p.primary_key) << "\n"
+                      << "CA certificate: " << std::filesystem::absolute(m.dir.dir.ca_certificate()).string() << "\n"
+                      << "Show it again with: twinhub hub connection-string show --data-dir " << c.data_dir.string()
+                      << std::endl;
+        }
+    }
+    log::info("server.ready", {{"host", host},
+                               {"https_port", static_cast<std::int64_t>(c.https_port)},
+                               {"mqtt_port", static_cast<std::int64_t>(c.mqtt_port)},
+                               {"threads", static_cast<std::int64_t>(c.threads)}});
+}
+
+server::~server() {
+    auto& m = *impl_;
+    m.stop();
+#ifdef TWINHUB_HAVE_HTTP
+    m.https.reset();
+#endif
+#ifdef TWINHUB_HAVE_MQTT
+    m.mqtt.reset();
+#endif
+    m.hub.reset();
+    if (m.store) m.store->close();
+    log::info("server.stopped");
+}
+
+void server::run() {
+    auto& m = *impl_;
+    std::vector<std::thread> threads;
+    for (unsigned i = 1; i < m.cfg.threads; ++i) threads.emplace_back([&m] { m.ioc.run(); });
+    m.ioc.run();
+    for (auto& t : threads) t.join();
+}
+
+void server::request_stop() {
+    boost::asio::post(impl_->ioc, [this] { impl_->stop(); });
+}
+
+}  // namespace twinhub::server

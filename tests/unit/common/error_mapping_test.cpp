@@ -1,0 +1,32 @@
+#include "common/error_mapping.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace twinhub;
+
+TEST(error_mapping, iot_hub_codes_for_registry_errors) {
+    EXPECT_EQ(to_wire(errc::device_not_found).http_status, 404);
+    EXPECT_STREQ(to_wire(errc::device_not_found).code_name, "DeviceNotFound");
+    EXPECT_EQ(to_wire(errc::device_already_exists).code_number, 409001);
+    EXPECT_STREQ(to_wire(errc::module_already_exists).code_name, "ModuleAlreadyExistsOnDevice");
+    EXPECT_EQ(to_wire(errc::precondition_failed).http_status, 412);
+    EXPECT_EQ(to_wire(errc::unauthorized).http_status, 401);
+    EXPECT_STREQ(to_wire(errc::unauthorized).code_name, "IotHubUnauthorizedAccess");
+    EXPECT_EQ(to_wire(errc::device_not_online).code_number, 404103);
+    EXPECT_EQ(to_wire(errc::gateway_timeout).code_number, 504101);
+    EXPECT_EQ(to_wire(errc::invalid_argument).code_number, 400004);
+}
+
+TEST(error_mapping, every_error_is_an_http_error) {
+    for (int e = 1; std::string(to_string(static_cast<errc>(e))) != "unknown"; ++e) {
+        auto w = to_wire(static_cast<errc>(e));
+        EXPECT_GE(w.http_status, 400) << to_string(static_cast<errc>(e));
+        EXPECT_STRNE(w.code_name, "") << to_string(static_cast<errc>(e));
+    }
+}
+
+TEST(error_code, category_names_the_error) {
+    boost::system::error_code ec = errc::precondition_failed;
+    EXPECT_EQ(ec.message(), "precondition_failed");
+    EXPECT_STREQ(ec.category().name(), "twinhub");
+}
