@@ -20,18 +20,31 @@ result<sas_token> parse_for_auth(std::string_view token) {
     return t;
 }
 
-// The sr forms compared against resources: percent-decoded (when valid) and raw.
+// Removes a ":digits" suffix from the first '/'-separated segment ("h:8884/devices/d" -> "h/devices/d").
+std::string strip_port(std::string_view s) {
+    auto slash = s.find('/');
+    std::string_view host = s.substr(0, slash);
+    auto colon = host.rfind(':');
+    if (colon == std::string_view::npos || colon + 1 == host.size() || host.size() - colon - 1 > 5) return std::string(s);
+    for (char c : host.substr(colon + 1))
+        if (c < '0' || c > '9') return std::string(s);
+    std::string out(host.substr(0, colon));
+    if (slash != std::string_view::npos) out.append(s.substr(slash));
+    return out;
+}
+
+// The sr forms compared against resources: percent-decoded (when valid) and raw, each without a port.
 struct sr_forms {
     std::string decoded;
     bool decoded_ok = false;
-    std::string_view raw;
+    std::string raw;
 };
 
 sr_forms forms_of(const sas_token& t) {
     sr_forms f;
-    f.raw = t.resource;
+    f.raw = strip_port(t.resource);
     if (auto d = decode_resource(t.resource)) {
-        f.decoded = std::move(*d);
+        f.decoded = strip_port(*d);
         f.decoded_ok = true;
     }
     return f;
@@ -53,7 +66,7 @@ bool names(const sr_forms& f, std::string_view resource) {
     return (f.decoded_ok && exact(f.decoded)) || exact(f.raw);
 }
 
-std::string_view shown(const sr_forms& f) { return f.decoded_ok ? std::string_view(f.decoded) : f.raw; }
+std::string_view shown(const sr_forms& f) { return f.decoded_ok ? f.decoded : f.raw; }
 
 const shared_access_policy* find_policy(std::span<const shared_access_policy> policies, std::string_view name) {
     for (const auto& p : policies)
@@ -66,6 +79,20 @@ std::string identity_text(const identity_key& id) {
 }
 
 }  // namespace
+
+bool is_hub_host(std::string_view host, std::span<const std::string> hub_host_names) noexcept {
+    try {
+        std::string bare = strip_port(host);
+        if (bare.empty() || bare.find('/') != std::string::npos) return false;
+        for (const auto& h : hub_host_names) {
+            std::string name = strip_port(h);
+            if (name.size() == bare.size() && resource_authorizes(bare, name)) return true;
+        }
+        return false;
+    } catch (...) {
+        return false;
+    }
+}
 
 bool policy_grants(const shared_access_policy& p, std::uint32_t required_any) noexcept {
     std::uint32_t held = p.rights;
@@ -92,7 +119,7 @@ result<const shared_access_policy*> authorize_service(std::string_view authoriza
 
     auto sr = forms_of(*t);
     bool host_ok = false;
-    for (const auto& host : hub_host_names) host_ok = host_ok || prefix_of(sr, host);
+    for (const auto& host : hub_host_names) host_ok = host_ok || prefix_of(sr, strip_port(host));
     if (!host_ok) {
         return denied("The SAS token resource " + quoted(shown(sr)) + " does not authorise this hub's host name.");
     }
@@ -124,7 +151,7 @@ result<device_authorization> authorize_device(std::string_view token, std::span<
         if (auto r = check_expiry(*t, now); !r) return r.error();
         bool ok = false;
         for (const auto& host : hub_host_names)
-            ok = ok || names(sr, identity_resource(host, identity.device_id, identity.module_id));
+            ok = ok || names(sr, identity_resource(strip_port(host), identity.device_id, identity.module_id));
         if (!ok) {
             return denied("The SAS token resource " + quoted(shown(sr)) + " does not name the " +
                           identity_text(identity) + " (expected '{host}/devices/" + identity.device_id +
@@ -142,7 +169,7 @@ result<device_authorization> authorize_device(std::string_view token, std::span<
     if (auto r = check_expiry(*t, now); !r) return r.error();
     bool ok = false;
     for (const auto& host : hub_host_names)
-        ok = ok || prefix_of(sr, identity_resource(host, identity.device_id, identity.module_id));
+        ok = ok || prefix_of(sr, identity_resource(strip_port(host), identity.device_id, identity.module_id));
     if (!ok) {
         return denied("The SAS token resource " + quoted(shown(sr)) + " does not authorise the " +
                       identity_text(identity) + ".");

@@ -36,10 +36,14 @@ struct identity_keys {
 // `service_connect | registry_read` for twin reads (spec 2.6 [UNVERIFIED]).
 bool policy_grants(const shared_access_policy& p, std::uint32_t required_any) noexcept;
 
+// True when `host` (e.g. the host part of an MQTT username) is one of `hub_host_names`,
+// case-insensitively; a trailing ":port" on `host` is ignored.
+bool is_hub_host(std::string_view host, std::span<const std::string> hub_host_names) noexcept;
+
 // Service REST authorisation. `authorization` is the Authorization header value (a SAS token). The
 // token must name (skn) one of `policies`, verify with its primary or secondary key, not be expired
 // at `now`, carry an sr that authorises one of `hub_host_names` (segment prefix, case-insensitive;
-// in practice sr == host), and the policy must grant `required_any` (see policy_grants).
+// in practice sr == host; a ":port" suffix is ignored), and the policy must grant `required_any` (see policy_grants).
 // On success returns the matching element of `policies` (it points into the caller's span).
 result<const shared_access_policy*> authorize_service(std::string_view authorization,
                                                       std::span<const std::string> hub_host_names,
@@ -61,7 +65,8 @@ struct device_authorization {
 //   signature, and its sr must be a segment prefix of the identity's resource (so
 //   `{host}/devices` serves a gateway, `{host}/devices/d1` serves d1 and its modules).
 // The sr is compared percent-decoded and case-insensitively; the raw sr is accepted too, for ids
-// containing '%' sent unencoded (C SDK). The token must not be expired at `now`.
+// containing '%' sent unencoded (C SDK). A ":port" after the host in the sr is ignored (Node puts
+// the port of `HostName=localhost:8884` into sr). The token must not be expired at `now`.
 result<device_authorization> authorize_device(std::string_view token, std::span<const std::string> hub_host_names,
                                               const identity_key& identity, const identity_keys& keys,
                                               std::span<const shared_access_policy> policies, time_point now);

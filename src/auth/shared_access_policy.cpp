@@ -96,6 +96,54 @@ result<std::uint32_t> rights_from_string(std::string_view s) {
     return rights;
 }
 
+result<void> validate_policy(const shared_access_policy& p) {
+    auto bad = [&](std::string what) {
+        return error{errc::invalid_argument, "Invalid shared access policy '" + p.key_name + "': " + std::move(what)};
+    };
+    if (p.key_name.empty() || p.key_name.size() > 64)
+        return error{errc::invalid_argument, "A shared access policy name must have 1 to 64 characters."};
+    for (char c : p.key_name) {
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+                  c == '_';
+        if (!ok) {
+            return error{errc::invalid_argument,
+                         "A shared access policy name may contain only ASCII letters, digits, '-', '.' and '_'."};
+        }
+    }
+    for (auto [key, field] : {std::pair{&p.primary_key, "primaryKey"}, std::pair{&p.secondary_key, "secondaryKey"}}) {
+        auto raw = base64_decode(*key);
+        if (!raw || raw->size() < 16 || raw->size() > 64)
+            return bad(std::string(field) + " must be base64 of 16 to 64 bytes.");
+    }
+    if ((p.rights & all_rights) == 0 || (p.rights & ~all_rights) != 0)
+        return bad("rights must be a non-empty combination of RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect.");
+    return {};
+}
+
+result<void> validate_policies(std::span<const shared_access_policy> policies) {
+    if (policies.size() > max_policies) {
+        return error{errc::invalid_argument, "A hub has at most " + std::to_string(max_policies) +
+                                                 " shared access policies (got " + std::to_string(policies.size()) +
+                                                 ")."};
+    }
+    std::size_t service = 0;
+    for (std::size_t i = 0; i < policies.size(); ++i) {
+        if (auto r = validate_policy(policies[i]); !r) return r;
+        for (std::size_t j = 0; j < i; ++j) {
+            if (iequals(policies[i].key_name, policies[j].key_name)) {
+                return error{errc::invalid_argument,
+                             "Duplicate shared access policy name '" + policies[i].key_name + "'."};
+            }
+        }
+        if (policies[i].has(service_connect)) ++service;
+    }
+    if (service > max_service_connect_policies) {
+        return error{errc::invalid_argument, "A hub has at most " + std::to_string(max_service_connect_policies) +
+                                                 " shared access policies with ServiceConnect."};
+    }
+    return {};
+}
+
 boost::json::object to_storage_json(const shared_access_policy& p) {
     boost::json::object o;
     o["keyName"] = p.key_name;

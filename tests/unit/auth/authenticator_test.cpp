@@ -13,7 +13,7 @@ using namespace twinhub::auth;
 namespace {
 
 constexpr std::int64_t now_s = 1700000000;
-const time_point now = time_point{std::chrono::seconds{now_s}};
+const time_point test_now = time_point{std::chrono::seconds{now_s}};
 constexpr std::int64_t later = now_s + 3600;
 
 struct fixture : ::testing::Test {
@@ -49,10 +49,10 @@ struct fixture : ::testing::Test {
         return *generate_sas_token(sr, key, se);
     }
     result<const shared_access_policy*> service(std::string_view header, std::uint32_t required) const {
-        return authorize_service(header, hosts, policies, required, now);
+        return authorize_service(header, hosts, policies, required, test_now);
     }
     result<device_authorization> device(std::string_view t, const identity_key& id, identity_keys keys) const {
-        return authorize_device(t, hosts, id, keys, policies, now);
+        return authorize_device(t, hosts, id, keys, policies, test_now);
     }
 };
 
@@ -297,4 +297,38 @@ TEST_F(authorize_device_test, malformed_sr_escape_falls_back_to_raw_and_fails_cl
 TEST_F(authorize_device_test, malformed_token_is_unauthorized) {
     expect_unauthorized(device("not a token", dev1, dev_keys()), "SharedAccessSignature");
     expect_unauthorized(device("", dev1, dev_keys()), "Missing");
+}
+
+TEST_F(authorize_device_test, port_in_node_sr_is_ignored) {
+    // Node with HostName=hub.local:8884 sends sr=hub.local%3A8884%2Fdevices%2Fdev1.
+    auto r = device(token("hub.local%3A8884%2Fdevices%2Fdev1", dev_primary), dev1, dev_keys());
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(device(token("hub.local:8884/devices/dev1", dev_primary), dev1, dev_keys()));
+    // Only a numeric port is dropped.
+    expect_unauthorized(device(token("hub.local%3Aevil%2Fdevices%2Fdev1", dev_primary), dev1, dev_keys()),
+                        "does not name");
+}
+
+TEST_F(authorize_service_test, port_in_sr_or_configured_host_is_ignored) {
+    EXPECT_TRUE(service(policy_token("service", "hub.local:8443"), service_connect));
+    std::vector<std::string> with_port{"localhost:8884"};
+    EXPECT_TRUE(authorize_service(policy_token("service", "localhost"), with_port, policies, service_connect, test_now));
+}
+
+TEST(is_hub_host, matches_configured_names_case_insensitively_with_optional_port) {
+    std::vector<std::string> hosts{"hub.local", "myhub.azure-devices.net"};
+    EXPECT_TRUE(is_hub_host("hub.local", hosts));
+    EXPECT_TRUE(is_hub_host("MyHub.Azure-Devices.NET", hosts));
+    EXPECT_TRUE(is_hub_host("hub.local:8883", hosts));
+    EXPECT_FALSE(is_hub_host("hub.loca", hosts));
+    EXPECT_FALSE(is_hub_host("hub.local.evil", hosts));
+    EXPECT_FALSE(is_hub_host("hub.local/devices", hosts));
+    EXPECT_FALSE(is_hub_host("", hosts));
+    EXPECT_FALSE(is_hub_host("hub.local", std::vector<std::string>{}));
+}
+
+TEST_F(authorize_device_test, no_configured_host_authorises_nothing) {
+    std::vector<std::string> none;
+    auto r = authorize_device(token("hub.local%2Fdevices%2Fdev1", dev_primary), none, dev1, dev_keys(), policies, test_now);
+    expect_unauthorized(r, "does not name");
 }

@@ -119,3 +119,55 @@ TEST(policy_storage_json, corrupt_data_message_never_contains_keys) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().message.find("c2VjcmV0"), std::string::npos);
 }
+
+TEST(validate_policies, default_policies_are_valid) {
+    auto policies = default_policies();
+    for (const auto& p : policies) EXPECT_TRUE(validate_policy(p)) << p.key_name;
+    EXPECT_TRUE(validate_policies(policies));
+}
+
+TEST(validate_policies, rejects_bad_names_keys_and_rights) {
+    shared_access_policy good{"gateway-1", generate_key(), generate_key(), device_connect};
+    ASSERT_TRUE(validate_policy(good));
+    auto with = [&](auto change) {
+        auto p = good;
+        change(p);
+        auto r = validate_policy(p);
+        EXPECT_FALSE(r);
+        if (!r) {
+            EXPECT_EQ(r.error().code, errc::invalid_argument);
+        }
+        return r ? std::string() : r.error().message;
+    };
+    with([](auto& p) { p.key_name = ""; });
+    with([](auto& p) { p.key_name = std::string(65, 'a'); });
+    with([](auto& p) { p.key_name = "a;b"; });
+    with([](auto& p) { p.key_name = "a&skn=b"; });
+    EXPECT_NE(with([](auto& p) { p.primary_key = "c2hvcnQ="; }).find("primaryKey"), std::string::npos);
+    EXPECT_NE(with([](auto& p) { p.secondary_key = "not base64"; }).find("secondaryKey"), std::string::npos);
+    EXPECT_EQ(with([](auto& p) { p.secondary_key = "c2hvcnQ="; }).find("c2hvcnQ="), std::string::npos);
+    with([](auto& p) { p.rights = 0; });
+    with([](auto& p) { p.rights = 1u << 7; });
+}
+
+TEST(validate_policies, rejects_duplicate_names_case_insensitively) {
+    auto policies = default_policies();
+    policies.push_back({"Service", generate_key(), generate_key(), service_connect});
+    auto r = validate_policies(policies);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("Duplicate"), std::string::npos);
+}
+
+TEST(validate_policies, enforces_the_policy_limits) {
+    std::vector<shared_access_policy> policies;
+    for (int i = 0; i < 16; ++i)
+        policies.push_back({"p" + std::to_string(i), generate_key(), generate_key(), i < 10 ? service_connect : registry_read});
+    EXPECT_TRUE(validate_policies(policies));
+    policies.push_back({"p16", generate_key(), generate_key(), registry_read});
+    EXPECT_FALSE(validate_policies(policies));
+    policies.pop_back();
+    policies[10].rights = service_connect;  // an 11th ServiceConnect policy
+    auto r = validate_policies(policies);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("ServiceConnect"), std::string::npos);
+}
