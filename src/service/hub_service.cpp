@@ -1,0 +1,1046 @@
+// hub_service: the in-memory domain state, made durable through store::store.
+//
+// How a write works. Each record keeps `committed` (what readers see: durable and acknowledged)
+// and, while writes are in flight, `head` (what the next write builds on). Under the exclusive lock
+// a write validates against head-or-committed, computes the new record, sets head and calls
+// store.commit() with a condition on the revision it was computed from. Because commit() is called
+// under the lock, the store's commit order is the order in which heads were set, and the store
+// completes batches in that order on its thread. The completion takes the lock, copies the written
+// values into `committed` (or, on failure, throws away every head of that device: they may build
+// on the failed write), releases the lock, then tells the observers and calls the handler.
+//
+// In-flight accounting is per device entry (the device, its twin, its modules and their twins):
+// a module write may depend on its device's in-flight create, and a device delete cascades over
+// its modules. `epoch` counts the failures of a device entry; a write that fails with a condition
+// error after an earlier write of its entry failed is reported as storage_error, because the
+// condition failed only because of that earlier failure.
+//
+// Presence (connectionState, lastActivityTime, modelId) is kept in memory only: it changes on
+// every connect and message, nobody needs it across a restart (everything is disconnected after
+// one), and committing it would cost a transaction per telemetry message. It reaches the store
+// only as part of the next identity/twin write, and open() resets connectionState to
+// Disconnected. A committed write never rolls presence back: the completion keeps the in-memory
+// presence values.
+#include "service/hub_service.hpp"
+
+#include "common/encoding.hpp"
+#include "common/log.hpp"
+#include "common/time.hpp"
+#include "service/twin_json.hpp"
+
+#include <boost/json/array.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <utility>
+
+namespace twinhub::service {
+namespace {
+
+using registry::device_identity;
+using registry::module_identity;
+using twin::twin_document;
+
+// A record as readers see it (`committed`) and as the next write sees it (`head`, set only while
+// writes are in flight; an inner nullopt means "deleted by an in-flight write").
+template <class T>
+struct slot {
+    std::optional<T> committed;
+    std::optional<std::optional<T>> head;
+
+    const std::optional<T>& view() const { return head ? *head : committed; }
+};
+
+struct module_entry {
+    slot<module_identity> identity;
+    slot<twin_document> twin;
+};
+
+struct device_entry {
+    slot<device_identity> identity;
+    slot<twin_document> twin;
+    std::map<std::string, module_entry, std::less<>> modules;
+    std::uint64_t in_flight = 0;  // writes of this entry committed to the store, not yet completed
+    std::uint64_t epoch = 0;      // +1 when a write of this entry fails
+};
+
+using device_map = std::map<std::string, device_entry, std::less<>>;
+
+// Handlers and notifications collected under the lock and run after it is released (declare it
+// before the lock so that it is destroyed after the lock).
+struct after_unlock {
+    std::vector<std::function<void()>> fns;
+    after_unlock() = default;
+    after_unlock(const after_unlock&) = delete;
+    after_unlock& operator=(const after_unlock&) = delete;
+    ~after_unlock() {
+        for (auto& f : fns) f();
+    }
+    void add(std::function<void()> f) { fns.push_back(std::move(f)); }
+};
+
+// Set while this thread is inside store.commit() with the hub lock held: a store that completes a
+// batch inline (e.g. with shutting_down after close()) must not run our completion there, because
+// the completion takes the lock.
+thread_local after_unlock* tl_inline_sink = nullptr;
+
+std::string device_not_found_message(std::string_view id) { return "Device '" + std::string(id) + "' not found."; }
+std::string module_not_found_message(std::string_view d, std::string_view m) {
+    return "Module '" + std::string(m) + "' not found on device '" + std::string(d) + "'.";
+}
+
+bool is_condition_failure(errc c) {
+    switch (c) {
+    case errc::device_not_found:
+    case errc::module_not_found:
+    case errc::device_already_exists:
+    case errc::module_already_exists:
+    case errc::precondition_failed:
+    case errc::not_found: return true;
+    default: return false;
+    }
+}
+
+// Fills empty symmetric keys of a sas identity: from `stored` when `keep` (an update), else new.
+void fill_keys(registry::authentication_mechanism& a, const registry::authentication_mechanism* stored, bool keep) {
+    if (a.type != registry::auth_type::sas) return;
+    const bool can_keep = keep && stored && stored->type == registry::auth_type::sas;
+    auto& k = a.symmetric_key;
+    if (k.primary_key.empty())
+        k.primary_key = can_keep && !stored->symmetric_key.primary_key.empty() ? stored->symmetric_key.primary_key
+                                                                                : generate_key();
+    if (k.secondary_key.empty())
+        k.secondary_key = can_keep && !stored->symmetric_key.secondary_key.empty()
+                              ? stored->symmetric_key.secondary_key
+                              : generate_key();
+}
+
+// Presence lives in memory (see the file comment): a committed write keeps the current values.
+void keep_presence(device_identity& into, const device_identity& from) {
+    into.connection_state = from.connection_state;
+    into.connection_state_updated_time = from.connection_state_updated_time;
+    into.last_activity_time = from.last_activity_time;
+}
+void keep_presence(module_identity& into, const module_identity& from) {
+    into.connection_state = from.connection_state;
+    into.connection_state_updated_time = from.connection_state_updated_time;
+    into.last_activity_time = from.last_activity_time;
+}
+
+std::string quote_etag(const std::string& etag) {
+    if (etag.empty() || etag.front() == '"' || etag.rfind("W/", 0) == 0 || etag == "*") return etag;
+    return "\"" + etag + "\"";
+}
+
+std::string describe_key(const store::identity_key& k) {
+    return k.is_module() ? k.device_id + "/" + k.module_id : k.device_id;
+}
+
+}  // namespace
+
+struct hub_service::impl {
+    impl(store::store& s, hub_options o) : store_(s), opts_(o) {}
+
+    store::store& store_;
+    hub_options opts_;
+    std::vector<change_observer*> observers_;  // fixed before serving; read without a lock
+
+    mutable std::shared_mutex mu_;
+    device_map devices_;
+    std::map<std::string, auth::shared_access_policy> policies_;
+
+    mutable std::mutex sessions_mu_;  // taken after mu_ when both are needed
+    std::map<std::string, store::session_record, std::less<>> sessions_;
+
+    // ---- write machinery ----
+
+    struct pending_write {
+        std::string device_id;
+        std::uint64_t epoch = 0;
+        std::function<void(device_entry&)> apply;      // on success, under the exclusive lock
+        std::function<void(result<void>)> finish;      // after the lock: notify, call the handler
+    };
+
+    // Call with mu_ held exclusively and `e` = devices_[w.device_id]. Any completion the store runs
+    // inline is deferred to `after` (run once the caller has released the lock).
+    void submit(device_entry& e, store::write_batch batch, std::shared_ptr<pending_write> w, after_unlock& after) {
+        ++e.in_flight;
+        w->epoch = e.epoch;
+        after_unlock* prev = tl_inline_sink;
+        tl_inline_sink = &after;
+        store_.commit(std::move(batch), [this, w](result<void> r) {
+            if (tl_inline_sink) {
+                tl_inline_sink->add([this, w, r] { complete(w, r); });
+                return;
+            }
+            complete(w, r);
+        });
+        tl_inline_sink = prev;
+    }
+
+    void complete(const std::shared_ptr<pending_write>& w, result<void> r) {
+        result<void> outcome = r;
+        {
+            std::unique_lock lock(mu_);
+            auto it = devices_.find(w->device_id);
+            if (it == devices_.end()) {
+                log::error("service.invariant", {{"what", "completion without entry"}, {"device", w->device_id}});
+                outcome = error{errc::internal, "The hub lost track of a write to '" + w->device_id + "'."};
+            } else {
+                device_entry& e = it->second;
+                --e.in_flight;
+                if (r) {
+                    w->apply(e);
+                } else {
+                    log::warn("service.commit_failed",
+                              {{"device", w->device_id}, {"code", to_string(r.error().code)}});
+                    if (w->epoch == e.epoch) {
+                        ++e.epoch;
+                        reset_heads(e);
+                    } else if (is_condition_failure(r.error().code)) {
+                        outcome = error{errc::storage_error,
+                                        "The write to '" + w->device_id +
+                                            "' was not applied because an earlier write to it failed; retry."};
+                    }
+                }
+                if (e.in_flight == 0) settle(it);
+            }
+        }
+        w->finish(outcome);
+    }
+
+    static void reset_heads(device_entry& e) {
+        e.identity.head.reset();
+        e.twin.head.reset();
+        for (auto& [_, m] : e.modules) {
+            m.identity.head.reset();
+            m.twin.head.reset();
+        }
+    }
+
+    // No write of the entry is in flight: heads equal committed; drop what no longer exists.
+    void settle(device_map::iterator it) {
+        device_entry& e = it->second;
+        reset_heads(e);
+        std::erase_if(e.modules, [](const auto& kv) { return !kv.second.identity.committed; });
+        if (!e.identity.committed) devices_.erase(it);
+    }
+
+    template <class T>
+    static void fail(after_unlock& after, const handler<T>& done, error err) {
+        after.add([done, err = std::move(err)] { done(err); });
+    }
+
+    // ---- lookups ----
+
+    // Readers: committed state only.
+    const device_entry* committed_device(std::string_view id) const {
+        auto it = devices_.find(id);
+        if (it == devices_.end() || !it->second.identity.committed) return nullptr;
+        return &it->second;
+    }
+    const module_entry* committed_module(const device_entry& d, std::string_view mid) const {
+        auto it = d.modules.find(mid);
+        if (it == d.modules.end() || !it->second.identity.committed) return nullptr;
+        return &it->second;
+    }
+
+    // Writers: head-or-committed.
+    device_entry* head_device(std::string_view id) {
+        auto it = devices_.find(id);
+        if (it == devices_.end() || !it->second.identity.view()) return nullptr;
+        return &it->second;
+    }
+    static module_entry* head_module(device_entry& d, std::string_view mid) {
+        auto it = d.modules.find(mid);
+        if (it == d.modules.end() || !it->second.identity.view()) return nullptr;
+        return &it->second;
+    }
+    static std::size_t head_module_count(const device_entry& d) {
+        std::size_t n = 0;
+        for (auto& [_, m] : d.modules)
+            if (m.identity.view()) ++n;
+        return n;
+    }
+
+    // ---- notifications ----
+
+    void notify_desired(const store::identity_key& id, const twin::desired_change& c) const {
+        for (auto* o : observers_) o->on_desired_change(id, c);
+    }
+    void notify_revoked(const std::vector<store::identity_key>& ids) const {
+        for (auto& id : ids)
+            for (auto* o : observers_) o->on_identity_revoked(id);
+    }
+
+    // ---- devices ----
+
+    void create_device(device_identity req, handler<device_identity> done) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        if (auto v = registry::validate_id(req.device_id, "deviceId"); !v) return fail(after, done, v.error());
+        if (head_device(req.device_id))
+            return fail(after, done,
+                        error{errc::device_already_exists, "Device '" + req.device_id + "' already exists."});
+
+        const time_point t = now();
+        device_identity d = std::move(req);
+        d.generation_id = registry::new_generation_id();
+        d.etag = 0;
+        d.connection_state = registry::connection_state::disconnected;
+        d.connection_state_updated_time.reset();
+        d.last_activity_time.reset();
+        d.status_updated_time.reset();
+        d.cloud_to_device_message_count = 0;
+        fill_keys(d.authentication, nullptr, false);
+        if (d.iot_edge) d.device_scope = "ms-azure-iot-edge://" + d.device_id + "-" + d.generation_id;
+        twin_document tw = twin::new_twin(t);
+
+        device_entry& e = devices_[d.device_id];
+        e.identity.head = d;
+        e.twin.head = tw;
+
+        store::write_batch b;
+        b.put_device(d, store::expect::absent());
+        b.put_twin({d.device_id, {}}, tw, store::expect::any());
+
+        auto w = std::make_shared<pending_write>();
+        w->device_id = d.device_id;
+        w->apply = [d, tw](device_entry& e) {
+            e.identity.committed = d;
+            e.twin.committed = tw;
+        };
+        w->finish = [d, done](result<void> r) {
+            if (!r) return done(r.error());
+            done(d);
+        };
+        submit(e, std::move(b), std::move(w), after);
+    }
+
+    void update_device(device_identity req, std::string if_match, handler<device_identity> done) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        device_entry* e = head_device(req.device_id);
+        if (!e) return fail(after, done, error{errc::device_not_found, device_not_found_message(req.device_id)});
+        const device_identity& cur = *e->identity.view();
+        const std::string cur_etag = registry::etag_to_string(cur.etag);
+        if (!if_match.empty() && !registry::if_match_matches(if_match, cur_etag))
+            return fail(after, done,
+                        error{errc::precondition_failed, "Precondition failed: the etag of device '" + cur.device_id +
+                                                             "' is \"" + cur_etag + "\", If-Match was " +
+                                                             if_match + "."});
+        if (!req.generation_id.empty() && req.generation_id != cur.generation_id)
+            return fail(after, done, error{errc::invalid_argument, "generationId of device '" + cur.device_id +
+                                                                       "' cannot be changed."});
+        if (req.device_scope && !req.device_scope->empty() && cur.device_scope && !cur.device_scope->empty() &&
+            *req.device_scope != *cur.device_scope)
+            return fail(after, done, error{errc::invalid_argument, "deviceScope of device '" + cur.device_id +
+                                                                       "' cannot be changed."});
+
+        device_identity d = std::move(req);
+        d.device_id = cur.device_id;
+        d.generation_id = cur.generation_id;
+        d.etag = cur.etag + 1;
+        keep_presence(d, cur);
+        d.cloud_to_device_message_count = cur.cloud_to_device_message_count;
+        d.status_updated_time = d.status != cur.status ? std::optional<time_point>(now()) : cur.status_updated_time;
+        if (!d.device_scope || d.device_scope->empty()) d.device_scope = cur.device_scope;
+        if (d.parent_scopes.empty()) d.parent_scopes = cur.parent_scopes;
+        fill_keys(d.authentication, &cur.authentication, opts_.keep_keys_on_empty_update);
+
+        std::vector<store::identity_key> revoked;
+        if (cur.status == registry::device_status::enabled && d.status == registry::device_status::disabled) {
+            revoked.push_back({d.device_id, {}});
+            for (auto& [mid, m] : e->modules)
+                if (m.identity.view()) revoked.push_back({d.device_id, mid});
+        }
+        const std::uint64_t base = cur.etag;
+        e->identity.head = d;
+
+        store::write_batch b;
+        b.put_device(d, store::expect::revision(base));
+        auto w = std::make_shared<pending_write>();
+        w->device_id = d.device_id;
+        w->apply = [d](device_entry& e) {
+            device_identity v = d;
+            if (e.identity.committed) keep_presence(v, *e.identity.committed);
+            e.identity.committed = std::move(v);
+        };
+        w->finish = [this, d, done, revoked = std::move(revoked)](result<void> r) {
+            if (!r) return done(r.error());
+            notify_revoked(revoked);
+            done(d);
+        };
+        submit(*e, std::move(b), std::move(w), after);
+    }
+
+    void delete_device(std::string device_id, std::string if_match, handler<void> done) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        device_entry* e = head_device(device_id);
+        if (!e) return fail(after, done, error{errc::device_not_found, device_not_found_message(device_id)});
+        const device_identity& cur = *e->identity.view();
+        const std::string cur_etag = registry::etag_to_string(cur.etag);
+        if (!if_match.empty() && !registry::if_match_matches(if_match, cur_etag))
+            return fail(after, done,
+                        error{errc::precondition_failed, "Precondition failed: the etag of device '" + device_id +
+                                                             "' is \"" + cur_etag + "\", If-Match was " +
+                                                             if_match + "."});
+        std::vector<store::identity_key> revoked{{device_id, {}}};
+        for (auto& [mid, m] : e->modules) {
+            if (m.identity.view()) revoked.push_back({device_id, mid});
+            m.identity.head = std::optional<module_identity>();
+            m.twin.head = std::optional<twin_document>();
+        }
+        const std::uint64_t base = cur.etag;
+        e->identity.head = std::optional<device_identity>();
+        e->twin.head = std::optional<twin_document>();
+
+        store::write_batch b;
+        b.delete_device(device_id, store::expect::revision(base));
+        auto w = std::make_shared<pending_write>();
+        w->device_id = device_id;
+        w->apply = [this, device_id](device_entry& e) {
+            e.identity.committed.reset();
+            e.twin.committed.reset();
+            for (auto& [_, m] : e.modules) {
+                m.identity.committed.reset();
+                m.twin.committed.reset();
+            }
+            std::lock_guard sl(sessions_mu_);
+            drop_sessions_of(device_id, {});
+        };
+        w->finish = [this, done, revoked = std::move(revoked)](result<void> r) {
+            if (!r) return done(r.error());
+            notify_revoked(revoked);
+            done({});
+        };
+        submit(*e, std::move(b), std::move(w), after);
+    }
+
+    // The store cascades sessions with identities; mirror it. Call with sessions_mu_ held.
+    void drop_sessions_of(const std::string& device_id, const std::string& module_id) {
+        if (!module_id.empty()) {
+            sessions_.erase(device_id + "/" + module_id);
+            return;
+        }
+        sessions_.erase(device_id);
+        const std::string prefix = device_id + "/";
+        for (auto it = sessions_.lower_bound(prefix); it != sessions_.end() && it->first.rfind(prefix, 0) == 0;)
+            it = sessions_.erase(it);
+    }
+
+    // ---- modules ----
+
+    void create_module(module_identity req, handler<module_identity> done) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        if (auto v = registry::validate_id(req.device_id, "deviceId"); !v) return fail(after, done, v.error());
+        if (auto v = registry::validate_id(req.module_id, "moduleId"); !v) return fail(after, done, v.error());
+        device_entry* e = head_device(req.device_id);
+        if (!e) return fail(after, done, error{errc::device_not_found, device_not_found_message(req.device_id)});
+        if (head_module(*e, req.module_id))
+            return fail(after, done, error{errc::module_already_exists, "Module '" + req.module_id +
+                                                                            "' already exists on device '" +
+                                                                            req.device_id + "'."});
+        if (head_module_count(*e) >= opts_.max_modules_per_device)
+            return fail(after, done, error{errc::too_many_modules,
+                                           "Device '" + req.device_id + "' already has the maximum of " +
+                                               std::to_string(opts_.max_modules_per_device) + " modules."});
+
+        module_identity m = std::move(req);
+        m.generation_id = registry::new_generation_id();
+        m.etag = 0;
+        m.connection_state = registry::connection_state::disconnected;
+        m.connection_state_updated_time.reset();
+        m.last_activity_time.reset();
+        m.cloud_to_device_message_count = 0;
+        fill_keys(m.authentication, nullptr, false);
+        twin_document tw = twin::new_twin(now());
+
+        module_entry& me = e->modules[m.module_id];
+        me.identity.head = m;
+        me.twin.head = tw;
+
+        store::write_batch b;
+        b.put_module(m, store::expect::absent());
+        b.put_twin({m.device_id, m.module_id}, tw, store::expect::any());
+        auto w = std::make_shared<pending_write>();
+        w->device_id = m.device_id;
+        w->apply = [m, tw](device_entry& e) {
+            module_entry& me = e.modules[m.module_id];
+            me.identity.committed = m;
+            me.twin.committed = tw;
+        };
+        w->finish = [m, done](result<void> r) {
+            if (!r) return done(r.error());
+            done(m);
+        };
+        submit(*e, std::move(b), std::move(w), after);
+    }
+
+    void update_module(module_identity req, std::string if_match, handler<module_identity> done) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        device_entry* e = head_device(req.device_id);
+        if (!e) return fail(after, done, error{errc::device_not_found, device_not_found_message(req.device_id)});
+        module_entry* me = head_module(*e, req.module_id);
+        if (!me)
+            return fail(after, done,
+                        error{errc::module_not_found, module_not_found_message(req.device_id, req.module_id)});
+        const module_identity& cur = *me->identity.view();
+        const std::string cur_etag = registry::etag_to_string(cur.etag);
+        if (!if_match.empty() && !registry::if_match_matches(if_match, cur_etag))
+            return fail(after, done,
+                        error{errc::precondition_failed, "Precondition failed: the etag of module '" + cur.module_id +
+                                                             "' is \"" + cur_etag + "\", If-Match was " +
+                                                             if_match + "."});
+        if (!req.generation_id.empty() && req.generation_id != cur.generation_id)
+            return fail(after, done, error{errc::invalid_argument, "generationId of module '" + cur.module_id +
+                                                                       "' cannot be changed."});
+
+        module_identity m = std::move(req);
+        m.device_id = cur.device_id;
+        m.module_id = cur.module_id;
+        m.generation_id = cur.generation_id;
+        m.etag = cur.etag + 1;
+        keep_presence(m, cur);
+        m.cloud_to_device_message_count = cur.cloud_to_device_message_count;
+        fill_keys(m.authentication, &cur.authentication, opts_.keep_keys_on_empty_update);
+        const std::uint64_t base = cur.etag;
+        me->identity.head = m;
+
+        store::write_batch b;
+        b.put_module(m, store::expect::revision(base));
+        auto w = std::make_shared<pending_write>();
+        w->device_id = m.device_id;
+        w->apply = [m](device_entry& e) {
+            module_entry& me = e.modules[m.module_id];
+            module_identity v = m;
+            if (me.identity.committed) keep_presence(v, *me.identity.committed);
+            me.identity.committed = std::move(v);
+        };
+        w->finish = [m, done](result<void> r) {
+            if (!r) return done(r.error());
+            done(m);
+        };
+        submit(*e, std::move(b), std::move(w), after);
+    }
+
+    void delete_module(std::string device_id, std::string module_id, std::string if_match, handler<void> done) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        device_entry* e = head_device(device_id);
+        if (!e) return fail(after, done, error{errc::device_not_found, device_not_found_message(device_id)});
+        module_entry* me = head_module(*e, module_id);
+        if (!me) return fail(after, done, error{errc::module_not_found, module_not_found_message(device_id, module_id)});
+        const module_identity& cur = *me->identity.view();
+        const std::string cur_etag = registry::etag_to_string(cur.etag);
+        if (!if_match.empty() && !registry::if_match_matches(if_match, cur_etag))
+            return fail(after, done,
+                        error{errc::precondition_failed, "Precondition failed: the etag of module '" + module_id +
+                                                             "' is \"" + cur_etag + "\", If-Match was " +
+                                                             if_match + "."});
+        const std::uint64_t base = cur.etag;
+        me->identity.head = std::optional<module_identity>();
+        me->twin.head = std::optional<twin_document>();
+
+        store::write_batch b;
+        b.delete_module(device_id, module_id, store::expect::revision(base));
+        auto w = std::make_shared<pending_write>();
+        w->device_id = device_id;
+        w->apply = [this, device_id, module_id](device_entry& e) {
+            module_entry& me = e.modules[module_id];
+            me.identity.committed.reset();
+            me.twin.committed.reset();
+            std::lock_guard sl(sessions_mu_);
+            drop_sessions_of(device_id, module_id);
+        };
+        w->finish = [this, done, key = store::identity_key{device_id, module_id}](result<void> r) {
+            if (!r) return done(r.error());
+            notify_revoked({key});
+            done({});
+        };
+        submit(*e, std::move(b), std::move(w), after);
+    }
+
+    // ---- twins ----
+
+    // The twin slot a write to `id` builds on, or the error for a missing identity.
+    result<slot<twin_document>*> head_twin(const store::identity_key& id, device_entry*& dev) {
+        dev = head_device(id.device_id);
+        if (!dev) return error{errc::device_not_found, device_not_found_message(id.device_id)};
+        if (!id.is_module()) return &dev->twin;
+        module_entry* m = head_module(*dev, id.module_id);
+        if (!m) return error{errc::module_not_found, module_not_found_message(id.device_id, id.module_id)};
+        return &m->twin;
+    }
+
+    static slot<twin_document>& twin_slot_of(device_entry& e, const store::identity_key& id) {
+        return id.is_module() ? e.modules[id.module_id].twin : e.twin;
+    }
+
+    // One twin write: `mutate` changes a copy of the head document (or fails, leaving nothing
+    // changed); on success the committed document is published, the desired change (if any)
+    // notified, and `done` gets `make_result(new_doc)`.
+    template <class T>
+    void write_twin(store::identity_key id, std::string if_match,
+                    const std::function<result<std::optional<twin::desired_change>>(twin_document&)>& mutate,
+                    std::function<T(const twin_document&, const device_entry&)> make_result, handler<T> done) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        device_entry* e = nullptr;
+        auto ts = head_twin(id, e);
+        if (!ts) return fail(after, done, ts.error());
+        const twin_document& cur = *(*ts)->view();
+        if (!if_match.empty() && !registry::if_match_matches(if_match, twin::etag_to_string(cur.etag)))
+            return fail(after, done,
+                        error{errc::precondition_failed, "Precondition failed: the etag of the twin of '" +
+                                                             describe_key(id) + "' is \"" +
+                                                             twin::etag_to_string(cur.etag) + "\", If-Match was " +
+                                                             if_match + "."});
+        twin_document doc = cur;
+        auto changed = mutate(doc);
+        if (!changed) return fail(after, done, changed.error());
+        const auto base = static_cast<std::uint64_t>(cur.version);
+        (*ts)->head = doc;
+
+        store::write_batch b;
+        b.put_twin(id, doc, store::expect::revision(base));
+        auto w = std::make_shared<pending_write>();
+        w->device_id = id.device_id;
+        auto result_value = std::make_shared<std::optional<T>>();
+        w->apply = [id, doc, make_result, result_value](device_entry& e) {
+            auto& s = twin_slot_of(e, id);
+            twin_document v = doc;
+            if (s.committed) v.model_id = s.committed->model_id;
+            s.committed = std::move(v);
+            *result_value = make_result(*s.committed, e);  // the identity mirrors as of commit
+        };
+        w->finish = [this, id, done, result_value, change = std::move(*changed)](result<void> r) {
+            if (!r) return done(r.error());
+            if (change) notify_desired(id, *change);
+            done(std::move(**result_value));
+        };
+        submit(*e, std::move(b), std::move(w), after);
+    }
+
+    boost::json::object twin_json_of(const device_entry& e, const store::identity_key& id) const {
+        if (!id.is_module()) return service_twin_json(*e.identity.committed, *e.twin.committed);
+        const module_entry& m = e.modules.find(id.module_id)->second;
+        return service_twin_json(*m.identity.committed, *m.twin.committed);
+    }
+
+    // Readers: the committed twin of `id`.
+    result<const twin_document*> committed_twin(const store::identity_key& id, const device_entry*& dev) const {
+        dev = committed_device(id.device_id);
+        if (!dev) return error{errc::device_not_found, device_not_found_message(id.device_id)};
+        if (!id.is_module()) return &*dev->twin.committed;
+        const module_entry* m = committed_module(*dev, id.module_id);
+        if (!m) return error{errc::module_not_found, module_not_found_message(id.device_id, id.module_id)};
+        return &*m->twin.committed;
+    }
+
+    // ---- presence ----
+
+    // Applies `f` to the identity of `id` (committed and head copies); false when it is unknown.
+    template <class F>
+    bool with_presence(const store::identity_key& id, F&& f) {
+        std::unique_lock lock(mu_);
+        auto it = devices_.find(id.device_id);
+        if (it == devices_.end()) return false;
+        device_entry& e = it->second;
+        if (!id.is_module()) {
+            if (e.identity.committed) f(*e.identity.committed);
+            if (e.identity.head && *e.identity.head) f(**e.identity.head);
+            return true;
+        }
+        auto mit = e.modules.find(id.module_id);
+        if (mit == e.modules.end()) return false;
+        if (mit->second.identity.committed) f(*mit->second.identity.committed);
+        if (mit->second.identity.head && *mit->second.identity.head) f(**mit->second.identity.head);
+        return true;
+    }
+
+    void load(store::snapshot s) {
+        for (auto& p : s.policies) policies_[p.key_name] = std::move(p);
+        for (auto& d : s.devices) {
+            d.identity.connection_state = registry::connection_state::disconnected;
+            device_entry& e = devices_[d.identity.device_id];
+            e.identity.committed = std::move(d.identity);
+            e.twin.committed = std::move(d.twin);
+        }
+        for (auto& m : s.modules) {
+            auto it = devices_.find(m.identity.device_id);
+            if (it == devices_.end()) {
+                log::warn("service.load_orphan_module",
+                          {{"device", m.identity.device_id}, {"module", m.identity.module_id}});
+                continue;
+            }
+            m.identity.connection_state = registry::connection_state::disconnected;
+            module_entry& me = it->second.modules[m.identity.module_id];
+            me.identity.committed = std::move(m.identity);
+            me.twin.committed = std::move(m.twin);
+        }
+        for (auto& x : s.sessions) sessions_[x.client_id] = std::move(x);
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+hub_service::hub_service(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+hub_service::~hub_service() = default;
+
+result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_options opts) {
+    auto snap = s.load();
+    if (!snap) return snap.error();
+    if (snap->policies.empty()) {
+        auto defaults = auth::default_policies();
+        store::write_batch b;
+        for (auto& p : defaults) b.put_policy(p);
+        if (auto r = s.commit_sync(std::move(b)); !r) return r.error();
+        snap->policies = std::move(defaults);
+        log::info("service.default_policies_created", {{"count", snap->policies.size()}});
+    }
+    auto p = std::make_unique<impl>(s, opts);
+    p->load(std::move(*snap));
+    log::info("service.opened", {{"devices", p->devices_.size()}, {"policies", p->policies_.size()}});
+    return std::unique_ptr<hub_service>(new hub_service(std::move(p)));
+}
+
+void hub_service::add_observer(change_observer* o) { impl_->observers_.push_back(o); }
+
+std::vector<auth::shared_access_policy> hub_service::policies() const {
+    std::shared_lock lock(impl_->mu_);
+    std::vector<auth::shared_access_policy> out;
+    for (auto& [_, p] : impl_->policies_) out.push_back(p);
+    return out;
+}
+
+// ---- devices ----
+
+void hub_service::create_device(registry::device_identity req, handler<registry::device_identity> done) {
+    impl_->create_device(std::move(req), std::move(done));
+}
+
+void hub_service::update_device(registry::device_identity req, std::string if_match,
+                                handler<registry::device_identity> done) {
+    impl_->update_device(std::move(req), std::move(if_match), std::move(done));
+}
+
+result<registry::device_identity> hub_service::get_device(std::string_view device_id) const {
+    std::shared_lock lock(impl_->mu_);
+    const device_entry* e = impl_->committed_device(device_id);
+    if (!e) return error{errc::device_not_found, device_not_found_message(device_id)};
+    return *e->identity.committed;
+}
+
+std::vector<registry::device_identity> hub_service::list_devices(std::size_t top) const {
+    const std::size_t limit = top == 0 ? impl_->opts_.max_list : std::min(top, impl_->opts_.max_list);
+    std::shared_lock lock(impl_->mu_);
+    std::vector<registry::device_identity> out;
+    for (auto& [_, e] : impl_->devices_) {
+        if (out.size() >= limit) break;
+        if (e.identity.committed) out.push_back(*e.identity.committed);
+    }
+    return out;
+}
+
+void hub_service::delete_device(std::string device_id, std::string if_match, handler<void> done) {
+    impl_->delete_device(std::move(device_id), std::move(if_match), std::move(done));
+}
+
+registry_statistics hub_service::statistics() const {
+    std::shared_lock lock(impl_->mu_);
+    registry_statistics s;
+    for (auto& [_, e] : impl_->devices_) {
+        if (!e.identity.committed) continue;
+        ++s.total_device_count;
+        if (e.identity.committed->status == registry::device_status::enabled)
+            ++s.enabled_device_count;
+        else
+            ++s.disabled_device_count;
+    }
+    return s;
+}
+
+std::int64_t hub_service::connected_device_count() const {
+    std::shared_lock lock(impl_->mu_);
+    std::int64_t n = 0;
+    for (auto& [_, e] : impl_->devices_)
+        if (e.identity.committed && e.identity.committed->connection_state == registry::connection_state::connected)
+            ++n;
+    return n;
+}
+
+// ---- modules ----
+
+void hub_service::create_module(registry::module_identity req, handler<registry::module_identity> done) {
+    impl_->create_module(std::move(req), std::move(done));
+}
+
+void hub_service::update_module(registry::module_identity req, std::string if_match,
+                                handler<registry::module_identity> done) {
+    impl_->update_module(std::move(req), std::move(if_match), std::move(done));
+}
+
+result<registry::module_identity> hub_service::get_module(std::string_view device_id,
+                                                          std::string_view module_id) const {
+    std::shared_lock lock(impl_->mu_);
+    const device_entry* e = impl_->committed_device(device_id);
+    if (!e) return error{errc::device_not_found, device_not_found_message(device_id)};
+    const module_entry* m = impl_->committed_module(*e, module_id);
+    if (!m) return error{errc::module_not_found, module_not_found_message(device_id, module_id)};
+    return *m->identity.committed;
+}
+
+result<std::vector<registry::module_identity>> hub_service::list_modules(std::string_view device_id) const {
+    std::shared_lock lock(impl_->mu_);
+    const device_entry* e = impl_->committed_device(device_id);
+    if (!e) return error{errc::device_not_found, device_not_found_message(device_id)};
+    std::vector<registry::module_identity> out;
+    for (auto& [_, m] : e->modules)
+        if (m.identity.committed) out.push_back(*m.identity.committed);
+    return out;
+}
+
+void hub_service::delete_module(std::string device_id, std::string module_id, std::string if_match,
+                                handler<void> done) {
+    impl_->delete_module(std::move(device_id), std::move(module_id), std::move(if_match), std::move(done));
+}
+
+// ---- bulk ----
+
+void hub_service::bulk(std::vector<bulk_entry> entries, handler<bulk_result> done) {
+    if (entries.size() > impl_->opts_.max_bulk_entries)
+        return done(error{errc::invalid_argument, "A bulk request may hold at most " +
+                                                      std::to_string(impl_->opts_.max_bulk_entries) +
+                                                      " devices; it held " + std::to_string(entries.size()) + "."});
+    {
+        std::set<std::string_view> seen;
+        for (auto& en : entries)
+            if (!seen.insert(en.device.device_id).second)
+                return done(error{errc::device_defined_multiple_times,
+                                  "Device '" + en.device.device_id + "' is defined multiple times in the request."});
+    }
+    if (entries.empty()) return done(bulk_result{});
+
+    struct state {
+        std::vector<std::optional<bulk_error>> errors;
+        std::atomic<std::size_t> remaining;
+        handler<bulk_result> done;
+    };
+    auto st = std::make_shared<state>();
+    st->errors.resize(entries.size());
+    st->remaining = entries.size();
+    st->done = std::move(done);
+
+    auto finish_one = [st](std::size_t i, const bulk_entry& en, const std::optional<error>& err) {
+        if (err) st->errors[i] = bulk_error{en.device.device_id, err->code, err->message, en.import_mode};
+        if (st->remaining.fetch_sub(1) != 1) return;
+        bulk_result r;
+        for (auto& e : st->errors)
+            if (e) r.errors.push_back(std::move(*e));
+        r.is_successful = r.errors.empty();
+        st->done(std::move(r));
+    };
+
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        // Each entry is its own write; the handlers only record the outcome.
+        auto en = std::make_shared<bulk_entry>(std::move(entries[i]));
+        auto on_identity = [finish_one, i, en](result<registry::device_identity> r) {
+            finish_one(i, *en, r ? std::nullopt : std::optional<error>(r.error()));
+        };
+        auto on_void = [finish_one, i, en](result<void> r) {
+            finish_one(i, *en, r ? std::nullopt : std::optional<error>(r.error()));
+        };
+        const std::string& mode = en->import_mode;
+        const bool needs_etag = mode == "updateifmatchetag" || mode == "deleteifmatchetag";
+        if (needs_etag && en->etag.empty()) {
+            finish_one(i, *en, error{errc::invalid_argument, "importMode '" + mode + "' of device '" +
+                                                                 en->device.device_id + "' requires an eTag."});
+            continue;
+        }
+        if (mode == "create") {
+            create_device(en->device, on_identity);
+        } else if (mode == "createorupdate") {
+            if (get_device(en->device.device_id))
+                update_device(en->device, "*", on_identity);
+            else
+                create_device(en->device, on_identity);
+        } else if (mode == "update") {
+            update_device(en->device, "*", on_identity);
+        } else if (mode == "updateifmatchetag") {
+            update_device(en->device, quote_etag(en->etag), on_identity);
+        } else if (mode == "delete") {
+            delete_device(en->device.device_id, "*", on_void);
+        } else if (mode == "deleteifmatchetag") {
+            delete_device(en->device.device_id, quote_etag(en->etag), on_void);
+        } else {
+            finish_one(i, *en, error{errc::invalid_argument, "importMode '" + mode + "' of device '" +
+                                                                 en->device.device_id + "' is not supported."});
+        }
+    }
+}
+
+// ---- twins ----
+
+result<boost::json::object> hub_service::get_twin(const store::identity_key& id) const {
+    std::shared_lock lock(impl_->mu_);
+    const device_entry* e = nullptr;
+    auto t = impl_->committed_twin(id, e);
+    if (!t) return t.error();
+    return impl_->twin_json_of(*e, id);
+}
+
+void hub_service::patch_twin(store::identity_key id, boost::json::value body, std::string if_match,
+                             handler<boost::json::object> done) {
+    auto now_t = now();
+    impl_->write_twin<boost::json::object>(
+        id, std::move(if_match),
+        [&body, now_t](twin::twin_document& doc) -> result<std::optional<twin::desired_change>> {
+            auto r = twin::apply_service_patch(doc, body, now_t);
+            if (!r) return r.error();
+            return std::move(r->desired);
+        },
+        [this, id](const twin::twin_document&, const device_entry& e) { return impl_->twin_json_of(e, id); },
+        std::move(done));
+}
+
+void hub_service::replace_twin(store::identity_key id, boost::json::value body, std::string if_match,
+                               handler<boost::json::object> done) {
+    auto now_t = now();
+    impl_->write_twin<boost::json::object>(
+        id, std::move(if_match),
+        [&body, now_t](twin::twin_document& doc) -> result<std::optional<twin::desired_change>> {
+            auto r = twin::apply_service_replace(doc, body, now_t);
+            if (!r) return r.error();
+            return std::move(r->desired);
+        },
+        [this, id](const twin::twin_document&, const device_entry& e) { return impl_->twin_json_of(e, id); },
+        std::move(done));
+}
+
+result<boost::json::object> hub_service::get_device_twin_view(const store::identity_key& id) const {
+    std::shared_lock lock(impl_->mu_);
+    const device_entry* e = nullptr;
+    auto t = impl_->committed_twin(id, e);
+    if (!t) return t.error();
+    return twin::device_view(**t);
+}
+
+void hub_service::patch_reported(store::identity_key id, boost::json::value patch, handler<std::int64_t> done) {
+    auto now_t = now();
+    impl_->write_twin<std::int64_t>(
+        std::move(id), {},
+        [&patch, now_t](twin::twin_document& doc) -> result<std::optional<twin::desired_change>> {
+            auto r = twin::apply_reported_patch(doc, patch, now_t);
+            if (!r) return r.error();
+            return std::optional<twin::desired_change>();
+        },
+        [](const twin::twin_document& doc, const device_entry&) { return doc.reported_version; }, std::move(done));
+}
+
+void hub_service::for_each_twin(bool modules, const std::function<bool(const boost::json::object&)>& visit) const {
+    std::shared_lock lock(impl_->mu_);
+    for (auto& [_, e] : impl_->devices_) {
+        if (!e.identity.committed) continue;
+        if (!modules) {
+            if (!visit(service_twin_json(*e.identity.committed, *e.twin.committed))) return;
+            continue;
+        }
+        for (auto& [__, m] : e.modules) {
+            if (!m.identity.committed) continue;
+            if (!visit(service_twin_json(*m.identity.committed, *m.twin.committed))) return;
+        }
+    }
+}
+
+// ---- presence and credentials ----
+
+result<identity_credentials> hub_service::credentials(const store::identity_key& id) const {
+    std::shared_lock lock(impl_->mu_);
+    const device_entry* e = impl_->committed_device(id.device_id);
+    if (!e) return error{errc::device_not_found, device_not_found_message(id.device_id)};
+    const bool enabled = e->identity.committed->status == registry::device_status::enabled;
+    if (!id.is_module()) return identity_credentials{e->identity.committed->authentication, enabled};
+    const module_entry* m = impl_->committed_module(*e, id.module_id);
+    if (!m) return error{errc::module_not_found, module_not_found_message(id.device_id, id.module_id)};
+    return identity_credentials{m->identity.committed->authentication, enabled};
+}
+
+void hub_service::set_connection_state(const store::identity_key& id, bool connected) {
+    const time_point t = now();
+    const auto state = connected ? registry::connection_state::connected : registry::connection_state::disconnected;
+    impl_->with_presence(id, [&](auto& identity) {
+        identity.connection_state = state;
+        identity.connection_state_updated_time = t;
+        if (connected) identity.last_activity_time = t;
+    });
+}
+
+void hub_service::touch_activity(const store::identity_key& id) {
+    const time_point t = now();
+    impl_->with_presence(id, [&](auto& identity) { identity.last_activity_time = t; });
+}
+
+void hub_service::set_model_id(const store::identity_key& id, std::string model_id) {
+    std::unique_lock lock(impl_->mu_);
+    auto it = impl_->devices_.find(id.device_id);
+    if (it == impl_->devices_.end()) return;
+    slot<twin::twin_document>* s = &it->second.twin;
+    if (id.is_module()) {
+        auto mit = it->second.modules.find(id.module_id);
+        if (mit == it->second.modules.end()) return;
+        s = &mit->second.twin;
+    }
+    if (s->committed) s->committed->model_id = model_id;
+    if (s->head && *s->head) (*s->head)->model_id = model_id;
+}
+
+// ---- MQTT sessions ----
+
+std::optional<store::session_record> hub_service::get_session(std::string_view client_id) const {
+    std::lock_guard lock(impl_->sessions_mu_);
+    auto it = impl_->sessions_.find(client_id);
+    if (it == impl_->sessions_.end()) return std::nullopt;
+    return it->second;
+}
+
+void hub_service::put_session(store::session_record s, handler<void> done) {
+    store::write_batch b;
+    b.put_session(s);
+    impl_->store_.commit(std::move(b), [this, s = std::move(s), done = std::move(done)](result<void> r) mutable {
+        if (r) {
+            std::lock_guard lock(impl_->sessions_mu_);
+            impl_->sessions_[s.client_id] = std::move(s);
+        }
+        done(r);
+    });
+}
+
+void hub_service::delete_session(std::string client_id, handler<void> done) {
+    store::write_batch b;
+    b.delete_session(client_id);
+    impl_->store_.commit(std::move(b), [this, client_id, done = std::move(done)](result<void> r) {
+        if (r) {
+            std::lock_guard lock(impl_->sessions_mu_);
+            impl_->sessions_.erase(client_id);
+        }
+        done(r);
+    });
+}
+
+// ---- telemetry ----
+
+void hub_service::append_event(store::event_record e, handler<void> done) {
+    store::write_batch b;
+    b.append_event(std::move(e));
+    impl_->store_.commit(std::move(b), std::move(done));
+}
+
+}  // namespace twinhub::service

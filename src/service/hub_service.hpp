@@ -1,0 +1,170 @@
+// The hub's domain service: identities, twins, policies and MQTT session records, held in memory
+// and made durable through store::store. Protocol heads (REST, MQTT, query) call only this class.
+//
+// Reads are served from memory and reflect every write whose completion has already run
+// (read-your-writes: a write is applied to the readable state after it is durable and before its
+// handler is called). Writes are validated here, committed through the store (group-committed with
+// other writes) and completed through `handler`s that run on the store's thread: heads post the
+// result back to their own strand/executor and must not block in them. A write rejected before it
+// reaches the store (validation, If-Match, not found) completes on the calling thread, before the
+// call returns; so does every write once the store is closed (shutting_down).
+//
+// Writes to one identity are applied in the order they were accepted; desired changes reach the
+// observers in $version order, after commit, on the store's thread, before the write's handler.
+//
+// Presence (connectionState, lastActivityTime, modelId) lives in memory only: set_connection_state,
+// touch_activity and set_model_id are not committed on their own (they reach the store with the
+// next identity/twin write); after a restart every identity is Disconnected.
+//
+// Thread safety: every member function may be called from any thread. The store and the observers
+// passed in must outlive the hub_service.
+#pragma once
+
+#include "auth/shared_access_policy.hpp"
+#include "common/errc.hpp"
+#include "registry/identity.hpp"
+#include "store/store.hpp"
+#include "twin/twin_document.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace twinhub::service {
+
+template <class T>
+using handler = std::function<void(result<T>)>;
+
+struct hub_options {
+    std::size_t max_modules_per_device = 50;
+    std::size_t max_list = 1000;  // identities returned by one list call
+    // Spec 3.5 [UNVERIFIED]: on update, an empty key keeps the stored key (true) or generates one.
+    bool keep_keys_on_empty_update = true;
+    std::size_t max_bulk_entries = 100;  // entries of one bulk request (spec 3.9)
+};
+
+// Told about committed changes, so heads can push notifications and drop connections.
+class change_observer {
+public:
+    virtual ~change_observer() = default;
+    // A committed desired change of one twin (the device-facing patch with "$version").
+    virtual void on_desired_change(const store::identity_key& id, const twin::desired_change& change) = 0;
+    // The identity was deleted or disabled (a device's modules are reported too): drop its connections.
+    virtual void on_identity_revoked(const store::identity_key& id) = 0;
+};
+
+struct registry_statistics {
+    std::int64_t total_device_count = 0;
+    std::int64_t enabled_device_count = 0;
+    std::int64_t disabled_device_count = 0;
+};
+
+// One entry of POST /devices (spec 3.9), parsed by the REST head.
+struct bulk_entry {
+    std::string import_mode;  // lower-cased: create, update, updateifmatchetag, delete, deleteifmatchetag, ...
+    std::string etag;         // for *IfMatchETag modes
+    registry::device_identity device;
+};
+
+struct bulk_error {
+    std::string device_id;
+    errc code;
+    std::string message;
+    std::string operation;  // the entry's importMode as sent
+};
+
+struct bulk_result {
+    bool is_successful = true;
+    std::vector<bulk_error> errors;
+};
+
+// What an authenticating head needs to know about an identity.
+struct identity_credentials {
+    registry::authentication_mechanism authentication;
+    bool enabled = true;  // false when the device (or a module's device) is disabled
+};
+
+class hub_service {
+public:
+    // Loads the snapshot into memory. If the store holds no policies (first start), the five default
+    // policies are created and committed before this returns. Fails with the store's error.
+    static result<std::unique_ptr<hub_service>> open(store::store& s, hub_options opts);
+    ~hub_service();
+
+    void add_observer(change_observer* o);     // before serving; not removable
+    std::vector<auth::shared_access_policy> policies() const;
+
+    // ---- devices (spec 3.2 rows 1-5, 3.6) ----
+    // Create-only: fails with device_already_exists. Empty sas keys are generated; new generationId,
+    // etag, twin.
+    void create_device(registry::device_identity req, handler<registry::device_identity> done);
+    // Update with If-Match (already known to be present): device_not_found, precondition_failed,
+    // invalid_argument (immutable fields). Keeps generationId; keys per hub_options.
+    void update_device(registry::device_identity req, std::string if_match, handler<registry::device_identity> done);
+    result<registry::device_identity> get_device(std::string_view device_id) const;
+    std::vector<registry::device_identity> list_devices(std::size_t top) const;
+    // Deletes the device, its modules and all their twins; if_match empty or "*" = unconditional.
+    void delete_device(std::string device_id, std::string if_match, handler<void> done);
+    registry_statistics statistics() const;
+    std::int64_t connected_device_count() const;
+
+    // ---- modules (spec 3.2 rows 6-10) ----
+    void create_module(registry::module_identity req, handler<registry::module_identity> done);
+    void update_module(registry::module_identity req, std::string if_match, handler<registry::module_identity> done);
+    result<registry::module_identity> get_module(std::string_view device_id, std::string_view module_id) const;
+    result<std::vector<registry::module_identity>> list_modules(std::string_view device_id) const;
+    void delete_module(std::string device_id, std::string module_id, std::string if_match, handler<void> done);
+
+    // ---- bulk (spec 3.9) ----
+    // Each entry is applied on its own (partial failure is reported in bulk_result, per entry).
+    // The whole request fails with device_defined_multiple_times when an id appears twice, and with
+    // invalid_argument when it holds more than max_bulk_entries; then nothing is applied. Modes:
+    // create, createorupdate, update, updateifmatchetag, delete, deleteifmatchetag (others fail
+    // their entry with invalid_argument).
+    void bulk(std::vector<bulk_entry> entries, handler<bulk_result> done);
+
+    // ---- twins (spec 4) ----
+    // The service twin JSON of 4.1 (identity mirrors, etag, version, tags, properties with $metadata).
+    result<boost::json::object> get_twin(const store::identity_key& id) const;
+    // PATCH: if_match empty or wildcard = unconditional; else must match the twin etag.
+    void patch_twin(store::identity_key id, boost::json::value body, std::string if_match,
+                    handler<boost::json::object> done);
+    void replace_twin(store::identity_key id, boost::json::value body, std::string if_match,
+                      handler<boost::json::object> done);
+    // Device side: flat {"desired":{..,"$version"},"reported":{..,"$version"}}.
+    result<boost::json::object> get_device_twin_view(const store::identity_key& id) const;
+    // Reported patch from the device; completes with the new reported $version.
+    void patch_reported(store::identity_key id, boost::json::value patch, handler<std::int64_t> done);
+    // Visits every twin (devices, or modules) under a consistent read view, as service twin JSON.
+    // The visitor returns false to stop. Used by the query engine. It runs under the shared lock:
+    // it must not call a writing member of this hub_service.
+    void for_each_twin(bool modules, const std::function<bool(const boost::json::object&)>& visit) const;
+
+    // ---- presence and credentials (spec 5, 6) ----
+    result<identity_credentials> credentials(const store::identity_key& id) const;
+    void set_connection_state(const store::identity_key& id, bool connected);
+    void touch_activity(const store::identity_key& id);
+    void set_model_id(const store::identity_key& id, std::string model_id);
+
+    // ---- MQTT sessions (spec 5.3) ----
+    std::optional<store::session_record> get_session(std::string_view client_id) const;
+    void put_session(store::session_record s, handler<void> done);
+    void delete_session(std::string client_id, handler<void> done);
+
+    // ---- telemetry ----
+    void append_event(store::event_record e, handler<void> done);
+
+    struct impl;
+
+private:
+    explicit hub_service(std::unique_ptr<impl> p);
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace twinhub::service
