@@ -7,9 +7,13 @@
 namespace twinhub::auth {
 namespace {
 
-error denied(std::string reason) { return {errc::unauthorized, std::move(reason)}; }
+error denied(std::string reason) {
+    return {errc::unauthorized, std::move(reason)};
+}
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
 
 // Parses and turns every parse failure into unauthorized (a malformed credential is a credential
 // failure on the wire).
@@ -25,7 +29,8 @@ std::string strip_port(std::string_view s) {
     auto slash = s.find('/');
     std::string_view host = s.substr(0, slash);
     auto colon = host.rfind(':');
-    if (colon == std::string_view::npos || colon + 1 == host.size() || host.size() - colon - 1 > 5) return std::string(s);
+    if (colon == std::string_view::npos || colon + 1 == host.size() || host.size() - colon - 1 > 5)
+        return std::string(s);
     for (char c : host.substr(colon + 1))
         if (c < '0' || c > '9') return std::string(s);
     std::string out(host.substr(0, colon));
@@ -66,7 +71,9 @@ bool names(const sr_forms& f, std::string_view resource) {
     return (f.decoded_ok && exact(f.decoded)) || exact(f.raw);
 }
 
-std::string_view shown(const sr_forms& f) { return f.decoded_ok ? f.decoded : f.raw; }
+std::string_view shown(const sr_forms& f) {
+    return f.decoded_ok ? f.decoded : f.raw;
+}
 
 const shared_access_policy* find_policy(std::span<const shared_access_policy> policies, std::string_view name) {
     for (const auto& p : policies)
@@ -103,7 +110,8 @@ bool policy_grants(const shared_access_policy& p, std::uint32_t required_any) no
 result<const shared_access_policy*> authorize_service(std::string_view authorization,
                                                       std::span<const std::string> hub_host_names,
                                                       std::span<const shared_access_policy> policies,
-                                                      std::uint32_t required_any, time_point now) {
+                                                      std::uint32_t required_any, time_point now,
+                                                      std::string_view resource_path) {
     auto t = parse_for_auth(authorization);
     if (!t) return t.error();
     if (t->key_name.empty()) {
@@ -119,9 +127,14 @@ result<const shared_access_policy*> authorize_service(std::string_view authoriza
 
     auto sr = forms_of(*t);
     bool host_ok = false;
-    for (const auto& host : hub_host_names) host_ok = host_ok || prefix_of(sr, strip_port(host));
+    for (const auto& host : hub_host_names) {
+        std::string resource = strip_port(host);
+        if (!resource_path.empty()) resource.append("/").append(resource_path);
+        host_ok = host_ok || prefix_of(sr, resource);
+    }
     if (!host_ok) {
-        return denied("The SAS token resource " + quoted(shown(sr)) + " does not authorise this hub's host name.");
+        return denied("The SAS token resource " + quoted(shown(sr)) +
+                      " does not authorise this hub's host name or the resource accessed.");
     }
     if (!policy_grants(*policy, required_any)) {
         std::string needed = rights_to_string(required_any);

@@ -42,13 +42,19 @@ bool is_hub_host(std::string_view host, std::span<const std::string> hub_host_na
 
 // Service REST authorisation. `authorization` is the Authorization header value (a SAS token). The
 // token must name (skn) one of `policies`, verify with its primary or secondary key, not be expired
-// at `now`, carry an sr that authorises one of `hub_host_names` (segment prefix, case-insensitive;
-// in practice sr == host; a ":port" suffix is ignored), and the policy must grant `required_any` (see policy_grants).
+// at `now`, carry an sr that authorises `{host}` for one of `hub_host_names` (segment prefix,
+// case-insensitive; in practice sr == host; a ":port" suffix is ignored), and the policy must grant
+// `required_any` (see policy_grants).
+// `resource_path` is the device-relative resource being accessed, without leading '/', e.g.
+// "devices/dev1" or "devices/dev1/modules/m1" (twins and methods of a device map to its devices/...
+// resource). When given, an sr scoped to that resource (`{host}/devices/dev1`, as the C service SDK
+// sometimes signs) is accepted too; when empty (hub-wide operations) only `{host}` is.
 // On success returns the matching element of `policies` (it points into the caller's span).
 result<const shared_access_policy*> authorize_service(std::string_view authorization,
                                                       std::span<const std::string> hub_host_names,
                                                       std::span<const shared_access_policy> policies,
-                                                      std::uint32_t required_any, time_point now);
+                                                      std::uint32_t required_any, time_point now,
+                                                      std::string_view resource_path = {});
 
 // How a device-side connection was authorised.
 struct device_authorization {

@@ -9,8 +9,10 @@ namespace {
 enum field { f_host, f_key_name, f_key, f_sas, f_device, f_module, f_gateway, f_x509, f_count };
 
 constexpr std::array<std::string_view, f_count> field_names = {
-    "HostName", "SharedAccessKeyName", "SharedAccessKey", "SharedAccessSignature",
-    "DeviceId", "ModuleId",            "GatewayHostName", "x509",
+    "HostName",        "SharedAccessKeyName",
+    "SharedAccessKey", "SharedAccessSignature",
+    "DeviceId",        "ModuleId",
+    "GatewayHostName", "x509",
 };
 
 std::optional<field> field_of(std::string_view name) {
@@ -38,9 +40,13 @@ bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
-error bad(std::string message) { return {errc::invalid_argument, "Invalid connection string: " + std::move(message)}; }
+error bad(std::string message) {
+    return {errc::invalid_argument, "Invalid connection string: " + std::move(message)};
+}
 
-std::string quoted(std::string_view name) { return "'" + std::string(name) + "'"; }
+std::string quoted(std::string_view name) {
+    return "'" + std::string(name) + "'";
+}
 
 }  // namespace
 
@@ -105,8 +111,7 @@ result<connection_string> parse_connection_string(std::string_view s) {
     cs.kind = v[f_module] ? connection_string_kind::module : connection_string_kind::device;
     int credentials = (v[f_key] ? 1 : 0) + (v[f_sas] ? 1 : 0) + (cs.x509 ? 1 : 0);
     if (credentials == 0) return bad("missing key 'SharedAccessKey' (or 'SharedAccessSignature' or 'x509=true').");
-    if (credentials > 1)
-        return bad("use exactly one of 'SharedAccessKey', 'SharedAccessSignature' and 'x509=true'.");
+    if (credentials > 1) return bad("use exactly one of 'SharedAccessKey', 'SharedAccessSignature' and 'x509=true'.");
     if (v[f_key_name] && !v[f_key]) return bad("key 'SharedAccessKeyName' requires 'SharedAccessKey'.");
     return cs;
 }

@@ -9,7 +9,9 @@
 namespace twinhub::auth {
 namespace {
 
-error bad(std::string message) { return {errc::invalid_argument, "Malformed SAS token: " + std::move(message)}; }
+error bad(std::string message) {
+    return {errc::invalid_argument, "Malformed SAS token: " + std::move(message)};
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -30,7 +32,9 @@ std::optional<std::int64_t> parse_seconds(std::string_view s) {
     return v;
 }
 
-char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 }  // namespace
 
@@ -129,8 +133,8 @@ std::int64_t to_unix_seconds(time_point t) noexcept {
 
 result<void> check_expiry(const sas_token& t, time_point now) {
     if (t.expiry <= to_unix_seconds(now)) {
-        return error{errc::unauthorized, "The SAS token has expired (se=" + std::to_string(t.expiry) +
-                                             "); generate a new one."};
+        return error{errc::unauthorized,
+                     "The SAS token has expired (se=" + std::to_string(t.expiry) + "); generate a new one."};
     }
     return {};
 }

@@ -21,10 +21,10 @@ namespace twinhub::auth {
 inline constexpr std::string_view sas_token_prefix = "SharedAccessSignature";
 
 struct sas_token {
-    std::string resource;   // sr, exactly as received (possibly percent-encoded)
-    std::string signature;  // sig, exactly as received (URL-encoded base64)
+    std::string resource;     // sr, exactly as received (possibly percent-encoded)
+    std::string signature;    // sig, exactly as received (URL-encoded base64)
     std::int64_t expiry = 0;  // se, seconds since the Unix epoch (UTC)
-    std::string key_name;   // skn; empty when absent or sent empty
+    std::string key_name;     // skn; empty when absent or sent empty
 };
 
 // Parses a token. Leading/trailing whitespace is ignored; the fields may come in any order; unknown
@@ -69,7 +69,6 @@ bool resource_authorizes(std::string_view decoded_sr, std::string_view resource)
 
 // "{host}/devices/{device_id}" or, with a module id, "{host}/devices/{device_id}/modules/{module_id}";
 // raw (not encoded), as the C SDK sends it. Percent-encode it for the Node/Python form.
-std::string identity_resource(std::string_view host_name, std::string_view device_id,
-                              std::string_view module_id = {});
+std::string identity_resource(std::string_view host_name, std::string_view device_id, std::string_view module_id = {});
 
 }  // namespace twinhub::auth

@@ -116,7 +116,8 @@ result<void> validate_policy(const shared_access_policy& p) {
             return bad(std::string(field) + " must be base64 of 16 to 64 bytes.");
     }
     if ((p.rights & all_rights) == 0 || (p.rights & ~all_rights) != 0)
-        return bad("rights must be a non-empty combination of RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect.");
+        return bad(
+            "rights must be a non-empty combination of RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect.");
     return {};
 }
 

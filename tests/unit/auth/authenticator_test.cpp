@@ -93,8 +93,8 @@ TEST_F(authorize_service_test, any_configured_host_name_is_accepted_case_insensi
 TEST_F(authorize_service_test, python_order_and_encoded_host_are_accepted) {
     const auto& p = policy("registryRead");
     std::string sig = *compute_signature(p.primary_key, "hub.local", later);
-    std::string python = "SharedAccessSignature sr=hub.local&sig=" + sig + "&se=" + std::to_string(later) +
-                         "&skn=registryRead";
+    std::string python =
+        "SharedAccessSignature sr=hub.local&sig=" + sig + "&se=" + std::to_string(later) + "&skn=registryRead";
     EXPECT_TRUE(service(python, registry_read));
 }
 
@@ -202,8 +202,7 @@ TEST_F(authorize_device_test, secondary_identity_key_is_accepted) {
 }
 
 TEST_F(authorize_device_test, wrong_identity_key_is_rejected) {
-    expect_unauthorized(device(token("hub.local%2Fdevices%2Fdev1", generate_key()), dev1, dev_keys()),
-                        "device 'dev1'");
+    expect_unauthorized(device(token("hub.local%2Fdevices%2Fdev1", generate_key()), dev1, dev_keys()), "device 'dev1'");
 }
 
 TEST_F(authorize_device_test, identity_without_keys_is_rejected) {
@@ -290,8 +289,7 @@ TEST_F(authorize_device_test, unknown_policy_and_expired_policy_token_are_reject
 }
 
 TEST_F(authorize_device_test, malformed_sr_escape_falls_back_to_raw_and_fails_cleanly) {
-    expect_unauthorized(device(token("hub.local%2Fdevices%2Fdev1%", dev_primary), dev1, dev_keys()),
-                        "does not name");
+    expect_unauthorized(device(token("hub.local%2Fdevices%2Fdev1%", dev_primary), dev1, dev_keys()), "does not name");
 }
 
 TEST_F(authorize_device_test, malformed_token_is_unauthorized) {
@@ -312,7 +310,8 @@ TEST_F(authorize_device_test, port_in_node_sr_is_ignored) {
 TEST_F(authorize_service_test, port_in_sr_or_configured_host_is_ignored) {
     EXPECT_TRUE(service(policy_token("service", "hub.local:8443"), service_connect));
     std::vector<std::string> with_port{"localhost:8884"};
-    EXPECT_TRUE(authorize_service(policy_token("service", "localhost"), with_port, policies, service_connect, test_now));
+    EXPECT_TRUE(
+        authorize_service(policy_token("service", "localhost"), with_port, policies, service_connect, test_now));
 }
 
 TEST(is_hub_host, matches_configured_names_case_insensitively_with_optional_port) {
@@ -329,6 +328,19 @@ TEST(is_hub_host, matches_configured_names_case_insensitively_with_optional_port
 
 TEST_F(authorize_device_test, no_configured_host_authorises_nothing) {
     std::vector<std::string> none;
-    auto r = authorize_device(token("hub.local%2Fdevices%2Fdev1", dev_primary), none, dev1, dev_keys(), policies, test_now);
+    auto r =
+        authorize_device(token("hub.local%2Fdevices%2Fdev1", dev_primary), none, dev1, dev_keys(), policies, test_now);
     expect_unauthorized(r, "does not name");
+}
+
+TEST_F(authorize_service_test, device_scoped_sr_authorises_only_that_device_resource) {
+    auto t = policy_token("iothubowner", "hub.local%2Fdevices%2Fdev1");
+    EXPECT_TRUE(authorize_service(t, hosts, policies, registry_read, test_now, "devices/dev1"));
+    EXPECT_TRUE(authorize_service(t, hosts, policies, registry_read, test_now, "devices/dev1/modules/m1"));
+    expect_unauthorized(authorize_service(t, hosts, policies, registry_read, test_now, "devices/dev2"), "host name");
+    expect_unauthorized(authorize_service(t, hosts, policies, registry_read, test_now, "devices/dev10"), "host name");
+    expect_unauthorized(authorize_service(t, hosts, policies, registry_read, test_now), "host name");
+    // A hub-wide sr still covers device resources.
+    EXPECT_TRUE(authorize_service(policy_token("iothubowner", "hub.local"), hosts, policies, registry_read, test_now,
+                                  "devices/dev2"));
 }

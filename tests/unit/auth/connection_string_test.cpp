@@ -7,7 +7,7 @@ using namespace twinhub::auth;
 
 namespace {
 constexpr std::string_view key = "dGVzdGtleXRlc3RrZXl0ZXN0a2V5";  // ends without '='
-constexpr std::string_view padded_key = "c2VjcmV0a2V5MQ==";          // ends with '=='
+constexpr std::string_view padded_key = "c2VjcmV0a2V5MQ==";       // ends with '=='
 
 std::string error_of(std::string_view s) {
     auto r = parse_connection_string(s);
@@ -19,8 +19,8 @@ std::string error_of(std::string_view s) {
 }  // namespace
 
 TEST(connection_string, parses_service_form) {
-    auto r = parse_connection_string("HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=" +
-                                     std::string(padded_key));
+    auto r = parse_connection_string(
+        "HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=" + std::string(padded_key));
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->kind, connection_string_kind::service);
     EXPECT_EQ(r->host_name, "myhub.azure-devices.net");
@@ -39,8 +39,8 @@ TEST(connection_string, parses_device_form_with_key) {
 }
 
 TEST(connection_string, parses_module_form) {
-    auto r = parse_connection_string("HostName=hub.local;DeviceId=dev1;ModuleId=mod1;SharedAccessKey=" +
-                                     std::string(key));
+    auto r =
+        parse_connection_string("HostName=hub.local;DeviceId=dev1;ModuleId=mod1;SharedAccessKey=" + std::string(key));
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->kind, connection_string_kind::module);
     EXPECT_EQ(r->device_id, "dev1");
@@ -133,7 +133,9 @@ TEST(connection_string, empty_value_is_rejected) {
               std::string::npos);
 }
 
-TEST(connection_string, empty_string_is_rejected) { EXPECT_FALSE(error_of("").empty()); }
+TEST(connection_string, empty_string_is_rejected) {
+    EXPECT_FALSE(error_of("").empty());
+}
 
 TEST(connection_string, module_without_device_is_rejected) {
     EXPECT_NE(error_of("HostName=h.x;ModuleId=m;SharedAccessKeyName=n;SharedAccessKey=abc=").find("'DeviceId'"),
@@ -146,9 +148,9 @@ TEST(connection_string, bad_x509_value_is_rejected) {
 
 TEST(connection_string, errors_never_contain_the_key) {
     std::string secret = "c2VjcmV0a2V5MQ==";
-    for (std::string s : {"HostName=h.x;SharedAccessKey=" + secret, "HostName=h.x;DeviceId=d;SharedAccessKey=" + secret +
-                                                                         ";x509=true",
-                          "HostName=h.x;DeviceId=d;SharedAccessKey=" + secret + ";Bad=1"}) {
+    for (std::string s :
+         {"HostName=h.x;SharedAccessKey=" + secret, "HostName=h.x;DeviceId=d;SharedAccessKey=" + secret + ";x509=true",
+          "HostName=h.x;DeviceId=d;SharedAccessKey=" + secret + ";Bad=1"}) {
         EXPECT_EQ(error_of(s).find(secret), std::string::npos) << s;
     }
 }
@@ -156,7 +158,8 @@ TEST(connection_string, errors_never_contain_the_key) {
 TEST(connection_string, formats_the_three_canonical_forms_exactly) {
     EXPECT_EQ(format_service_connection_string("h", "n", "k"), "HostName=h;SharedAccessKeyName=n;SharedAccessKey=k");
     EXPECT_EQ(format_device_connection_string("h", "d", "k"), "HostName=h;DeviceId=d;SharedAccessKey=k");
-    EXPECT_EQ(format_module_connection_string("h", "d", "m", "k"), "HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=k");
+    EXPECT_EQ(format_module_connection_string("h", "d", "m", "k"),
+              "HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=k");
 }
 
 TEST(connection_string, formatted_strings_parse_back) {

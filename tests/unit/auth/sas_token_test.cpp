@@ -23,7 +23,9 @@ constexpr vector_case vectors[] = {
     {"myhub.azure-devices.net/devices/dev1", "98zZFaj4cpdRTiZvThlsmPTTD%2Bg921zRFPKycu7zv64%3D"},
 };
 
-time_point at(std::int64_t seconds) { return time_point{std::chrono::seconds{seconds}}; }
+time_point at(std::int64_t seconds) {
+    return time_point{std::chrono::seconds{seconds}};
+}
 
 std::string to_lower(std::string s) {
     for (auto& c : s)
@@ -49,8 +51,8 @@ TEST(sas_token, generates_the_node_service_token_exactly) {
 }
 
 TEST(sas_token, generates_the_node_device_token_exactly) {
-    auto t = generate_sas_token(percent_encode(identity_resource("myhub.azure-devices.net", "dev1")), vector_key,
-                                vector_se);
+    auto t =
+        generate_sas_token(percent_encode(identity_resource("myhub.azure-devices.net", "dev1")), vector_key, vector_se);
     ASSERT_TRUE(t) << t.error().message;
     EXPECT_EQ(*t,
               "SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev1"
@@ -104,7 +106,8 @@ TEST(sas_token, to_string_uses_node_order_and_omits_empty_skn) {
 
 TEST(sas_token, raw_c_style_resource_verifies_over_the_raw_string) {
     auto t = parse_sas_token(
-        "SharedAccessSignature sr=myhub.azure-devices.net/devices/dev1&sig=98zZFaj4cpdRTiZvThlsmPTTD%2Bg921zRFPKycu7zv64%"
+        "SharedAccessSignature "
+        "sr=myhub.azure-devices.net/devices/dev1&sig=98zZFaj4cpdRTiZvThlsmPTTD%2Bg921zRFPKycu7zv64%"
         "3D&se=1700000000");
     ASSERT_TRUE(t) << t.error().message;
     EXPECT_TRUE(signature_matches(*t, vector_key));
@@ -210,9 +213,9 @@ TEST(sas_token, rejects_missing_fields) {
 }
 
 TEST(sas_token, rejects_duplicate_fields) {
-    for (std::string_view s : {"SharedAccessSignature sr=a&sr=a&sig=b&se=1", "SharedAccessSignature sr=a&sig=b&sig=b&se=1",
-                               "SharedAccessSignature sr=a&sig=b&se=1&se=2",
-                               "SharedAccessSignature sr=a&sig=b&se=1&skn=x&skn=y"}) {
+    for (std::string_view s :
+         {"SharedAccessSignature sr=a&sr=a&sig=b&se=1", "SharedAccessSignature sr=a&sig=b&sig=b&se=1",
+          "SharedAccessSignature sr=a&sig=b&se=1&se=2", "SharedAccessSignature sr=a&sig=b&se=1&skn=x&skn=y"}) {
         auto r = parse_sas_token(s);
         ASSERT_FALSE(r) << s;
         EXPECT_NE(r.error().message.find("duplicate"), std::string::npos);

@@ -2,8 +2,8 @@
 
 #include "common/encoding.hpp"
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include <set>
 
@@ -161,7 +161,8 @@ TEST(validate_policies, rejects_duplicate_names_case_insensitively) {
 TEST(validate_policies, enforces_the_policy_limits) {
     std::vector<shared_access_policy> policies;
     for (int i = 0; i < 16; ++i)
-        policies.push_back({"p" + std::to_string(i), generate_key(), generate_key(), i < 10 ? service_connect : registry_read});
+        policies.push_back(
+            {"p" + std::to_string(i), generate_key(), generate_key(), i < 10 ? service_connect : registry_read});
     EXPECT_TRUE(validate_policies(policies));
     policies.push_back({"p16", generate_key(), generate_key(), registry_read});
     EXPECT_FALSE(validate_policies(policies));
