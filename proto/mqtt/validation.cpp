@@ -1,0 +1,91 @@
+#include "proto/mqtt/validation.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace twinhub::mqtt {
+namespace {
+
+error invalid(std::string_view what, std::string_view violation) {
+    std::string m;
+    m.reserve(what.size() + violation.size() + 2);
+    m.append(what).append(": ").append(violation);
+    return {errc::invalid_argument, std::move(m)};
+}
+
+error invalid_at(std::string_view what, std::string_view violation, std::size_t offset) {
+    return invalid(what, std::string(violation) + " at byte " + std::to_string(offset));
+}
+
+}  // namespace
+
+result<void> validate_utf8_string(std::string_view s, std::string_view what) {
+    if (s.size() > 65535) return invalid(what, "string longer than 65535 bytes");
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const std::size_t n = s.size();
+    std::size_t i = 0;
+    while (i < n) {
+        const unsigned char c = p[i];
+        if (c < 0x80) {
+            if (c == 0) return invalid_at(what, "contains U+0000", i);
+            ++i;
+            continue;
+        }
+        std::size_t len;
+        std::uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            // 0x80..0xBF: stray continuation; 0xC0/0xC1: always overlong; 0xF5..: beyond U+10FFFF.
+            return invalid_at(what, "is not well-formed UTF-8", i);
+        }
+        if (n - i < len) return invalid_at(what, "ends inside a UTF-8 sequence", i);
+        for (std::size_t k = 1; k < len; ++k) {
+            const unsigned char cc = p[i + k];
+            if ((cc & 0xC0) != 0x80) return invalid_at(what, "is not well-formed UTF-8", i);
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) {
+            return invalid_at(what, "contains an overlong UTF-8 encoding", i);
+        }
+        if (cp >= 0xD800 && cp <= 0xDFFF) return invalid_at(what, "contains a UTF-16 surrogate", i);
+        if (cp > 0x10FFFF) return invalid_at(what, "contains a code point above U+10FFFF", i);
+        i += len;
+    }
+    return {};
+}
+
+result<void> validate_topic_name(std::string_view topic, std::string_view what) {
+    if (topic.empty()) return invalid(what, "topic name must not be empty");
+    if (auto pos = topic.find_first_of("+#"); pos != std::string_view::npos) {
+        return invalid_at(what, "topic name must not contain wildcards '+' or '#'", pos);
+    }
+    return validate_utf8_string(topic, what);
+}
+
+result<void> validate_topic_filter(std::string_view filter, std::string_view what) {
+    if (filter.empty()) return invalid(what, "topic filter must not be empty");
+    for (std::size_t i = 0; i < filter.size(); ++i) {
+        const char c = filter[i];
+        if (c != '+' && c != '#') continue;
+        const bool starts_level = i == 0 || filter[i - 1] == '/';
+        const bool ends_level = i + 1 == filter.size() || filter[i + 1] == '/';
+        if (c == '#') {
+            if (!starts_level || i + 1 != filter.size()) {
+                return invalid_at(what, "'#' must be the whole last level of a topic filter", i);
+            }
+        } else if (!starts_level || !ends_level) {
+            return invalid_at(what, "'+' must occupy a whole level of a topic filter", i);
+        }
+    }
+    return validate_utf8_string(filter, what);
+}
+
+}  // namespace twinhub::mqtt
