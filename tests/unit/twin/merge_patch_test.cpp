@@ -1,0 +1,122 @@
+#include "twin/merge_patch.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+using namespace twinhub::twin;
+namespace json = boost::json;
+
+namespace {
+
+json::object obj(std::string_view s) { return json::parse(s).as_object(); }
+
+json::object merged(std::string_view target, std::string_view patch) {
+    auto t = obj(target);
+    merge_patch(t, nullptr, obj(patch), {"T", std::nullopt});
+    return t;
+}
+
+}  // namespace
+
+TEST(twin_merge, null_deletes_nested_key) {
+    EXPECT_EQ(merged(R"({"a":{"b":1,"c":2}})", R"({"a":{"b":null}})"), obj(R"({"a":{"c":2}})"));
+}
+
+TEST(twin_merge, null_deletes_top_level_key_and_missing_key_is_harmless) {
+    EXPECT_EQ(merged(R"({"a":1,"b":2})", R"({"a":null,"zz":null})"), obj(R"({"b":2})"));
+}
+
+TEST(twin_merge, objects_merge_recursively) {
+    EXPECT_EQ(merged(R"({"a":{"b":{"c":1,"d":2}},"e":3})", R"({"a":{"b":{"c":10,"x":true}}})"),
+              obj(R"({"a":{"b":{"c":10,"d":2,"x":true}},"e":3})"));
+}
+
+TEST(twin_merge, scalars_and_arrays_replace) {
+    EXPECT_EQ(merged(R"({"a":[1,2,3],"b":"x"})", R"({"a":[4],"b":5})"), obj(R"({"a":[4],"b":5})"));
+}
+
+TEST(twin_merge, scalar_replaces_object_and_object_replaces_scalar) {
+    EXPECT_EQ(merged(R"({"a":{"b":1},"c":1})", R"({"a":2,"c":{"d":{"e":null,"f":1}}})"),
+              obj(R"({"a":2,"c":{"d":{"f":1}}})"));
+}
+
+TEST(twin_merge, deleting_last_member_keeps_empty_object) {
+    EXPECT_EQ(merged(R"({"a":{"b":1}})", R"({"a":{"b":null}})"), obj(R"({"a":{}})"));
+}
+
+TEST(twin_metadata, every_level_and_leaf_is_stamped_with_version) {
+    json::object data, meta;
+    merge_patch(data, &meta, obj(R"({"a":{"b":1},"c":[1,2]})"), {"T1", 2});
+    EXPECT_EQ(meta, obj(R"({"$lastUpdated":"T1","$lastUpdatedVersion":2,
+        "a":{"$lastUpdated":"T1","$lastUpdatedVersion":2,"b":{"$lastUpdated":"T1","$lastUpdatedVersion":2}},
+        "c":{"$lastUpdated":"T1","$lastUpdatedVersion":2}})"));
+}
+
+TEST(twin_metadata, successive_patches_update_only_touched_paths) {
+    json::object data, meta;
+    merge_patch(data, &meta, obj(R"({"a":{"b":1,"c":2},"d":3})"), {"T1", 2});
+    merge_patch(data, &meta, obj(R"({"a":{"b":5}})"), {"T2", 3});
+    EXPECT_EQ(meta.at("$lastUpdated"), "T2");
+    EXPECT_EQ(meta.at("$lastUpdatedVersion"), 3);
+    EXPECT_EQ(meta.at("a").at("$lastUpdated"), "T2");
+    EXPECT_EQ(meta.at("a").at("$lastUpdatedVersion"), 3);
+    EXPECT_EQ(meta.at("a").at("b"), obj(R"({"$lastUpdated":"T2","$lastUpdatedVersion":3})"));
+    EXPECT_EQ(meta.at("a").at("c"), obj(R"({"$lastUpdated":"T1","$lastUpdatedVersion":2})"));
+    EXPECT_EQ(meta.at("d"), obj(R"({"$lastUpdated":"T1","$lastUpdatedVersion":2})"));
+}
+
+TEST(twin_metadata, removed_key_loses_metadata_and_parent_keeps_its_node) {
+    json::object data, meta;
+    merge_patch(data, &meta, obj(R"({"a":{"b":1,"c":{"x":1}}})"), {"T1", 2});
+    merge_patch(data, &meta, obj(R"({"a":{"c":null}})"), {"T2", 3});
+    EXPECT_EQ(data, obj(R"({"a":{"b":1}})"));
+    EXPECT_FALSE(meta.at("a").as_object().contains("c"));
+    EXPECT_EQ(meta.at("a").at("$lastUpdated"), "T2");
+    EXPECT_EQ(meta.at("a").at("b").at("$lastUpdated"), "T1");
+    merge_patch(data, &meta, obj(R"({"a":null})"), {"T3", 4});
+    EXPECT_EQ(meta, obj(R"({"$lastUpdated":"T3","$lastUpdatedVersion":4})"));
+}
+
+TEST(twin_metadata, object_replaced_by_leaf_gets_leaf_metadata) {
+    json::object data, meta;
+    merge_patch(data, &meta, obj(R"({"a":{"b":1}})"), {"T1", std::nullopt});
+    merge_patch(data, &meta, obj(R"({"a":[1]})"), {"T2", std::nullopt});
+    EXPECT_EQ(meta, obj(R"({"$lastUpdated":"T2","a":{"$lastUpdated":"T2"}})"));
+    merge_patch(data, &meta, obj(R"({"a":{"z":1}})"), {"T3", std::nullopt});
+    EXPECT_EQ(meta, obj(R"({"$lastUpdated":"T3","a":{"$lastUpdated":"T3","z":{"$lastUpdated":"T3"}}})"));
+}
+
+TEST(twin_metadata, reported_stamps_have_no_version) {
+    json::object data, meta;
+    merge_patch(data, &meta, obj(R"({"fw":"1.0"})"), {"T1", std::nullopt});
+    EXPECT_EQ(meta, obj(R"({"$lastUpdated":"T1","fw":{"$lastUpdated":"T1"}})"));
+}
+
+TEST(twin_diff, lists_removed_keys_as_null) {
+    EXPECT_EQ(diff(obj(R"({"a":1,"b":2})"), obj(R"({})")), obj(R"({"a":null,"b":null})"));
+}
+
+TEST(twin_diff, nested_changes_only) {
+    auto from = obj(R"({"a":{"x":1,"y":2,"z":{"q":1}},"b":[1],"c":"same"})");
+    auto to = obj(R"({"a":{"x":1,"y":3,"z":{"q":1}},"b":[1,2],"c":"same","d":{"n":1}})");
+    EXPECT_EQ(diff(from, to), obj(R"({"a":{"y":3},"b":[1,2],"d":{"n":1}})"));
+}
+
+TEST(twin_diff, type_changes_replace_whole_value) {
+    EXPECT_EQ(diff(obj(R"({"a":{"x":1},"b":1})"), obj(R"({"a":5,"b":{"y":1}})")), obj(R"({"a":5,"b":{"y":1}})"));
+}
+
+TEST(twin_diff, identical_is_empty) { EXPECT_TRUE(diff(obj(R"({"a":{"b":[1]}})"), obj(R"({"a":{"b":[1]}})")).empty()); }
+
+TEST(twin_diff, applying_diff_yields_target) {
+    auto from = obj(R"({"a":{"x":1,"y":{"k":2}},"b":3,"c":{"d":4}})");
+    auto to = obj(R"({"a":{"y":{"k":2,"m":[1]}},"c":7,"e":{"f":{}}})");
+    auto d = diff(from, to);
+    merge_patch(from, nullptr, d, {"T", std::nullopt});
+    EXPECT_EQ(from, to);
+}
+
+TEST(twin_read_only_keys, root_version_and_metadata_are_dropped) {
+    EXPECT_EQ(without_read_only_keys(obj(R"({"$version":3,"$metadata":{},"a":{"$version":1}})")),
+              obj(R"({"a":{"$version":1}})"));
+}
