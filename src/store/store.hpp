@@ -42,7 +42,14 @@ struct identity_key {
 };
 
 // A condition on the record a write replaces. `revision` is the identity's etag counter or the
-// twin's `version`.
+// twin's `version`. Failures, in order of checking:
+//   - the device (or, for a module's record, the module) a write needs is missing: device_not_found /
+//     module_not_found, whatever the condition (except delete with any(): then a no-op);
+//   - absent() and the record exists: device_already_exists / module_already_exists (a twin:
+//     precondition_failed);
+//   - present() or revision() and the record is missing: device_not_found / module_not_found (a
+//     twin whose identity exists but that was never written: not_found);
+//   - revision(n) and the stored revision differs: precondition_failed.
 struct expect {
     enum class kind { any, absent, present, revision };
     kind k = kind::any;
@@ -109,11 +116,16 @@ public:
                             delete_module_op, put_twin_op, put_session_op, delete_session_op, append_event_op>;
 
     const std::vector<op>& ops() const noexcept { return ops_; }
+    // For backends: they fill in each append_event_op's partition and sequence_number at commit,
+    // so that the change listener sees them.
+    std::vector<op>& ops() noexcept { return ops_; }
 
 private:
     std::vector<op> ops_;
 };
 
+// An identity with its twin; `twin` is a default twin_document when the identity's twin was never
+// written (the registry writes both in one batch).
 struct device_record {
     registry::device_identity identity;
     twin::twin_document twin;

@@ -1,0 +1,288 @@
+#include "store/memory_store.hpp"
+
+#include "store/commit_queue.hpp"
+#include "store/conditions.hpp"
+
+#include <array>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace twinhub::store {
+namespace {
+
+struct module_entry {
+    registry::module_identity identity;
+    std::optional<twin::twin_document> twin;
+};
+
+struct device_entry {
+    registry::device_identity identity;
+    std::optional<twin::twin_document> twin;
+    std::map<std::string, module_entry> modules;
+};
+
+struct state {
+    std::map<std::string, auth::shared_access_policy> policies;
+    std::map<std::string, device_entry> devices;
+    std::map<std::string, session_record> sessions;
+    std::array<std::vector<event_record>, event_partitions> events;
+};
+
+// The device part of an MQTT client id ("dev" or "dev/mod"); device ids never contain '/'.
+std::string device_of_client(const std::string& client_id) { return client_id.substr(0, client_id.find('/')); }
+
+class memory_store final : public store {
+public:
+    memory_store() : writer_([this] { run(); }) {}
+    ~memory_store() override { close(); }
+
+    result<snapshot> load() override {
+        std::lock_guard lock(state_m_);
+        snapshot s;
+        for (auto& [_, p] : st_.policies) s.policies.push_back(p);
+        for (auto& [_, d] : st_.devices) {
+            s.devices.push_back({d.identity, d.twin.value_or(twin::twin_document{})});
+            for (auto& [_, m] : d.modules) s.modules.push_back({m.identity, m.twin.value_or(twin::twin_document{})});
+        }
+        for (auto& [_, x] : st_.sessions) s.sessions.push_back(x);
+        return s;
+    }
+
+    void commit(write_batch batch, commit_handler done) override {
+        pending p{std::move(batch), std::move(done)};
+        if (!queue_.push(p)) p.done(error{errc::shutting_down, "The store is closed."});
+    }
+
+    result<std::vector<event_record>> read_events(std::uint32_t partition, std::uint64_t from,
+                                                  std::size_t max_count) override {
+        if (partition >= event_partitions)
+            return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
+        std::lock_guard lock(state_m_);
+        std::vector<event_record> out;
+        for (auto& e : st_.events[partition]) {  // sequence numbers are dense from 0: index == seq
+            if (out.size() >= max_count) break;
+            if (e.sequence_number >= from) out.push_back(e);
+        }
+        return out;
+    }
+
+    void set_change_listener(change_listener l) override {
+        std::lock_guard lock(listener_m_);
+        listener_ = std::move(l);
+    }
+
+    void close() override {
+        queue_.close();
+        std::lock_guard lock(close_m_);
+        if (writer_.joinable() && writer_.get_id() != std::this_thread::get_id()) writer_.join();
+    }
+
+private:
+    struct pending {
+        write_batch batch;
+        commit_handler done;
+    };
+
+    void run() {
+        std::vector<pending> group;
+        std::vector<result<void>> results;
+        while (queue_.take(group, 1024)) {
+            results.clear();
+            {
+                std::lock_guard lock(state_m_);
+                for (auto& p : group) results.push_back(apply(p.batch));
+            }
+            change_listener l;
+            {
+                std::lock_guard lock(listener_m_);
+                l = listener_;
+            }
+            for (std::size_t i = 0; i < group.size(); ++i) {
+                if (results[i] && l) l(group[i].batch);
+                if (group[i].done) group[i].done(std::move(results[i]));
+            }
+        }
+    }
+
+    // Applies one batch under state_m_: all of it, or (undoing what it did) none of it.
+    result<void> apply(write_batch& b) {
+        std::vector<std::function<void()>> undo;
+        auto r = apply_ops(b, undo);
+        if (!r)
+            for (auto it = undo.rbegin(); it != undo.rend(); ++it) (*it)();
+        return r;
+    }
+
+    template <class Map>
+    void save(Map& m, const typename Map::key_type& k, std::vector<std::function<void()>>& undo) {
+        auto it = m.find(k);
+        std::optional<typename Map::mapped_type> prev;
+        if (it != m.end()) prev = it->second;
+        undo.push_back([&m, k, prev = std::move(prev)] {
+            if (prev) m.insert_or_assign(k, *prev);
+            else m.erase(k);
+        });
+    }
+
+    result<void> apply_ops(write_batch& b, std::vector<std::function<void()>>& undo) {
+        for (auto& o : b.ops()) {
+            result<void> r = std::visit([&](auto& op) { return apply_op(op, undo); }, o);
+            if (!r) return r;
+        }
+        return {};
+    }
+
+    result<void> apply_op(write_batch::put_policy_op& op, std::vector<std::function<void()>>& undo) {
+        save(st_.policies, op.p.key_name, undo);
+        st_.policies.insert_or_assign(op.p.key_name, op.p);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::delete_policy_op& op, std::vector<std::function<void()>>& undo) {
+        save(st_.policies, op.key_name, undo);
+        st_.policies.erase(op.key_name);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::put_device_op& op, std::vector<std::function<void()>>& undo) {
+        auto it = st_.devices.find(op.d.device_id);
+        std::optional<std::uint64_t> cur;
+        if (it != st_.devices.end()) cur = it->second.identity.etag;
+        if (auto r = check_condition(op.e, cur, device_kind(op.d.device_id)); !r) return r;
+        if (it == st_.devices.end()) {
+            undo.push_back([this, id = op.d.device_id] { st_.devices.erase(id); });
+            st_.devices.emplace(op.d.device_id, device_entry{op.d, std::nullopt, {}});
+        } else {
+            undo.push_back([this, prev = it->second.identity] { st_.devices.at(prev.device_id).identity = prev; });
+            it->second.identity = op.d;
+        }
+        return {};
+    }
+
+    result<void> apply_op(write_batch::delete_device_op& op, std::vector<std::function<void()>>& undo) {
+        auto it = st_.devices.find(op.device_id);
+        std::optional<std::uint64_t> cur;
+        if (it != st_.devices.end()) cur = it->second.identity.etag;
+        if (auto r = check_condition(op.e, cur, device_kind(op.device_id)); !r) return r;
+        if (it != st_.devices.end()) {
+            save(st_.devices, op.device_id, undo);
+            st_.devices.erase(it);
+        }
+        for (auto s = st_.sessions.begin(); s != st_.sessions.end();) {
+            if (device_of_client(s->first) == op.device_id) {
+                undo.push_back([this, rec = s->second] { st_.sessions.insert_or_assign(rec.client_id, rec); });
+                s = st_.sessions.erase(s);
+            } else {
+                ++s;
+            }
+        }
+        return {};
+    }
+
+    result<void> apply_op(write_batch::put_module_op& op, std::vector<std::function<void()>>& undo) {
+        auto d = st_.devices.find(op.m.device_id);
+        if (d == st_.devices.end()) return error{errc::device_not_found, "Device '" + op.m.device_id + "' not found."};
+        auto& mods = d->second.modules;
+        auto it = mods.find(op.m.module_id);
+        std::optional<std::uint64_t> cur;
+        if (it != mods.end()) cur = it->second.identity.etag;
+        if (auto r = check_condition(op.e, cur, module_kind(op.m.device_id, op.m.module_id)); !r) return r;
+        if (it == mods.end()) {
+            undo.push_back([this, d = op.m.device_id, m = op.m.module_id] { st_.devices.at(d).modules.erase(m); });
+            mods.emplace(op.m.module_id, module_entry{op.m, std::nullopt});
+        } else {
+            undo.push_back([this, prev = it->second.identity] {
+                st_.devices.at(prev.device_id).modules.at(prev.module_id).identity = prev;
+            });
+            it->second.identity = op.m;
+        }
+        return {};
+    }
+
+    result<void> apply_op(write_batch::delete_module_op& op, std::vector<std::function<void()>>& undo) {
+        auto d = st_.devices.find(op.device_id);
+        if (d == st_.devices.end()) {
+            if (op.e.k == expect::kind::any) return {};
+            return error{errc::device_not_found, "Device '" + op.device_id + "' not found."};
+        }
+        auto& mods = d->second.modules;
+        auto it = mods.find(op.module_id);
+        std::optional<std::uint64_t> cur;
+        if (it != mods.end()) cur = it->second.identity.etag;
+        if (auto r = check_condition(op.e, cur, module_kind(op.device_id, op.module_id)); !r) return r;
+        if (it != mods.end()) {
+            undo.push_back([this, d = op.device_id, prev = it->second] {
+                st_.devices.at(d).modules.insert_or_assign(prev.identity.module_id, prev);
+            });
+            mods.erase(it);
+        }
+        std::string client = op.device_id + "/" + op.module_id;
+        save(st_.sessions, client, undo);
+        st_.sessions.erase(client);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::put_twin_op& op, std::vector<std::function<void()>>& undo) {
+        auto d = st_.devices.find(op.id.device_id);
+        if (d == st_.devices.end())
+            return error{errc::device_not_found, "Device '" + op.id.device_id + "' not found."};
+        std::optional<twin::twin_document>* slot = &d->second.twin;
+        if (op.id.is_module()) {
+            auto m = d->second.modules.find(op.id.module_id);
+            if (m == d->second.modules.end())
+                return error{errc::module_not_found,
+                             "Module '" + op.id.module_id + "' on device '" + op.id.device_id + "' not found."};
+            slot = &m->second.twin;
+        }
+        std::optional<std::uint64_t> cur;
+        if (*slot) cur = static_cast<std::uint64_t>((*slot)->version);
+        if (auto r = check_condition(op.e, cur, twin_kind(op.id)); !r) return r;
+        // Undo finds the slot again by key: a later op of the batch may have erased and the undo
+        // of that op re-created the entry.
+        undo.push_back([this, id = op.id, prev = *slot] { twin_slot(id) = prev; });
+        *slot = op.t;
+        return {};
+    }
+
+    result<void> apply_op(write_batch::put_session_op& op, std::vector<std::function<void()>>& undo) {
+        save(st_.sessions, op.s.client_id, undo);
+        st_.sessions.insert_or_assign(op.s.client_id, op.s);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::delete_session_op& op, std::vector<std::function<void()>>& undo) {
+        save(st_.sessions, op.client_id, undo);
+        st_.sessions.erase(op.client_id);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::append_event_op& op, std::vector<std::function<void()>>& undo) {
+        op.e.partition = partition_of(op.e.source);
+        auto& log = st_.events[op.e.partition];
+        op.e.sequence_number = log.size();
+        undo.push_back([&log] { log.pop_back(); });
+        log.push_back(op.e);
+        return {};
+    }
+
+    std::optional<twin::twin_document>& twin_slot(const identity_key& id) {
+        auto& d = st_.devices.at(id.device_id);
+        return id.is_module() ? d.modules.at(id.module_id).twin : d.twin;
+    }
+
+    std::mutex state_m_;
+    state st_;
+    std::mutex listener_m_;
+    change_listener listener_;
+    std::mutex close_m_;
+    commit_queue<pending> queue_;
+    std::thread writer_;  // last: starts after everything it uses exists
+};
+
+}  // namespace
+
+std::unique_ptr<store> make_memory_store() { return std::make_unique<memory_store>(); }
+
+}  // namespace twinhub::store

@@ -1,0 +1,703 @@
+#include "store/sqlite_store.hpp"
+
+#include "common/log.hpp"
+#include "store/commit_queue.hpp"
+#include "store/conditions.hpp"
+#include "store/sqlite_db.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+namespace twinhub::store {
+namespace {
+
+// Forward-only: a released migration is never edited; a schema change is a new entry.
+struct migration {
+    int version;
+    const char* sql;
+};
+
+constexpr migration migrations[] = {
+    {1, R"sql(
+CREATE TABLE policies (key_name TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE devices (device_id TEXT PRIMARY KEY, etag INTEGER NOT NULL, doc TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE modules (device_id TEXT NOT NULL, module_id TEXT NOT NULL, etag INTEGER NOT NULL, doc TEXT NOT NULL,
+                      PRIMARY KEY (device_id, module_id)) WITHOUT ROWID;
+-- module_id is '' for a device's twin.
+CREATE TABLE twins (device_id TEXT NOT NULL, module_id TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+                    PRIMARY KEY (device_id, module_id)) WITHOUT ROWID;
+-- device_id is the client id up to its first '/', for the cascade of a device delete.
+CREATE TABLE sessions (client_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, doc TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX sessions_by_device ON sessions (device_id);
+CREATE TABLE events (part INTEGER NOT NULL, seq INTEGER NOT NULL, device_id TEXT NOT NULL, module_id TEXT NOT NULL,
+                     enqueued_ns INTEGER NOT NULL, body BLOB NOT NULL, props BLOB NOT NULL,
+                     PRIMARY KEY (part, seq)) WITHOUT ROWID;
+)sql"},
+};
+static_assert(std::size(migrations) > 0 && migrations[std::size(migrations) - 1].version == sqlite_schema_version);
+
+// Cached statements; the cache is keyed by these addresses.
+constexpr const char* q_begin = "BEGIN IMMEDIATE";
+constexpr const char* q_commit = "COMMIT";
+constexpr const char* q_rollback = "ROLLBACK";
+constexpr const char* q_savepoint = "SAVEPOINT b";
+constexpr const char* q_release = "RELEASE b";
+constexpr const char* q_rollback_to = "ROLLBACK TO b";
+constexpr const char* q_policy_put =
+    "INSERT INTO policies (key_name, doc) VALUES (?1, ?2) ON CONFLICT (key_name) DO UPDATE SET doc = excluded.doc";
+constexpr const char* q_policy_delete = "DELETE FROM policies WHERE key_name = ?1";
+constexpr const char* q_device_get = "SELECT etag FROM devices WHERE device_id = ?1";
+constexpr const char* q_device_put =
+    "INSERT INTO devices (device_id, etag, doc) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (device_id) DO UPDATE SET etag = excluded.etag, doc = excluded.doc";
+constexpr const char* q_device_delete = "DELETE FROM devices WHERE device_id = ?1";
+constexpr const char* q_device_modules_delete = "DELETE FROM modules WHERE device_id = ?1";
+constexpr const char* q_device_twins_delete = "DELETE FROM twins WHERE device_id = ?1";
+constexpr const char* q_device_sessions_delete = "DELETE FROM sessions WHERE device_id = ?1";
+constexpr const char* q_module_get = "SELECT etag FROM modules WHERE device_id = ?1 AND module_id = ?2";
+constexpr const char* q_module_put =
+    "INSERT INTO modules (device_id, module_id, etag, doc) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (device_id, module_id) DO UPDATE SET etag = excluded.etag, doc = excluded.doc";
+constexpr const char* q_module_delete = "DELETE FROM modules WHERE device_id = ?1 AND module_id = ?2";
+constexpr const char* q_twin_delete = "DELETE FROM twins WHERE device_id = ?1 AND module_id = ?2";
+constexpr const char* q_twin_update =
+    "UPDATE twins SET version = ?3, doc = ?4 WHERE device_id = ?1 AND module_id = ?2 AND (?5 IS NULL OR version = ?5)";
+constexpr const char* q_twin_get = "SELECT version FROM twins WHERE device_id = ?1 AND module_id = ?2";
+constexpr const char* q_twin_insert = "INSERT INTO twins (device_id, module_id, version, doc) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* q_session_put =
+    "INSERT INTO sessions (client_id, device_id, doc) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (client_id) DO UPDATE SET device_id = excluded.device_id, doc = excluded.doc";
+constexpr const char* q_session_delete = "DELETE FROM sessions WHERE client_id = ?1";
+constexpr const char* q_event_put =
+    "INSERT INTO events (part, seq, device_id, module_id, enqueued_ns, body, props) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr const char* q_event_max = "SELECT part, MAX(seq) FROM events GROUP BY part";
+constexpr const char* q_load_policies = "SELECT key_name, doc FROM policies ORDER BY key_name";
+constexpr const char* q_load_devices =
+    "SELECT d.device_id, d.doc, t.doc FROM devices d "
+    "LEFT JOIN twins t ON t.device_id = d.device_id AND t.module_id = '' ORDER BY d.device_id";
+constexpr const char* q_load_modules =
+    "SELECT m.device_id || '/' || m.module_id, m.doc, t.doc FROM modules m "
+    "LEFT JOIN twins t ON t.device_id = m.device_id AND t.module_id = m.module_id ORDER BY m.device_id, m.module_id";
+constexpr const char* q_load_sessions = "SELECT client_id, doc FROM sessions ORDER BY client_id";
+constexpr const char* q_read_events =
+    "SELECT seq, device_id, module_id, enqueued_ns, body, props FROM events "
+    "WHERE part = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3";
+constexpr const char* q_read_begin = "BEGIN";
+constexpr const char* q_read_end = "COMMIT";
+
+constexpr std::size_t max_group = 2048;
+
+// ---- binding helpers --------------------------------------------------------------------------
+
+// Named apart from each other and from std::bind, which ADL would otherwise pick for std::string.
+void bind_text(sqlite3_stmt* s, int i, std::string_view v) {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+void bind_int(sqlite3_stmt* s, int i, std::int64_t v) { sqlite3_bind_int64(s, i, v); }
+void bind_blob(sqlite3_stmt* s, int i, std::string_view v) {
+    sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+
+std::string_view column_text(sqlite3_stmt* s, int i) {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : std::string_view();
+}
+
+std::string_view column_blob(sqlite3_stmt* s, int i) {
+    auto p = static_cast<const char*>(sqlite3_column_blob(s, i));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : std::string_view();
+}
+
+// ---- encodings of the store's own records ----------------------------------------------------
+
+std::string session_doc(const session_record& s) {
+    boost::json::array subs;
+    for (auto& [filter, qos] : s.subscriptions) subs.push_back(boost::json::array{boost::json::string(filter), qos});
+    return boost::json::serialize(boost::json::object{{"subscriptions", std::move(subs)}});
+}
+
+// Event properties: for each of the two lists, a 4-byte little-endian count, then for each
+// property its key and value, each as a 4-byte little-endian length and the bytes. Binary, because
+// property values are whatever bytes the device sent.
+void put_u32(std::string& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::string event_props(const event_record& e) {
+    std::string out;
+    for (auto* list : {&e.system_properties, &e.application_properties}) {
+        put_u32(out, static_cast<std::uint32_t>(list->size()));
+        for (auto& [k, v] : *list) {
+            put_u32(out, static_cast<std::uint32_t>(k.size()));
+            out += k;
+            put_u32(out, static_cast<std::uint32_t>(v.size()));
+            out += v;
+        }
+    }
+    return out;
+}
+
+bool get_u32(std::string_view& in, std::uint32_t& v) {
+    if (in.size() < 4) return false;
+    v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+    in.remove_prefix(4);
+    return true;
+}
+
+bool get_str(std::string_view& in, std::string& s) {
+    std::uint32_t n;
+    if (!get_u32(in, n) || in.size() < n) return false;
+    s.assign(in.substr(0, n));
+    in.remove_prefix(n);
+    return true;
+}
+
+bool parse_event_props(std::string_view in, event_record& e) {
+    for (auto* list : {&e.system_properties, &e.application_properties}) {
+        std::uint32_t n;
+        if (!get_u32(in, n)) return false;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            std::string k, v;
+            if (!get_str(in, k) || !get_str(in, v)) return false;
+            list->emplace_back(std::move(k), std::move(v));
+        }
+    }
+    return in.empty();
+}
+
+result<boost::json::value> parse_doc(std::string_view text, std::string_view what) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec);
+    if (ec) return error{errc::corrupt_data, "Stored " + std::string(what) + " is not valid JSON: " + ec.message() + "."};
+    return v;
+}
+
+result<session_record> parse_session(std::string_view client_id, std::string_view text) {
+    auto v = parse_doc(text, "session '" + std::string(client_id) + "'");
+    if (!v) return v.error();
+    session_record s;
+    s.client_id = std::string(client_id);
+    auto bad = [&] { return error{errc::corrupt_data, "Stored session '" + s.client_id + "' is malformed."}; };
+    auto* o = v->if_object();
+    if (!o) return bad();
+    auto* subs = o->if_contains("subscriptions");
+    if (!subs || !subs->is_array()) return bad();
+    for (auto& e : subs->get_array()) {
+        auto* pair = e.if_array();
+        if (!pair || pair->size() != 2 || !(*pair)[0].is_string() || !(*pair)[1].is_int64()) return bad();
+        s.subscriptions.emplace_back(std::string((*pair)[0].get_string()),
+                                     static_cast<std::uint8_t>((*pair)[1].get_int64()));
+    }
+    return s;
+}
+
+std::string device_of_client(const std::string& client_id) { return client_id.substr(0, client_id.find('/')); }
+
+// ---- the store --------------------------------------------------------------------------------
+
+// A batch with its documents already serialized (on the committing thread), one per op (empty
+// where an op has none).
+struct pending {
+    write_batch batch;
+    std::vector<std::string> docs;
+    commit_handler done;
+};
+
+class sqlite_store final : public store {
+public:
+    sqlite_store(std::unique_ptr<sqlite_db> writer, std::unique_ptr<sqlite_db> reader,
+                 std::array<std::uint64_t, event_partitions> next_seq)
+        : w_(std::move(writer)), r_(std::move(reader)), next_seq_(next_seq), writer_thread_([this] { run(); }) {}
+
+    ~sqlite_store() override { close(); }
+
+    result<snapshot> load() override;
+    void commit(write_batch batch, commit_handler done) override;
+    result<std::vector<event_record>> read_events(std::uint32_t partition, std::uint64_t from,
+                                                  std::size_t max_count) override;
+
+    void set_change_listener(change_listener l) override {
+        std::lock_guard lock(listener_m_);
+        listener_ = std::move(l);
+    }
+
+    void close() override {
+        queue_.close();
+        std::lock_guard lock(close_m_);
+        if (writer_thread_.joinable() && writer_thread_.get_id() != std::this_thread::get_id()) writer_thread_.join();
+    }
+
+private:
+    void run();
+    void commit_group(std::vector<pending>& group, std::vector<result<void>>& results);
+    result<void> apply(pending& p);
+    result<void> apply_op(write_batch::op& o, const std::string& doc);
+    result<std::optional<std::int64_t>> get_int(const char* sql, std::string_view a, std::string_view b,
+                                                std::string_view what);
+    result<void> run_stmt(const char* sql, std::string_view what, std::initializer_list<std::string_view> args);
+
+    std::unique_ptr<sqlite_db> w_;  // writer thread only
+    std::mutex reader_m_;
+    std::unique_ptr<sqlite_db> r_;  // under reader_m_
+    std::array<std::uint64_t, event_partitions> next_seq_;  // writer thread only
+    std::mutex listener_m_;
+    change_listener listener_;
+    std::mutex close_m_;
+    commit_queue<pending> queue_;
+    std::thread writer_thread_;  // last: starts once everything it uses exists
+};
+
+void sqlite_store::commit(write_batch batch, commit_handler done) {
+    pending p{std::move(batch), {}, std::move(done)};
+    p.docs.reserve(p.batch.size());
+    for (auto& o : p.batch.ops()) {
+        p.docs.push_back(std::visit(
+            [](auto& op) -> std::string {
+                using T = std::decay_t<decltype(op)>;
+                if constexpr (std::is_same_v<T, write_batch::put_policy_op>)
+                    return boost::json::serialize(auth::to_storage_json(op.p));
+                else if constexpr (std::is_same_v<T, write_batch::put_device_op>)
+                    return boost::json::serialize(registry::to_storage_json(op.d));
+                else if constexpr (std::is_same_v<T, write_batch::put_module_op>)
+                    return boost::json::serialize(registry::to_storage_json(op.m));
+                else if constexpr (std::is_same_v<T, write_batch::put_twin_op>)
+                    return boost::json::serialize(twin::to_storage_json(op.t));
+                else if constexpr (std::is_same_v<T, write_batch::put_session_op>)
+                    return session_doc(op.s);
+                else if constexpr (std::is_same_v<T, write_batch::append_event_op>)
+                    return event_props(op.e);
+                else
+                    return {};
+            },
+            o));
+    }
+    if (!queue_.push(p)) p.done(error{errc::shutting_down, "The store is closed."});
+}
+
+void sqlite_store::run() {
+    std::vector<pending> group;
+    std::vector<result<void>> results;
+    while (queue_.take(group, max_group)) {
+        results.assign(group.size(), result<void>{});
+        commit_group(group, results);
+        change_listener l;
+        {
+            std::lock_guard lock(listener_m_);
+            l = listener_;
+        }
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            if (results[i] && l) l(group[i].batch);
+            if (group[i].done) group[i].done(std::move(results[i]));
+        }
+    }
+}
+
+void sqlite_store::commit_group(std::vector<pending>& group, std::vector<result<void>>& results) {
+    const auto seq_at_start = next_seq_;
+    auto fail_all = [&](const error& e) {
+        for (auto& r : results) r = e;
+        next_seq_ = seq_at_start;
+    };
+    if (auto r = w_->exec_cached(q_begin, "starting a transaction"); !r) return fail_all(r.error());
+    for (std::size_t i = 0; i < group.size(); ++i) {
+        const auto seq_at_batch = next_seq_;
+        auto r = w_->exec_cached(q_savepoint, "starting a batch");
+        if (r) r = apply(group[i]);
+        if (r) r = w_->exec_cached(q_release, "ending a batch");
+        if (!r) {
+            next_seq_ = seq_at_batch;
+            if (sqlite3_get_autocommit(w_->handle())) {
+                // SQLite rolled the whole transaction back (I/O error, disk full): nothing of the
+                // group is stored.
+                log::error("store.transaction_lost", {{"message", r.error().message}});
+                return fail_all(r.error());
+            }
+            (void)w_->exec_cached(q_rollback_to, "rolling back a batch");
+            (void)w_->exec_cached(q_release, "ending a batch");
+        }
+        results[i] = std::move(r);
+    }
+    if (auto r = w_->exec_cached(q_commit, "committing"); !r) {
+        log::error("store.commit_failed", {{"message", r.error().message}, {"batches", group.size()}});
+        if (!sqlite3_get_autocommit(w_->handle())) (void)w_->exec_cached(q_rollback, "rolling back");
+        return fail_all(r.error());
+    }
+}
+
+result<void> sqlite_store::apply(pending& p) {
+    auto& ops = p.batch.ops();
+    for (std::size_t i = 0; i < ops.size(); ++i)
+        if (auto r = apply_op(ops[i], p.docs[i]); !r) return r;
+    return {};
+}
+
+result<void> sqlite_store::run_stmt(const char* sql, std::string_view what,
+                                    std::initializer_list<std::string_view> args) {
+    auto s = w_->prepare(sql);
+    if (!s) return s.error();
+    statement_guard g(*s);
+    int i = 1;
+    for (auto a : args) bind_text(*s, i++, a);
+    int rc = sqlite3_step(*s);
+    if (rc != SQLITE_DONE) return w_->fail(rc, what);
+    return {};
+}
+
+result<std::optional<std::int64_t>> sqlite_store::get_int(const char* sql, std::string_view a, std::string_view b,
+                                                          std::string_view what) {
+    auto s = w_->prepare(sql);
+    if (!s) return s.error();
+    statement_guard g(*s);
+    bind_text(*s, 1, a);
+    if (sqlite3_bind_parameter_count(*s) >= 2) bind_text(*s, 2, b);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_ROW) return std::optional<std::int64_t>(sqlite3_column_int64(*s, 0));
+    if (rc == SQLITE_DONE) return std::optional<std::int64_t>();
+    return w_->fail(rc, what);
+}
+
+std::optional<std::uint64_t> as_rev(const std::optional<std::int64_t>& v) {
+    if (!v) return std::nullopt;
+    return static_cast<std::uint64_t>(*v);
+}
+
+result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) {
+    using wb = write_batch;
+    if (auto* op = std::get_if<wb::put_twin_op>(&o)) {
+        const auto& id = op->id;
+        // Writes the twin; with `if_version`, only over that stored version. Returns rows changed.
+        auto write = [&](const char* sql, std::optional<std::int64_t> if_version) -> result<int> {
+            auto s = w_->prepare(sql);
+            if (!s) return s.error();
+            statement_guard g(*s);
+            bind_text(*s, 1, id.device_id);
+            bind_text(*s, 2, id.module_id);
+            bind_int(*s, 3, static_cast<std::int64_t>(op->t.version));
+            bind_text(*s, 4, doc);
+            if (if_version) bind_int(*s, 5, *if_version);
+            int rc = sqlite3_step(*s);
+            if (rc != SQLITE_DONE) return w_->fail(rc, "writing a twin");
+            return sqlite3_changes(w_->handle());
+        };
+        if (op->e.k != expect::kind::absent) {
+            // Fast path, one statement: the twin exists (so does its identity) and the condition holds.
+            std::optional<std::int64_t> if_version;
+            if (op->e.k == expect::kind::revision) if_version = static_cast<std::int64_t>(op->e.rev);
+            auto n = write(q_twin_update, if_version);
+            if (!n) return n.error();
+            if (*n == 1) return {};
+        }
+        // Slow path: find out which rule fails, or insert a twin that was never written.
+        auto dev = get_int(q_device_get, id.device_id, {}, "reading a device");
+        if (!dev) return dev.error();
+        if (!*dev) return error{errc::device_not_found, "Device '" + id.device_id + "' not found."};
+        if (id.is_module()) {
+            auto mod = get_int(q_module_get, id.device_id, id.module_id, "reading a module");
+            if (!mod) return mod.error();
+            if (!*mod)
+                return error{errc::module_not_found,
+                             "Module '" + id.module_id + "' on device '" + id.device_id + "' not found."};
+        }
+        auto cur = get_int(q_twin_get, id.device_id, id.module_id, "reading a twin");
+        if (!cur) return cur.error();
+        if (auto r = check_condition(op->e, as_rev(*cur), twin_kind(id)); !r) return r;
+        if (*cur) return error{errc::internal, "Twin write missed an existing twin."};  // the fast path covers it
+        auto n = write(q_twin_insert, std::nullopt);
+        if (!n) return n.error();
+        return {};
+    }
+    if (auto* op = std::get_if<wb::put_device_op>(&o)) {
+        auto cur = get_int(q_device_get, op->d.device_id, {}, "reading a device");
+        if (!cur) return cur.error();
+        if (auto r = check_condition(op->e, as_rev(*cur), device_kind(op->d.device_id)); !r) return r;
+        auto s = w_->prepare(q_device_put);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        bind_text(*s, 1, op->d.device_id);
+        bind_int(*s, 2, static_cast<std::int64_t>(op->d.etag));
+        bind_text(*s, 3, doc);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_DONE) return w_->fail(rc, "writing a device");
+        return {};
+    }
+    if (auto* op = std::get_if<wb::delete_device_op>(&o)) {
+        auto cur = get_int(q_device_get, op->device_id, {}, "reading a device");
+        if (!cur) return cur.error();
+        if (auto r = check_condition(op->e, as_rev(*cur), device_kind(op->device_id)); !r) return r;
+        for (auto q : {q_device_delete, q_device_modules_delete, q_device_twins_delete, q_device_sessions_delete})
+            if (auto r = run_stmt(q, "deleting a device", {op->device_id}); !r) return r;
+        return {};
+    }
+    if (auto* op = std::get_if<wb::put_module_op>(&o)) {
+        auto dev = get_int(q_device_get, op->m.device_id, {}, "reading a device");
+        if (!dev) return dev.error();
+        if (!*dev) return error{errc::device_not_found, "Device '" + op->m.device_id + "' not found."};
+        auto cur = get_int(q_module_get, op->m.device_id, op->m.module_id, "reading a module");
+        if (!cur) return cur.error();
+        if (auto r = check_condition(op->e, as_rev(*cur), module_kind(op->m.device_id, op->m.module_id)); !r) return r;
+        auto s = w_->prepare(q_module_put);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        bind_text(*s, 1, op->m.device_id);
+        bind_text(*s, 2, op->m.module_id);
+        bind_int(*s, 3, static_cast<std::int64_t>(op->m.etag));
+        bind_text(*s, 4, doc);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_DONE) return w_->fail(rc, "writing a module");
+        return {};
+    }
+    if (auto* op = std::get_if<wb::delete_module_op>(&o)) {
+        auto dev = get_int(q_device_get, op->device_id, {}, "reading a device");
+        if (!dev) return dev.error();
+        if (!*dev) {
+            if (op->e.k == expect::kind::any) return {};
+            return error{errc::device_not_found, "Device '" + op->device_id + "' not found."};
+        }
+        auto cur = get_int(q_module_get, op->device_id, op->module_id, "reading a module");
+        if (!cur) return cur.error();
+        if (auto r = check_condition(op->e, as_rev(*cur), module_kind(op->device_id, op->module_id)); !r) return r;
+        if (auto r = run_stmt(q_module_delete, "deleting a module", {op->device_id, op->module_id}); !r) return r;
+        if (auto r = run_stmt(q_twin_delete, "deleting a module", {op->device_id, op->module_id}); !r) return r;
+        std::string client = op->device_id + "/" + op->module_id;
+        return run_stmt(q_session_delete, "deleting a module", {client});
+    }
+    if (auto* op = std::get_if<wb::put_policy_op>(&o)) return run_stmt(q_policy_put, "writing a policy", {op->p.key_name, doc});
+    if (auto* op = std::get_if<wb::delete_policy_op>(&o)) return run_stmt(q_policy_delete, "deleting a policy", {op->key_name});
+    if (auto* op = std::get_if<wb::put_session_op>(&o))
+        return run_stmt(q_session_put, "writing a session", {op->s.client_id, device_of_client(op->s.client_id), doc});
+    if (auto* op = std::get_if<wb::delete_session_op>(&o))
+        return run_stmt(q_session_delete, "deleting a session", {op->client_id});
+    if (auto* op = std::get_if<wb::append_event_op>(&o)) {
+        auto& e = op->e;
+        e.partition = partition_of(e.source);
+        e.sequence_number = next_seq_[e.partition];
+        auto s = w_->prepare(q_event_put);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        bind_int(*s, 1, static_cast<std::int64_t>(e.partition));
+        bind_int(*s, 2, static_cast<std::int64_t>(e.sequence_number));
+        bind_text(*s, 3, e.source.device_id);
+        bind_text(*s, 4, e.source.module_id);
+        bind_int(*s, 5, e.enqueued_time_ns);
+        bind_blob(*s, 6, e.body);
+        bind_blob(*s, 7, doc);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_DONE) return w_->fail(rc, "appending an event");
+        ++next_seq_[e.partition];
+        return {};
+    }
+    return error{errc::internal, "Unknown store operation."};
+}
+
+result<snapshot> sqlite_store::load() {
+    std::lock_guard lock(reader_m_);
+    // One read transaction, so that the snapshot is consistent.
+    if (auto r = r_->exec_cached(q_read_begin, "starting a read"); !r) return r.error();
+    struct end_read {
+        sqlite_db& db;
+        ~end_read() { (void)db.exec_cached(q_read_end, "ending a read"); }
+    } end{*r_};
+
+    snapshot snap;
+    // Calls `row` for each row of `sql`; stops at the first error.
+    auto each = [&](const char* sql, std::string_view what, auto&& row) -> result<void> {
+        auto s = r_->prepare(sql);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        for (;;) {
+            int rc = sqlite3_step(*s);
+            if (rc == SQLITE_DONE) return {};
+            if (rc != SQLITE_ROW) return r_->fail(rc, what);
+            if (auto r = row(*s); !r) return r;
+        }
+    };
+    auto twin_of = [](sqlite3_stmt* s, std::string_view name) -> result<twin::twin_document> {
+        if (sqlite3_column_type(s, 2) == SQLITE_NULL) return twin::twin_document{};
+        auto v = parse_doc(column_text(s, 2), "twin of '" + std::string(name) + "'");
+        if (!v) return v.error();
+        return twin::from_storage_json(*v);
+    };
+
+    auto r = each(q_load_policies, "loading policies", [&](sqlite3_stmt* s) -> result<void> {
+        auto v = parse_doc(column_text(s, 1), "policy '" + std::string(column_text(s, 0)) + "'");
+        if (!v) return v.error();
+        auto p = auth::policy_from_storage_json(*v);
+        if (!p) return p.error();
+        snap.policies.push_back(std::move(*p));
+        return {};
+    });
+    if (!r) return r.error();
+    r = each(q_load_devices, "loading devices", [&](sqlite3_stmt* s) -> result<void> {
+        auto name = column_text(s, 0);
+        auto v = parse_doc(column_text(s, 1), "device '" + std::string(name) + "'");
+        if (!v) return v.error();
+        auto d = registry::device_from_storage_json(*v);
+        if (!d) return d.error();
+        auto t = twin_of(s, name);
+        if (!t) return t.error();
+        snap.devices.push_back({std::move(*d), std::move(*t)});
+        return {};
+    });
+    if (!r) return r.error();
+    r = each(q_load_modules, "loading modules", [&](sqlite3_stmt* s) -> result<void> {
+        auto name = column_text(s, 0);
+        auto v = parse_doc(column_text(s, 1), "module '" + std::string(name) + "'");
+        if (!v) return v.error();
+        auto m = registry::module_from_storage_json(*v);
+        if (!m) return m.error();
+        auto t = twin_of(s, name);
+        if (!t) return t.error();
+        snap.modules.push_back({std::move(*m), std::move(*t)});
+        return {};
+    });
+    if (!r) return r.error();
+    r = each(q_load_sessions, "loading sessions", [&](sqlite3_stmt* s) -> result<void> {
+        auto x = parse_session(column_text(s, 0), column_text(s, 1));
+        if (!x) return x.error();
+        snap.sessions.push_back(std::move(*x));
+        return {};
+    });
+    if (!r) return r.error();
+    return snap;
+}
+
+result<std::vector<event_record>> sqlite_store::read_events(std::uint32_t partition, std::uint64_t from,
+                                                            std::size_t max_count) {
+    if (partition >= event_partitions)
+        return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
+    std::lock_guard lock(reader_m_);
+    auto s = r_->prepare(q_read_events);
+    if (!s) return s.error();
+    statement_guard g(*s);
+    bind_int(*s, 1, static_cast<std::int64_t>(partition));
+    bind_int(*s, 2, static_cast<std::int64_t>(from));
+    bind_int(*s, 3, static_cast<std::int64_t>(std::min<std::size_t>(max_count, INT64_MAX)));
+    std::vector<event_record> out;
+    for (;;) {
+        int rc = sqlite3_step(*s);
+        if (rc == SQLITE_DONE) return out;
+        if (rc != SQLITE_ROW) return r_->fail(rc, "reading events");
+        event_record e;
+        e.partition = partition;
+        e.sequence_number = static_cast<std::uint64_t>(sqlite3_column_int64(*s, 0));
+        e.source.device_id = std::string(column_text(*s, 1));
+        e.source.module_id = std::string(column_text(*s, 2));
+        e.enqueued_time_ns = sqlite3_column_int64(*s, 3);
+        e.body = std::string(column_blob(*s, 4));
+        if (!parse_event_props(column_blob(*s, 5), e))
+            return error{errc::corrupt_data, "Stored event " + std::to_string(e.sequence_number) + " of partition " +
+                                                 std::to_string(partition) + " has malformed properties."};
+        out.push_back(std::move(e));
+    }
+}
+
+// Creates `path` with mode 0600 if it does not exist, and narrows an existing file (and its -wal
+// and -shm companions) to 0600. SQLite creates -wal and -shm with the mode of the database file.
+result<void> secure_files(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return error{errc::storage_error, "Cannot create the store '" + path + "': " + std::strerror(errno) + "."};
+    int rc = ::fchmod(fd, 0600);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return error{errc::storage_error, "Cannot chmod the store '" + path + "': " + std::strerror(err) + "."};
+    for (auto suffix : {"-wal", "-shm"}) {
+        std::string p = path + suffix;
+        if (::chmod(p.c_str(), 0600) != 0 && errno != ENOENT)
+            return error{errc::storage_error, "Cannot chmod '" + p + "': " + std::strerror(errno) + "."};
+    }
+    return {};
+}
+
+result<void> migrate(sqlite_db& db, const std::string& path) {
+    if (auto r = db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", "creating the schema");
+        !r)
+        return r;
+    int current = 0;
+    {
+        auto s = db.prepare("SELECT version FROM schema_version");
+        if (!s) return s.error();
+        statement_guard g(*s);
+        int rc = sqlite3_step(*s);
+        if (rc == SQLITE_ROW) current = sqlite3_column_int(*s, 0);
+        else if (rc != SQLITE_DONE) return db.fail(rc, "reading the schema version");
+    }
+    if (current > sqlite_schema_version)
+        return error{errc::storage_error, "The store '" + path + "' has schema version " + std::to_string(current) +
+                                              ", newer than this twinhub supports (" +
+                                              std::to_string(sqlite_schema_version) + "); run a newer twinhub."};
+    for (auto& m : migrations) {
+        if (m.version <= current) continue;
+        std::string sql = std::string("BEGIN IMMEDIATE;") + m.sql + "DELETE FROM schema_version;" +
+                          "INSERT INTO schema_version (version) VALUES (" + std::to_string(m.version) + ");COMMIT;";
+        if (auto r = db.exec(sql.c_str(), "migrating to schema version " + std::to_string(m.version)); !r) {
+            (void)db.exec("ROLLBACK", "rolling back a migration");
+            return r;
+        }
+        log::info("store.migrated", {{"path", path}, {"version", m.version}});
+    }
+    return {};
+}
+
+result<void> configure(sqlite_db& db, bool writer) {
+    if (auto r = db.exec("PRAGMA busy_timeout = 10000", "configuring the store"); !r) return r;
+    if (writer) {
+        auto s = db.prepare("PRAGMA journal_mode = WAL");
+        if (!s) return s.error();
+        statement_guard g(*s);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_ROW) return db.fail(rc, "enabling WAL");
+        if (column_text(*s, 0) != "wal")
+            return error{errc::storage_error, "The store cannot use WAL mode (got '" + std::string(column_text(*s, 0)) +
+                                                  "'); is the file on a network file system?"};
+    }
+    // FULL: the WAL is fsynced at every COMMIT, so an acknowledged batch survives power loss too.
+    if (auto r = db.exec("PRAGMA synchronous = FULL", "configuring the store"); !r) return r;
+    if (!writer)
+        if (auto r = db.exec("PRAGMA query_only = 1", "configuring the store"); !r) return r;
+    return {};
+}
+
+}  // namespace
+
+result<std::unique_ptr<store>> open_sqlite_store(const std::string& path) {
+    if (auto r = secure_files(path); !r) return r.error();
+    auto w = sqlite_db::open(path, true);
+    if (!w) return w.error();
+    if (auto r = configure(**w, true); !r) return r.error();
+    if (auto r = migrate(**w, path); !r) return r.error();
+    // -wal and -shm exist now (WAL mode); make sure they are private even if they pre-existed.
+    if (auto r = secure_files(path); !r) return r.error();
+
+    std::array<std::uint64_t, event_partitions> next_seq{};
+    {
+        auto s = (*w)->prepare(q_event_max);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        for (;;) {
+            int rc = sqlite3_step(*s);
+            if (rc == SQLITE_DONE) break;
+            if (rc != SQLITE_ROW) return (*w)->fail(rc, "reading event sequence numbers");
+            auto part = sqlite3_column_int64(*s, 0);
+            if (part >= 0 && part < event_partitions)
+                next_seq[static_cast<std::size_t>(part)] = static_cast<std::uint64_t>(sqlite3_column_int64(*s, 1)) + 1;
+        }
+    }
+    auto rd = sqlite_db::open(path, false);
+    if (!rd) return rd.error();
+    if (auto r = configure(**rd, false); !r) return r.error();
+    return std::unique_ptr<store>(new sqlite_store(std::move(*w), std::move(*rd), next_seq));
+}
+
+}  // namespace twinhub::store

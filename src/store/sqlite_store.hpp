@@ -1,0 +1,30 @@
+// The SQLite backend, the embedded default: one database file in WAL mode with synchronous=FULL,
+// so a batch is on disk (fsynced) before its completion reports success. One writer thread
+// group-commits: it takes every queued batch (up to a cap), applies each inside its own SAVEPOINT
+// within one transaction (a failed condition rolls back only that batch), COMMITs once, then runs
+// the change listener and the completions in commit order. Documents are serialized to JSON on
+// the committing thread, not the writer. Reads (load, read_events) use a second connection.
+//
+// The schema carries a schema_version table and is upgraded by forward-only numbered migrations
+// at open; a database newer than this binary is refused. The database and its -wal and -shm files
+// are created with mode 0600 (they hold keys).
+//
+// Thread safety: as store.hpp (every member function from any thread).
+#pragma once
+
+#include "store/store.hpp"
+
+#include <memory>
+#include <string>
+
+namespace twinhub::store {
+
+// The schema version that open_sqlite_store migrates to.
+inline constexpr int sqlite_schema_version = 1;
+
+// Opens or creates the store at `path` (a file; its directory must exist) and migrates it.
+// Fails with storage_error (cannot open or create, schema newer than this binary, I/O) or
+// corrupt_data (not a database, damaged).
+result<std::unique_ptr<store>> open_sqlite_store(const std::string& path);
+
+}  // namespace twinhub::store

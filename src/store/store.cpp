@@ -1,0 +1,54 @@
+// write_batch builders, commit_sync and the event partition hash shared by every backend.
+#include "store/store.hpp"
+
+#include <future>
+
+namespace twinhub::store {
+
+void write_batch::put_policy(auth::shared_access_policy p) { ops_.emplace_back(put_policy_op{std::move(p)}); }
+
+void write_batch::delete_policy(std::string key_name) { ops_.emplace_back(delete_policy_op{std::move(key_name)}); }
+
+void write_batch::put_device(registry::device_identity d, expect e) { ops_.emplace_back(put_device_op{std::move(d), e}); }
+
+void write_batch::delete_device(std::string device_id, expect e) {
+    ops_.emplace_back(delete_device_op{std::move(device_id), e});
+}
+
+void write_batch::put_module(registry::module_identity m, expect e) { ops_.emplace_back(put_module_op{std::move(m), e}); }
+
+void write_batch::delete_module(std::string device_id, std::string module_id, expect e) {
+    ops_.emplace_back(delete_module_op{std::move(device_id), std::move(module_id), e});
+}
+
+void write_batch::put_twin(identity_key id, twin::twin_document t, expect e) {
+    ops_.emplace_back(put_twin_op{std::move(id), std::move(t), e});
+}
+
+void write_batch::put_session(session_record s) { ops_.emplace_back(put_session_op{std::move(s)}); }
+
+void write_batch::delete_session(std::string client_id) { ops_.emplace_back(delete_session_op{std::move(client_id)}); }
+
+void write_batch::append_event(event_record e) { ops_.emplace_back(append_event_op{std::move(e)}); }
+
+result<void> store::commit_sync(write_batch batch) {
+    std::promise<result<void>> p;
+    auto f = p.get_future();
+    commit(std::move(batch), [&p](result<void> r) { p.set_value(std::move(r)); });
+    return f.get();
+}
+
+std::uint32_t partition_of(const identity_key& k) noexcept {
+    // FNV-1a: stable across processes and builds, unlike std::hash, because partitions are durable.
+    std::uint32_t h = 2166136261u;
+    auto mix = [&h](unsigned char c) {
+        h ^= c;
+        h *= 16777619u;
+    };
+    for (unsigned char c : k.device_id) mix(c);
+    mix('/');
+    for (unsigned char c : k.module_id) mix(c);
+    return h % event_partitions;
+}
+
+}  // namespace twinhub::store

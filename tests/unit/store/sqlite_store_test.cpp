@@ -1,0 +1,134 @@
+// What only the SQLite backend promises: private files, the schema version table, refusal of a
+// newer schema or of a file that is not a database.
+#include "store/sqlite_store.hpp"
+#include "test_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+namespace twinhub::store {
+namespace {
+
+using testing::test_dir;
+
+mode_t mode_of(const std::filesystem::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 0777;
+}
+
+// Runs one SQL statement on the file directly and returns the first column of the first row.
+std::string query(const std::filesystem::path& db, const char* sql) {
+    sqlite3* h = nullptr;
+    EXPECT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    std::string out;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(h, sql, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    return out;
+}
+
+TEST(sqlite_store, files_are_created_with_mode_0600) {
+    test_dir dir;
+    auto path = dir.path() / "store.db";
+    ::umask(022);  // the usual umask would give 0644
+    auto s = open_sqlite_store(path.string());
+    ASSERT_TRUE(s) << s.error().message;
+    write_batch b;
+    b.put_session({"dev1", {}});
+    ASSERT_TRUE((*s)->commit_sync(std::move(b)));
+    for (auto suffix : {"", "-wal", "-shm"}) {
+        auto p = dir.path() / ("store.db" + std::string(suffix));
+        ASSERT_TRUE(std::filesystem::exists(p)) << p;
+        EXPECT_EQ(mode_of(p), 0600u) << p;
+    }
+}
+
+TEST(sqlite_store, existing_files_are_narrowed_to_0600) {
+    test_dir dir;
+    auto path = dir.path() / "store.db";
+    {
+        auto s = open_sqlite_store(path.string());
+        ASSERT_TRUE(s);
+    }
+    ::chmod(path.c_str(), 0644);
+    auto s = open_sqlite_store(path.string());
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(mode_of(path), 0600u);
+}
+
+TEST(sqlite_store, schema_version_table_holds_the_current_version) {
+    test_dir dir;
+    auto path = dir.path() / "store.db";
+    {
+        auto s = open_sqlite_store(path.string());
+        ASSERT_TRUE(s) << s.error().message;
+    }
+    EXPECT_EQ(query(path, "SELECT version FROM schema_version"), std::to_string(sqlite_schema_version));
+    EXPECT_EQ(query(path, "SELECT count(*) FROM schema_version"), "1");
+    EXPECT_EQ(query(path, "PRAGMA journal_mode"), "wal");
+    // Reopening does not migrate again.
+    auto s = open_sqlite_store(path.string());
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(query(path, "SELECT count(*) FROM schema_version"), "1");
+}
+
+TEST(sqlite_store, newer_schema_is_refused_with_a_clear_message) {
+    test_dir dir;
+    auto path = dir.path() / "store.db";
+    {
+        auto s = open_sqlite_store(path.string());
+        ASSERT_TRUE(s);
+    }
+    query(path, "UPDATE schema_version SET version = 999");
+    auto s = open_sqlite_store(path.string());
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, errc::storage_error);
+    EXPECT_NE(s.error().message.find("999"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("newer"), std::string::npos) << s.error().message;
+}
+
+TEST(sqlite_store, file_that_is_not_a_database_is_refused_as_corrupt) {
+    test_dir dir;
+    auto path = dir.path() / "store.db";
+    std::ofstream(path) << std::string(8192, 'x');
+    auto s = open_sqlite_store(path.string());
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, errc::corrupt_data) << s.error().message;
+}
+
+TEST(sqlite_store, missing_directory_fails_with_storage_error) {
+    test_dir dir;
+    auto s = open_sqlite_store((dir.path() / "no" / "such" / "store.db").string());
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, errc::storage_error);
+    EXPECT_NE(s.error().message.find("store.db"), std::string::npos);
+}
+
+TEST(sqlite_store, damaged_document_loads_as_corrupt_data) {
+    test_dir dir;
+    auto path = dir.path() / "store.db";
+    {
+        auto s = open_sqlite_store(path.string());
+        ASSERT_TRUE(s);
+        write_batch b;
+        registry::device_identity d;
+        d.device_id = "dev1";
+        b.put_device(d);
+        ASSERT_TRUE((*s)->commit_sync(std::move(b)));
+    }
+    query(path, "UPDATE devices SET doc = '{not json'");
+    auto s = open_sqlite_store(path.string());
+    ASSERT_TRUE(s);
+    auto snap = (*s)->load();
+    ASSERT_FALSE(snap);
+    EXPECT_EQ(snap.error().code, errc::corrupt_data);
+}
+
+}  // namespace
+}  // namespace twinhub::store
