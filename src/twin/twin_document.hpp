@@ -50,9 +50,22 @@ struct service_write_result {
 // PATCH /twins/{id}: body {"tags":{...}|null, "properties":{"desired":{...}|null}} merged into doc.
 // On failure (invalid_argument with a precise message, e.g. limits of 4.4, reported in the body,
 // unknown top-level keys are ignored as the hub does) doc is unchanged.
+//
+// Choices shared by the three writers below (see twin_limits.hpp for the 4.4 rules):
+// - "$version" and "$metadata" at the root of tags/desired/reported in a body are ignored, so a
+//   twin read back from GET can be sent again; any other key containing '$' is rejected.
+// - A present section (object, or null = delete everything) is a write even when nothing changes:
+//   tags -> etag +1; desired -> desired $version +1, etag +1, and a desired_change (possibly just
+//   {"$version":n}); each call that writes bumps `version` once. A body with neither section
+//   changes nothing. "properties": null is treated as absent.
+// - Non-object tags/desired/properties -> invalid_argument; properties.reported in a PATCH ->
+//   invalid_argument (PUT ignores it).
+// - Section sizes are checked on the merged result; every violation rejects the whole body.
 result<service_write_result> apply_service_patch(twin_document& doc, const boost::json::value& body, time_point t);
 
-// PUT /twins/{id}: replaces tags and desired wholesale; an omitted section is unchanged.
+// PUT /twins/{id}: replaces tags and desired wholesale; an omitted section is unchanged; null
+// members of a replacement are dropped; the desired $metadata tree is rebuilt with this write's
+// stamp; the desired_change is the diff old -> new (removed keys as null).
 result<service_write_result> apply_service_replace(twin_document& doc, const boost::json::value& body, time_point t);
 
 // A device's reported patch (MQTT): merge into reported, reported $version +1. doc unchanged on failure.
