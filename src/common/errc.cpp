@@ -42,6 +42,7 @@ const char* to_string(errc e) noexcept {
     case errc::shutting_down: return "shutting_down";
     case errc::internal: return "internal";
     case errc::device_defined_multiple_times: return "device_defined_multiple_times";
+    case errc::connection_failed: return "connection_failed";
     }
     return "unknown";
 }

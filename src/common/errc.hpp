@@ -35,6 +35,8 @@ enum class errc {
     shutting_down,          // the hub is stopping: 503 ServiceUnavailable
     internal,               // an invariant broke: 500 ServerError
     device_defined_multiple_times,  // a bulk request names one id twice: 400 DeviceDefinedMultipleTimes
+    connection_failed,      // client side (SDK, CLI): the hub could not be reached, TLS failed or the
+                            // connection dropped; never sent by the hub (maps to 503 if it ever is)
 };
 
 const boost::system::error_category& twinhub_category() noexcept;

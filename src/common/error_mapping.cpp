@@ -26,6 +26,7 @@ wire_error to_wire(errc e) noexcept {
     case errc::shutting_down: return {503, "ServiceUnavailable", 503001};
     case errc::internal: return {500, "ServerError", 500001};
     case errc::device_defined_multiple_times: return {400, "DeviceDefinedMultipleTimes", 400011};
+    case errc::connection_failed: return {503, "ServiceUnavailable", 503001};
     }
     return {500, "ServerError", 500001};
 }
