@@ -1,0 +1,298 @@
+// Listener and per-connection sessions of the HTTPS head, in the shape of Beast's advanced server:
+// one strand per connection, make_shared sessions that bind shared_from_this(), a deadline on every
+// read, one response in flight per connection (HTTP/1.1 without pipelining of responses).
+#include "http/https_server.hpp"
+
+#include "common/log.hpp"
+#include "http/error_body.hpp"
+#include "http/request_target.hpp"
+#include "http/rest_api.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+namespace twinhub::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::string_view websocket_path = "/$iothub/websocket";
+constexpr std::string_view json_content_type = "application/json; charset=utf-8";
+
+// True when a comma-separated header value lists `token` (case-insensitive).
+bool lists_token(std::string_view value, std::string_view token) {
+    while (!value.empty()) {
+        auto comma = value.find(',');
+        std::string_view item = value.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+        if (beast::iequals(item, token)) return true;
+        if (comma == std::string_view::npos) break;
+        value.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+class session;
+
+}  // namespace
+
+struct https_server::state : std::enable_shared_from_this<https_server::state> {
+    state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, websocket_handler ws)
+        : ioc(io), tls(t), api(hub, o.host_names), opts(std::move(o)), on_websocket(std::move(ws)),
+          acceptor(asio::make_strand(io)) {}
+
+    asio::io_context& ioc;
+    asio::ssl::context& tls;
+    rest_api api;
+    https_options opts;
+    websocket_handler on_websocket;
+    tcp::acceptor acceptor;
+    unsigned short bound_port = 0;
+
+    std::mutex mu;
+    bool stopped = false;
+    std::unordered_map<session*, std::weak_ptr<session>> sessions;
+
+    void do_accept();
+    void on_accept(beast::error_code ec, tcp::socket socket);
+};
+
+namespace {
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(std::shared_ptr<https_server::state> st, tcp::socket&& socket)
+        : st_(std::move(st)), stream_(std::move(socket), st_->tls) {}
+
+    ~session() {
+        std::lock_guard lock(st_->mu);
+        st_->sessions.erase(this);
+    }
+
+    void run() {
+        asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::on_run, shared_from_this()));
+    }
+
+    // Called by stop(): closes the socket on the session's strand, which cancels whatever is pending.
+    void close() {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] {
+            if (self->handed_off_) return;
+            beast::error_code ignored;
+            beast::get_lowest_layer(self->stream_).socket().close(ignored);
+        });
+    }
+
+private:
+    void on_run() {
+        beast::get_lowest_layer(stream_).expires_after(st_->opts.read_timeout);
+        stream_.async_handshake(asio::ssl::stream_base::server,
+                                beast::bind_front_handler(&session::on_handshake, shared_from_this()));
+    }
+
+    void on_handshake(beast::error_code ec) {
+        if (ec) {
+            log::debug("http.tls_handshake_failed", {{"error", ec.message()}});
+            return;  // the socket closes when the session goes away
+        }
+        do_read();
+    }
+
+    void do_read() {
+        parser_.emplace();
+        parser_->body_limit(st_->opts.body_limit);
+        parser_->header_limit(64 * 1024);
+        beast::get_lowest_layer(stream_).expires_after(st_->opts.read_timeout);
+        bhttp::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
+    }
+
+    void on_read(beast::error_code ec, std::size_t) {
+        if (ec == bhttp::error::end_of_stream) return do_close();
+        if (ec == bhttp::error::body_limit) {
+            return send(error_response(error{errc::message_too_large,
+                                             "The request body exceeds the limit of " +
+                                                 std::to_string(st_->opts.body_limit) + " bytes."}),
+                        11, false);
+        }
+        if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category()) {  // a parse error
+            return send(error_response(error{errc::format_error, "Malformed HTTP request: " + ec.message() + "."}), 11,
+                        false);
+        }
+        if (ec) return;  // timeout, reset, cancelled by stop(): drop the connection
+
+        bhttp::request<bhttp::string_body> req = parser_->release();
+        const unsigned version = req.version();
+        const bool keep_alive = req.keep_alive();
+
+        if (beast::websocket::is_upgrade(req)) return on_upgrade(std::move(req));
+
+        rest_request rr;
+        rr.method = std::string(req.method_string());
+        rr.target = std::string(req.target());
+        if (auto it = req.find(bhttp::field::authorization); it != req.end()) rr.authorization = std::string(it->value());
+        if (auto it = req.find(bhttp::field::if_match); it != req.end()) rr.if_match = std::string(it->value());
+        rr.body = std::move(req.body());
+
+        st_->api.handle(std::move(rr), [self = shared_from_this(), version, keep_alive](rest_response r) {
+            asio::post(self->stream_.get_executor(), [self, r = std::move(r), version, keep_alive]() mutable {
+                self->send(std::move(r), version, keep_alive);
+            });
+        });
+    }
+
+    void on_upgrade(bhttp::request<bhttp::string_body>&& req) {
+        const bool mqtt = lists_token(req[bhttp::field::sec_websocket_protocol], "mqtt");
+        if (target_path(req.target()) != websocket_path || !mqtt || !st_->on_websocket) {
+            std::string why = target_path(req.target()) != websocket_path
+                                  ? "WebSocket upgrades are served only on /$iothub/websocket."
+                                  : !mqtt ? "Only the WebSocket subprotocol 'mqtt' is served."
+                                          : "MQTT over WebSocket is not enabled on this hub.";
+            return send(error_response(error{errc::not_found, why}), req.version(), false);
+        }
+        handed_off_ = true;
+        beast::get_lowest_layer(stream_).expires_never();
+        {
+            std::lock_guard lock(st_->mu);
+            st_->sessions.erase(this);
+        }
+        log::debug("http.websocket_handoff", {});
+        st_->on_websocket(std::move(stream_), std::move(req));
+    }
+
+    void send(rest_response r, unsigned version, bool keep_alive) {
+        res_ = {};
+        res_.version(version);
+        res_.result(static_cast<unsigned>(r.status));
+        res_.keep_alive(keep_alive);
+        if (!r.body.empty()) res_.set(bhttp::field::content_type, json_content_type);
+        for (auto& [k, v] : r.headers) res_.set(k, v);
+        res_.body() = std::move(r.body);
+        res_.prepare_payload();
+        bhttp::async_write(stream_, res_,
+                           beast::bind_front_handler(&session::on_write, shared_from_this(), !keep_alive));
+    }
+
+    void on_write(bool close, beast::error_code ec, std::size_t) {
+        if (ec) return;
+        if (close) return do_close();
+        do_read();
+    }
+
+    void do_close() {
+        beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+        stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+            beast::error_code ignored;
+            beast::get_lowest_layer(self->stream_).socket().close(ignored);
+        });
+    }
+
+    std::shared_ptr<https_server::state> st_;
+    tls_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+    bhttp::response<bhttp::string_body> res_;
+    bool handed_off_ = false;
+};
+
+}  // namespace
+
+void https_server::state::do_accept() {
+    acceptor.async_accept(asio::make_strand(ioc),
+                          beast::bind_front_handler(&state::on_accept, shared_from_this()));
+}
+
+void https_server::state::on_accept(beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+        log::warn("http.accept_failed", {{"error", ec.message()}});
+    } else {
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto s = std::make_shared<session>(shared_from_this(), std::move(socket));
+        {
+            std::lock_guard lock(mu);
+            if (stopped) return;
+            sessions.emplace(s.get(), s);
+        }
+        s->run();
+    }
+    do_accept();
+}
+
+https_server::https_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub,
+                           https_options opts, websocket_handler on_websocket)
+    : state_(std::make_shared<state>(ioc, tls, hub, std::move(opts), std::move(on_websocket))) {}
+
+https_server::~https_server() { stop(); }
+
+result<void> https_server::start() {
+    auto& st = *state_;
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(st.opts.bind_address, ec);
+    if (ec) {
+        return error{errc::invalid_argument, "The HTTPS bind address '" + st.opts.bind_address +
+                                                 "' is not an IP address."};
+    }
+    tcp::endpoint ep{addr, st.opts.port};
+    const std::string where = "HTTPS port " + std::to_string(st.opts.port) + " on " + st.opts.bind_address;
+    auto fail = [&](std::string_view step) -> result<void> {
+        boost::system::error_code ignored;
+        st.acceptor.close(ignored);
+        std::string hint = ec == asio::error::access_denied
+                               ? " Ports below 1024 need root or CAP_NET_BIND_SERVICE;"
+                               : ec == asio::error::address_in_use ? " Another program is using it;" : "";
+        return error{errc::storage_error, "Cannot " + std::string(step) + " " + where + ": " + ec.message() + "." + hint +
+                                              " choose another port with --https-port."};
+    };
+    st.acceptor.open(ep.protocol(), ec);
+    if (ec) return fail("open");
+    st.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    st.acceptor.bind(ep, ec);
+    if (ec) return fail("bind");
+    st.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail("listen on");
+    st.bound_port = st.acceptor.local_endpoint(ec).port();
+    log::info("http.listening", {{"address", st.opts.bind_address}, {"port", static_cast<std::int64_t>(st.bound_port)}});
+    asio::dispatch(st.acceptor.get_executor(), [s = state_] { s->do_accept(); });
+    return {};
+}
+
+void https_server::stop() {
+    std::vector<std::shared_ptr<session>> open;
+    {
+        std::lock_guard lock(state_->mu);
+        if (state_->stopped) return;
+        state_->stopped = true;
+        for (auto& [p, w] : state_->sessions) {
+            if (auto s = w.lock()) open.push_back(std::move(s));
+        }
+    }
+    auto close_acceptor = [s = state_] {
+        boost::system::error_code ignored;
+        s->acceptor.close(ignored);
+    };
+    if (state_->ioc.stopped()) {
+        close_acceptor();
+    } else {
+        asio::post(state_->acceptor.get_executor(), close_acceptor);
+    }
+    for (auto& s : open) s->close();
+}
+
+unsigned short https_server::port() const { return state_->bound_port; }
+
+}  // namespace twinhub::http

@@ -1,0 +1,66 @@
+// The HTTPS listener on port 443 (spec 0.3, 1.3): TLS (the server's ssl::context), HTTP/1.1 with
+// keep-alive, a request body limit and a deadline on every read; REST requests go to rest_api,
+// WebSocket upgrades on /$iothub/websocket with subprotocol "mqtt" go to the MQTT head's
+// websocket_handler (spec 5.11).
+//
+// Lifetime: the io_context, ssl::context and hub_service must outlive the https_server. stop() (and
+// the destructor) closes the acceptor and every open connection; sessions still finishing a write
+// hold only shared state, never the https_server itself.
+// Thread safety: start(), stop() and port() from any one thread at a time; sessions run on their own
+// strands of `ioc` (which may be run by several threads).
+#pragma once
+
+#include "common/errc.hpp"
+#include "http/websocket_handoff.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace twinhub::service {
+class hub_service;
+}
+
+namespace twinhub::http {
+
+struct https_options {
+    std::vector<std::string> host_names;  // names a service token's sr may carry; empty: "localhost"
+    std::string bind_address = "0.0.0.0";
+    unsigned short port = 443;            // 0: any free port (tests), see https_server::port()
+    std::size_t body_limit = 1024 * 1024; // larger request bodies get 413 MessageTooLarge
+    std::chrono::seconds read_timeout{30};  // per TLS handshake, request read and idle keep-alive wait
+};
+
+class https_server {
+public:
+    // on_websocket may be empty: upgrade requests then get 404.
+    https_server(boost::asio::io_context& ioc, boost::asio::ssl::context& tls, service::hub_service& hub,
+                 https_options opts, websocket_handler on_websocket);
+    ~https_server();
+
+    https_server(const https_server&) = delete;
+    https_server& operator=(const https_server&) = delete;
+
+    // Binds and listens, then accepts until stop(). Fails with invalid_argument for a bad bind
+    // address, storage_error when the port cannot be bound (the message names the port and says how
+    // to choose another with --https-port).
+    result<void> start();
+
+    // Closes the acceptor and all sessions. Idempotent.
+    void stop();
+
+    // The bound port (after start(); useful with port 0).
+    unsigned short port() const;
+
+    struct state;
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+}  // namespace twinhub::http

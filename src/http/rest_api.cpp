@@ -1,0 +1,400 @@
+#include "http/rest_api.hpp"
+
+#include "auth/authenticator.hpp"
+#include "common/error_mapping.hpp"
+#include "common/log.hpp"
+#include "http/error_body.hpp"
+#include "http/request_target.hpp"
+#include "http/route.hpp"
+#include "registry/identity.hpp"
+#include "service/hub_service.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/stream_parser.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <memory>
+#include <set>
+
+namespace twinhub::http {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string quoted(std::string_view etag) {
+    std::string out = "\"";
+    out.append(etag);
+    out += '"';
+    return out;
+}
+
+rest_response json_response(int status, const json::value& v) {
+    rest_response r;
+    r.status = status;
+    r.body = json::serialize(v);
+    return r;
+}
+
+rest_response device_response(const registry::device_identity& d) {
+    rest_response r = json_response(200, registry::to_json(d));
+    r.headers.emplace_back("ETag", quoted(registry::etag_to_string(d.etag)));
+    return r;
+}
+
+rest_response module_response(const registry::module_identity& m) {
+    rest_response r = json_response(200, registry::to_json(m));
+    r.headers.emplace_back("ETag", quoted(registry::etag_to_string(m.etag)));
+    return r;
+}
+
+rest_response twin_response(const json::object& twin) {
+    rest_response r = json_response(200, twin);
+    if (auto* e = twin.if_contains("etag"); e && e->is_string()) {
+        r.headers.emplace_back("ETag", quoted(std::string_view(e->get_string())));
+    }
+    return r;
+}
+
+rest_response no_content() {
+    rest_response r;
+    r.status = 204;
+    return r;
+}
+
+// Parses a request body that must be JSON; malformed text is a format_error with the parser's
+// reason and position, so the caller can fix it.
+result<json::value> parse_body(std::string_view body) {
+    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+        return error{errc::format_error, "The request body is empty; a JSON document is expected."};
+    }
+    boost::system::error_code ec;
+    json::stream_parser p;
+    std::size_t n = p.write(body.data(), body.size(), ec);
+    if (!ec) p.finish(ec);
+    if (ec) {
+        return error{errc::format_error, "The request body is not valid JSON (" + ec.message() + " near byte " +
+                                             std::to_string(n) + ")."};
+    }
+    return p.release();
+}
+
+result<json::object> parse_object_body(std::string_view body, std::string_view what) {
+    auto v = parse_body(body);
+    if (!v) return v.error();
+    if (!v->is_object()) {
+        return error{errc::invalid_argument, "The request body must be a JSON object (" + std::string(what) + ")."};
+    }
+    return std::move(v->get_object());
+}
+
+// An id field of a PUT body must be absent (the path's id is used) or a string equal to the path's.
+result<void> reconcile_id(json::object& body, std::string_view field, const std::string& path_id) {
+    auto* v = body.if_contains(field);
+    if (!v || v->is_null()) {
+        body[field] = path_id;
+        return {};
+    }
+    if (!v->is_string()) {
+        return error{errc::invalid_argument, std::string(field) + " must be a string."};
+    }
+    if (v->get_string() != path_id) {
+        return error{errc::invalid_argument, std::string(field) + " '" + std::string(v->get_string()) +
+                                                 "' in the body does not match '" + path_id + "' in the path."};
+    }
+    return {};
+}
+
+// A twin PATCH/PUT body: {"tags": object|null, "properties": {"desired": object|null}}. The twin
+// module checks the limits; the shape is checked here so wrong types fail the same way everywhere.
+result<void> check_twin_body(const json::object& body) {
+    if (auto* t = body.if_contains("tags"); t && !t->is_object() && !t->is_null()) {
+        return error{errc::invalid_argument, "tags must be a JSON object or null."};
+    }
+    if (auto* p = body.if_contains("properties"); p && !p->is_null()) {
+        if (!p->is_object()) return error{errc::invalid_argument, "properties must be a JSON object."};
+        if (auto* d = p->get_object().if_contains("desired"); d && !d->is_object() && !d->is_null()) {
+            return error{errc::invalid_argument, "properties.desired must be a JSON object or null."};
+        }
+        if (p->get_object().contains("reported")) {
+            return error{errc::invalid_argument,
+                         "properties.reported cannot be written by the service; only the device reports them."};
+        }
+    }
+    return {};
+}
+
+result<std::size_t> parse_top(const request_target& t, std::size_t max) {
+    auto v = t.query_value("top");
+    if (!v || v->empty()) return max;
+    long long n = 0;
+    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc{} || p != v->data() + v->size() || n <= 0) {
+        return error{errc::invalid_argument, "top must be a positive integer (at most 1000)."};
+    }
+    return std::min<std::size_t>(static_cast<std::size_t>(n), max);
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+bool known_import_mode(std::string_view m) {
+    return m == "create" || m == "update" || m == "updateifmatchetag" || m == "delete" || m == "deleteifmatchetag";
+}
+
+// POST /devices body (spec 3.9): an array of ExportImportDevice, mapped to service::bulk_entry.
+result<std::vector<service::bulk_entry>> parse_bulk(std::string_view body) {
+    auto v = parse_body(body);
+    if (!v) return v.error();
+    if (!v->is_array()) return error{errc::invalid_argument, "The bulk request body must be a JSON array of devices."};
+    const auto& arr = v->get_array();
+    if (arr.empty()) return error{errc::invalid_argument, "The bulk request contains no devices."};
+    if (arr.size() > rest_api::max_bulk_entries) {
+        return error{errc::invalid_argument, "The bulk request contains " + std::to_string(arr.size()) +
+                                                 " devices; the maximum is 100."};
+    }
+    std::vector<service::bulk_entry> out;
+    std::set<std::string> seen;
+    out.reserve(arr.size());
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        const std::string where = "bulk entry " + std::to_string(i) + ": ";
+        if (!arr[i].is_object()) return error{errc::invalid_argument, where + "must be a JSON object."};
+        json::object o = arr[i].get_object();
+        auto* id = o.if_contains("id");
+        if (!id || !id->is_string()) return error{errc::invalid_argument, where + "id must be a string."};
+        std::string device_id(id->get_string());
+        if (auto ok = registry::validate_id(device_id, "id"); !ok) {
+            return error{errc::invalid_argument, where + ok.error().message};
+        }
+        if (auto* m = o.if_contains("moduleId"); m && !m->is_null() && !(m->is_string() && m->get_string().empty())) {
+            return error{errc::invalid_argument, where + "module identities are not supported in bulk requests."};
+        }
+        auto* mode = o.if_contains("importMode");
+        if (!mode || !mode->is_string()) return error{errc::invalid_argument, where + "importMode must be a string."};
+        service::bulk_entry e;
+        e.import_mode = lower(std::string_view(mode->get_string()));
+        if (!known_import_mode(e.import_mode)) {
+            return error{errc::invalid_argument,
+                         where + "importMode '" + std::string(mode->get_string()) +
+                             "' is not supported; use create, update, updateIfMatchETag, delete or deleteIfMatchETag."};
+        }
+        if (auto* et = o.if_contains("eTag"); et && !et->is_null()) {
+            if (!et->is_string()) return error{errc::invalid_argument, where + "eTag must be a string."};
+            e.etag = std::string(et->get_string());
+        }
+        if ((e.import_mode == "updateifmatchetag" || e.import_mode == "deleteifmatchetag") && e.etag.empty()) {
+            return error{errc::invalid_argument, where + "importMode " + std::string(mode->get_string()) +
+                                                     " needs an eTag."};
+        }
+        if (!seen.insert(device_id).second) {
+            return error{errc::device_defined_multiple_times,
+                         "The device '" + device_id + "' is defined more than once in the bulk request."};
+        }
+        // ExportImportDevice says id/eTag; the identity parser reads deviceId/etag.
+        o.erase("id");
+        o.erase("eTag");
+        o.erase("importMode");
+        o.erase("moduleId");
+        o["deviceId"] = device_id;
+        auto d = registry::parse_device_request(o);
+        if (!d) return error{d.error().code, where + d.error().message};
+        e.device = std::move(*d);
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+json::object bulk_json(const service::bulk_result& r) {
+    json::array errors;
+    for (const auto& e : r.errors) {
+        json::object o;
+        o["deviceId"] = e.device_id;
+        o["errorCode"] = to_wire(e.code).code_name;
+        o["errorStatus"] = e.message;
+        o["moduleId"] = nullptr;
+        o["operation"] = e.operation;
+        errors.push_back(std::move(o));
+    }
+    json::object out;
+    out["isSuccessful"] = r.is_successful;
+    out["errors"] = std::move(errors);
+    out["warnings"] = json::array();
+    return out;
+}
+
+// Adapts a rest_api::completion to a hub_service handler<T> with a formatter for the value.
+template <class T, class F>
+service::handler<T> complete_with(rest_api::completion done, F format) {
+    return [done = std::move(done), format = std::move(format)](result<T> r) {
+        if (!r) {
+            done(error_response(r.error()));
+            return;
+        }
+        done(format(*r));
+    };
+}
+
+service::handler<void> complete_void(rest_api::completion done) {
+    return [done = std::move(done)](result<void> r) {
+        if (!r) {
+            done(error_response(r.error()));
+            return;
+        }
+        done(no_content());
+    };
+}
+
+std::string if_match_or_empty(const rest_request& req) { return req.if_match.value_or(std::string()); }
+
+// PUT without If-Match (or with an empty one) is create-only (spec 3.6 rule 1).
+bool is_create(const rest_request& req) { return !req.if_match || req.if_match->empty(); }
+
+}  // namespace
+
+rest_api::rest_api(service::hub_service& hub, std::vector<std::string> host_names)
+    : hub_(hub), host_names_(std::move(host_names)) {
+    if (host_names_.empty()) host_names_.push_back("localhost");
+}
+
+void rest_api::handle(rest_request req, completion done) const {
+    auto fail = [&done](error e) { done(error_response(e)); };
+
+    auto target = parse_request_target(req.target);
+    if (!target) return fail(target.error());
+    auto matched = match_route(req.method, target->segments);
+    if (!matched) return fail(matched.error());
+    route r = std::move(*matched);
+
+    // Authorisation (spec 2.6) before anything else is looked at.
+    if (!req.authorization || req.authorization->empty()) {
+        return fail(error{errc::unauthorized, "The request has no Authorization header; send a service SAS token "
+                                              "(SharedAccessSignature sr=...&sig=...&se=...&skn=...)."});
+    }
+    {
+        auto policies = hub_.policies();
+        auto granted = auth::authorize_service(*req.authorization, host_names_, policies, required_permission(r), now());
+        if (!granted) return fail(granted.error());
+    }
+
+    if (!r.device_id.empty() || r.kind == route_kind::device || r.kind == route_kind::module) {
+        if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
+    }
+    if (r.kind == route_kind::module || r.kind == route_kind::module_twin) {
+        if (auto ok = registry::validate_id(r.module_id, "moduleId"); !ok) return fail(ok.error());
+    }
+
+    switch (r.kind) {
+    case route_kind::devices: {
+        if (r.method == http_method::get) {
+            auto top = parse_top(*target, max_top);
+            if (!top) return fail(top.error());
+            json::array arr;
+            for (const auto& d : hub_.list_devices(*top)) arr.push_back(registry::to_json(d));
+            return done(json_response(200, arr));
+        }
+        auto entries = parse_bulk(req.body);
+        if (!entries) return fail(entries.error());
+        hub_.bulk(std::move(*entries), complete_with<service::bulk_result>(std::move(done), [](const service::bulk_result& b) {
+                      return json_response(b.is_successful ? 200 : 400, bulk_json(b));
+                  }));
+        return;
+    }
+    case route_kind::device: {
+        if (r.method == http_method::get) {
+            auto d = hub_.get_device(r.device_id);
+            if (!d) return fail(d.error());
+            return done(device_response(*d));
+        }
+        if (r.method == http_method::delete_) {
+            hub_.delete_device(r.device_id, if_match_or_empty(req), complete_void(std::move(done)));
+            return;
+        }
+        auto body = parse_object_body(req.body, "a device identity");
+        if (!body) return fail(body.error());
+        if (auto ok = reconcile_id(*body, "deviceId", r.device_id); !ok) return fail(ok.error());
+        auto dev = registry::parse_device_request(*body);
+        if (!dev) return fail(dev.error());
+        auto h = complete_with<registry::device_identity>(std::move(done), device_response);
+        if (is_create(req)) {
+            hub_.create_device(std::move(*dev), std::move(h));
+        } else {
+            hub_.update_device(std::move(*dev), *req.if_match, std::move(h));
+        }
+        return;
+    }
+    case route_kind::modules: {
+        auto mods = hub_.list_modules(r.device_id);
+        if (!mods) return fail(mods.error());
+        json::array arr;
+        for (const auto& m : *mods) arr.push_back(registry::to_json(m));
+        return done(json_response(200, arr));
+    }
+    case route_kind::module: {
+        if (r.method == http_method::get) {
+            auto m = hub_.get_module(r.device_id, r.module_id);
+            if (!m) return fail(m.error());
+            return done(module_response(*m));
+        }
+        if (r.method == http_method::delete_) {
+            hub_.delete_module(r.device_id, r.module_id, if_match_or_empty(req), complete_void(std::move(done)));
+            return;
+        }
+        auto body = parse_object_body(req.body, "a module identity");
+        if (!body) return fail(body.error());
+        if (auto ok = reconcile_id(*body, "deviceId", r.device_id); !ok) return fail(ok.error());
+        if (auto ok = reconcile_id(*body, "moduleId", r.module_id); !ok) return fail(ok.error());
+        auto mod = registry::parse_module_request(*body);
+        if (!mod) return fail(mod.error());
+        auto h = complete_with<registry::module_identity>(std::move(done), module_response);
+        if (is_create(req)) {
+            hub_.create_module(std::move(*mod), std::move(h));
+        } else {
+            hub_.update_module(std::move(*mod), *req.if_match, std::move(h));
+        }
+        return;
+    }
+    case route_kind::twin:
+    case route_kind::module_twin: {
+        store::identity_key key{r.device_id, r.module_id};
+        if (r.method == http_method::get) {
+            auto t = hub_.get_twin(key);
+            if (!t) return fail(t.error());
+            return done(twin_response(*t));
+        }
+        auto body = parse_object_body(req.body, "a twin patch");
+        if (!body) return fail(body.error());
+        if (auto ok = check_twin_body(*body); !ok) return fail(ok.error());
+        auto h = complete_with<json::object>(std::move(done), twin_response);
+        if (r.method == http_method::patch) {
+            hub_.patch_twin(std::move(key), json::value(std::move(*body)), if_match_or_empty(req), std::move(h));
+        } else {
+            hub_.replace_twin(std::move(key), json::value(std::move(*body)), if_match_or_empty(req), std::move(h));
+        }
+        return;
+    }
+    case route_kind::registry_statistics: {
+        auto s = hub_.statistics();
+        json::object o;
+        o["totalDeviceCount"] = s.total_device_count;
+        o["enabledDeviceCount"] = s.enabled_device_count;
+        o["disabledDeviceCount"] = s.disabled_device_count;
+        return done(json_response(200, o));
+    }
+    case route_kind::service_statistics: {
+        json::object o;
+        o["connectedDeviceCount"] = hub_.connected_device_count();
+        return done(json_response(200, o));
+    }
+    }
+    fail(error{errc::internal, "unhandled route"});
+}
+
+}  // namespace twinhub::http

@@ -1,0 +1,41 @@
+// The service REST API (spec 3.2 rows 1-14, 18-20; 3.6; 3.9; 4.3) without any socket: takes one
+// parsed request, validates it at the edge (path, ids, Authorization per spec 2.6, JSON shape),
+// calls service::hub_service and formats the response, errors included (spec 3.11).
+//
+// Lifetime: the hub_service must outlive the rest_api and every call still in flight.
+// Thread safety: handle() may be called from any thread concurrently. `done` is called exactly
+// once: inline for reads and for everything rejected at the edge, on the store's thread for
+// writes (the caller posts it to its own executor).
+#pragma once
+
+#include "http/rest_message.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace twinhub::service {
+class hub_service;
+}
+
+namespace twinhub::http {
+
+class rest_api {
+public:
+    using completion = std::function<void(rest_response)>;
+
+    // host_names: the hub's names a token's sr may name; empty means {"localhost"}.
+    rest_api(service::hub_service& hub, std::vector<std::string> host_names);
+
+    void handle(rest_request req, completion done) const;
+
+    // Identities returned by one list call at most (spec 7.3), and the bulk entry limit (spec 3.9).
+    static constexpr std::size_t max_top = 1000;
+    static constexpr std::size_t max_bulk_entries = 100;
+
+private:
+    service::hub_service& hub_;
+    std::vector<std::string> host_names_;
+};
+
+}  // namespace twinhub::http

@@ -1,0 +1,135 @@
+#include "http/route.hpp"
+
+#include "auth/shared_access_policy.hpp"
+
+#include <initializer_list>
+
+namespace twinhub::http {
+
+http_method parse_method(std::string_view m) noexcept {
+    if (m == "GET") return http_method::get;
+    if (m == "PUT") return http_method::put;
+    if (m == "POST") return http_method::post;
+    if (m == "PATCH") return http_method::patch;
+    if (m == "DELETE") return http_method::delete_;
+    return http_method::other;
+}
+
+std::string_view allowed_methods(route_kind k) noexcept {
+    switch (k) {
+    case route_kind::devices: return "GET, POST";
+    case route_kind::device: return "GET, PUT, DELETE";
+    case route_kind::modules: return "GET";
+    case route_kind::module: return "GET, PUT, DELETE";
+    case route_kind::twin: return "GET, PATCH, PUT";
+    case route_kind::module_twin: return "GET, PATCH, PUT";
+    case route_kind::registry_statistics: return "GET";
+    case route_kind::service_statistics: return "GET";
+    }
+    return "";
+}
+
+namespace {
+
+bool allowed(route_kind k, http_method m) {
+    auto in = [m](std::initializer_list<http_method> l) {
+        for (auto x : l) {
+            if (x == m) return true;
+        }
+        return false;
+    };
+    using enum http_method;
+    switch (k) {
+    case route_kind::devices: return in({get, post});
+    case route_kind::device:
+    case route_kind::module: return in({get, put, delete_});
+    case route_kind::twin:
+    case route_kind::module_twin: return in({get, patch, put});
+    case route_kind::modules:
+    case route_kind::registry_statistics:
+    case route_kind::service_statistics: return in({get});
+    }
+    return false;
+}
+
+error no_route(std::string_view what) {
+    return error{errc::not_found, std::string(what)};
+}
+
+}  // namespace
+
+result<route> match_route(std::string_view method, const std::vector<std::string>& s) {
+    route r;
+    r.method = parse_method(method);
+    const std::size_t n = s.size();
+    bool found = false;
+    if (n >= 1 && s[0] == "devices") {
+        if (n == 1) {
+            r.kind = route_kind::devices;
+            found = true;
+        } else if (n == 2 && s[1] == "query" && r.method == http_method::post) {
+            return no_route("The query API (POST /devices/query) is not served by this hub yet.");
+        } else if (n == 2) {
+            r.kind = route_kind::device;
+            r.device_id = s[1];
+            found = true;
+        } else if (n == 3 && s[2] == "modules") {
+            r.kind = route_kind::modules;
+            r.device_id = s[1];
+            found = true;
+        } else if (n == 4 && s[2] == "modules") {
+            r.kind = route_kind::module;
+            r.device_id = s[1];
+            r.module_id = s[3];
+            found = true;
+        }
+    } else if (n >= 2 && s[0] == "twins") {
+        if (n == 2) {
+            r.kind = route_kind::twin;
+            r.device_id = s[1];
+            found = true;
+        } else if (n == 4 && s[2] == "modules") {
+            r.kind = route_kind::module_twin;
+            r.device_id = s[1];
+            r.module_id = s[3];
+            found = true;
+        } else if ((n == 3 && s[2] == "methods") || (n == 5 && s[2] == "modules" && s[4] == "methods")) {
+            return no_route("Direct methods (POST /twins/{id}/methods) are not served by this hub yet.");
+        }
+    } else if (n == 2 && s[0] == "statistics") {
+        if (s[1] == "devices") {
+            r.kind = route_kind::registry_statistics;
+            found = true;
+        } else if (s[1] == "service") {
+            r.kind = route_kind::service_statistics;
+            found = true;
+        }
+    }
+    if (!found) return no_route("No resource matches the request path.");
+    if (!allowed(r.kind, r.method)) {
+        return error{errc::method_not_allowed, "The method " + std::string(method) +
+                                                   " is not allowed on this resource; allowed: " +
+                                                   std::string(allowed_methods(r.kind)) + "."};
+    }
+    return r;
+}
+
+std::uint32_t required_permission(const route& r) noexcept {
+    using namespace twinhub::auth;
+    switch (r.kind) {
+    case route_kind::devices:
+        return r.method == http_method::post ? registry_write : registry_read;
+    case route_kind::device:
+    case route_kind::module:
+        return r.method == http_method::get ? registry_read : registry_write;
+    case route_kind::modules:
+    case route_kind::registry_statistics: return registry_read;
+    case route_kind::twin:
+    case route_kind::module_twin:
+        return r.method == http_method::get ? (service_connect | registry_read) : service_connect;
+    case route_kind::service_statistics: return service_connect;
+    }
+    return service_connect;
+}
+
+}  // namespace twinhub::http

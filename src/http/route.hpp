@@ -1,0 +1,50 @@
+// The service REST routes of spec table 3.2 (rows 1-14, 18-20): which resource a decoded path
+// names, whether the method is allowed on it, and the permission (spec 2.6) the call needs.
+// Thread safety: plain values and pure functions.
+#pragma once
+
+#include "common/errc.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace twinhub::http {
+
+enum class http_method { get, put, post, patch, delete_, other };
+
+http_method parse_method(std::string_view m) noexcept;
+
+enum class route_kind {
+    devices,             // /devices              GET list, POST bulk
+    device,              // /devices/{id}         GET, PUT, DELETE
+    modules,             // /devices/{id}/modules GET
+    module,              // /devices/{id}/modules/{mid}  GET, PUT, DELETE
+    twin,                // /twins/{id}           GET, PATCH, PUT
+    module_twin,         // /twins/{id}/modules/{mid}    GET, PATCH, PUT
+    registry_statistics, // /statistics/devices   GET
+    service_statistics,  // /statistics/service   GET
+};
+
+struct route {
+    route_kind kind = route_kind::devices;
+    http_method method = http_method::get;
+    std::string device_id;  // decoded; empty when the route has none
+    std::string module_id;
+};
+
+// Matches decoded path segments (request_target::segments) and a method. Fails with not_found for a
+// path that names no resource (including the query and direct-method routes this head does not
+// serve), method_not_allowed for a known path with another method. Ids are not validated here.
+result<route> match_route(std::string_view method, const std::vector<std::string>& segments);
+
+// The permission bits of auth::permission of which the caller needs at least one (spec 2.6):
+// registry reads RegistryRead, registry writes RegistryWrite, twins and service statistics
+// ServiceConnect (twin reads also RegistryRead: spec 2.6 [UNVERIFIED], lenient breaks no SDK).
+std::uint32_t required_permission(const route& r) noexcept;
+
+// "GET, PUT, DELETE": the Allow header value of a 405 for the route kind.
+std::string_view allowed_methods(route_kind k) noexcept;
+
+}  // namespace twinhub::http
