@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every benchmark against a build directory (default: build). `make bench` calls this.
+# Results are recorded, with the command that produced them, in docs/benchmarks.md.
+set -euo pipefail
+build=${1:-build}
+if [ -x "$build/bin/store_bench" ]; then
+  echo "== store_bench"
+  "$build/bin/store_bench" --seconds "${STORE_BENCH_SECONDS:-5}"
+fi
