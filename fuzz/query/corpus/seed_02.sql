@@ -1,0 +1,1 @@
+SELECT COUNT() as totalNumberOfDevices FROM devices

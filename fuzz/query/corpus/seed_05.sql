@@ -1,0 +1,1 @@
+SELECT * FROM devices WHERE properties.reported.connectivity IN ['wired', 'wifi']

@@ -1,0 +1,1 @@
+SELECT * FROM devices WHERE is_defined(properties.reported.connectivity)

@@ -1,0 +1,1 @@
+SELECT TOP 10 deviceId, tags.n * 2 + 1 AS v FROM devices WHERE NOT (tags.n <> 5 OR tags.s != "5") AND tags.b = true

@@ -1,0 +1,1 @@
+SELECT SUM(tags.n) AS s, AVG(properties.desired.x) AS a, MIN(deviceId) AS lo, MAX(properties.reported.x) FROM devices

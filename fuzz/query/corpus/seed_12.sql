@@ -1,0 +1,1 @@
+SELECT * FROM devices WHERE tags['a'][2].k = 0x2 AND properties.reported.$version > 1e0 AND tags.s = '\u0035\'\"\\'

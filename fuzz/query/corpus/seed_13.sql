@@ -1,0 +1,1 @@
+SELECT * FROM devices.jobs WHERE devices.jobs.deviceId = 'myDeviceId'

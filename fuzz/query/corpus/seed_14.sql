@@ -1,0 +1,1 @@
+SELECT * FROM devices WHERE tags.n NIN [1, -2.5, null, true, 'x'] AND tags.z = null AND tags.q % 3 = 1
