@@ -1,0 +1,84 @@
+#include "http/route.hpp"
+
+#include "auth/shared_access_policy.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace twinhub;
+using namespace twinhub::http;
+
+namespace {
+std::vector<std::string> segs(std::initializer_list<const char*> l) { return {l.begin(), l.end()}; }
+}  // namespace
+
+TEST(route, devices_collection_get_and_post) {
+    auto g = match_route("GET", segs({"devices"}));
+    ASSERT_TRUE(g);
+    EXPECT_EQ(g->kind, route_kind::devices);
+    auto p = match_route("POST", segs({"devices"}));
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->method, http_method::post);
+}
+
+TEST(route, device_module_and_twin_routes_carry_ids) {
+    auto d = match_route("PUT", segs({"devices", "d 1/x"}));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->kind, route_kind::device);
+    EXPECT_EQ(d->device_id, "d 1/x");
+    auto m = match_route("DELETE", segs({"devices", "d1", "modules", "m1"}));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->kind, route_kind::module);
+    EXPECT_EQ(m->module_id, "m1");
+    auto ms = match_route("GET", segs({"devices", "d1", "modules"}));
+    ASSERT_TRUE(ms);
+    EXPECT_EQ(ms->kind, route_kind::modules);
+    auto t = match_route("PATCH", segs({"twins", "d1"}));
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->kind, route_kind::twin);
+    auto mt = match_route("PUT", segs({"twins", "d1", "modules", "m1"}));
+    ASSERT_TRUE(mt);
+    EXPECT_EQ(mt->kind, route_kind::module_twin);
+    EXPECT_EQ(match_route("GET", segs({"statistics", "devices"}))->kind, route_kind::registry_statistics);
+    EXPECT_EQ(match_route("GET", segs({"statistics", "service"}))->kind, route_kind::service_statistics);
+}
+
+TEST(route, unknown_path_is_not_found) {
+    for (auto s : {segs({}), segs({"nope"}), segs({"devices", "d", "x"}), segs({"twins"}),
+                   segs({"statistics", "other"}), segs({"devices", "d", "modules", "m", "x"})}) {
+        auto r = match_route("GET", s);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().code, errc::not_found);
+    }
+}
+
+TEST(route, query_and_methods_are_not_served_yet) {
+    auto q = match_route("POST", segs({"devices", "query"}));
+    ASSERT_FALSE(q);
+    EXPECT_EQ(q.error().code, errc::not_found);
+    auto m = match_route("POST", segs({"twins", "d1", "methods"}));
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().code, errc::not_found);
+}
+
+TEST(route, wrong_method_is_method_not_allowed) {
+    for (auto [m, s] : {std::pair{"PATCH", segs({"devices", "d1"})}, std::pair{"DELETE", segs({"twins", "d1"})},
+                        std::pair{"PUT", segs({"devices"})}, std::pair{"POST", segs({"statistics", "devices"})},
+                        std::pair{"HEAD", segs({"devices", "d1"})}}) {
+        auto r = match_route(m, s);
+        ASSERT_FALSE(r) << m;
+        EXPECT_EQ(r.error().code, errc::method_not_allowed);
+    }
+}
+
+TEST(route, permissions_follow_spec_2_6) {
+    using namespace twinhub::auth;
+    EXPECT_EQ(required_permission(*match_route("GET", segs({"devices", "d"}))), registry_read);
+    EXPECT_EQ(required_permission(*match_route("GET", segs({"devices"}))), registry_read);
+    EXPECT_EQ(required_permission(*match_route("PUT", segs({"devices", "d"}))), registry_write);
+    EXPECT_EQ(required_permission(*match_route("DELETE", segs({"devices", "d", "modules", "m"}))), registry_write);
+    EXPECT_EQ(required_permission(*match_route("POST", segs({"devices"}))), registry_write);
+    EXPECT_EQ(required_permission(*match_route("PATCH", segs({"twins", "d"}))), service_connect);
+    EXPECT_EQ(required_permission(*match_route("GET", segs({"twins", "d"}))), service_connect | registry_read);
+    EXPECT_EQ(required_permission(*match_route("GET", segs({"statistics", "service"}))), service_connect);
+    EXPECT_EQ(required_permission(*match_route("GET", segs({"statistics", "devices"}))), registry_read);
+}
