@@ -1,0 +1,223 @@
+#include "mqtt/mqtt_server.hpp"
+
+#include "common/log.hpp"
+#include "mqtt/server_state.hpp"
+#include "mqtt/session.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace twinhub::mqtt {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// ---- registry ----
+
+std::shared_ptr<session> mqtt_server::state::claim(const store::identity_key& id, const std::shared_ptr<session>& s) {
+    std::lock_guard lock(mu_);
+    auto& slot = by_identity_[id];
+    auto old = slot.lock();
+    slot = s;
+    return old;
+}
+
+bool mqtt_server::state::release(const store::identity_key& id, const session* s) {
+    std::lock_guard lock(mu_);
+    auto it = by_identity_.find(id);
+    if (it == by_identity_.end()) return false;
+    auto cur = it->second.lock();
+    if (cur && cur.get() != s) return false;
+    by_identity_.erase(it);
+    return cur.get() == s;
+}
+
+std::shared_ptr<session> mqtt_server::state::find(const store::identity_key& id) const {
+    std::lock_guard lock(mu_);
+    auto it = by_identity_.find(id);
+    return it == by_identity_.end() ? nullptr : it->second.lock();
+}
+
+void mqtt_server::state::add_open(const std::shared_ptr<session>& s) {
+    std::lock_guard lock(mu_);
+    open_[s.get()] = s;
+}
+
+void mqtt_server::state::remove_open(const session* s) {
+    std::lock_guard lock(mu_);
+    open_.erase(s);
+}
+
+std::vector<std::shared_ptr<session>> mqtt_server::state::open_sessions() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<session>> v;
+    v.reserve(open_.size());
+    for (auto& [_, w] : open_)
+        if (auto s = w.lock()) v.push_back(std::move(s));
+    return v;
+}
+
+std::size_t mqtt_server::state::open_count() const {
+    std::lock_guard lock(mu_);
+    return open_.size();
+}
+
+// The hub's observer. hub_service cannot remove observers, so this small object outlives the
+// server: it is kept in a static list (reachable, not leaked) and forgets the server on destruction.
+class mqtt_server::observer final : public service::change_observer {
+public:
+    explicit observer(std::weak_ptr<mqtt_server::state> st) : st_(std::move(st)) {}
+
+    void detach() {
+        std::lock_guard lock(mu_);
+        st_.reset();
+    }
+
+    // Runs on the store thread, in $version order per identity; posting to the session's strand
+    // keeps that order.
+    void on_desired_change(const store::identity_key& id, const twin::desired_change& change) override {
+        auto st = lock();
+        if (!st) return;
+        auto s = st->find(id);
+        if (!s) return;
+        s->deliver_desired(std::make_shared<const std::string>(boost::json::serialize(change.patch)), change.version);
+    }
+
+    void on_identity_revoked(const store::identity_key& id) override {
+        auto st = lock();
+        if (!st) return;
+        if (auto s = st->find(id)) s->close("identity disabled or deleted");
+    }
+
+private:
+    std::shared_ptr<mqtt_server::state> lock() {
+        std::lock_guard lock(mu_);
+        return st_.lock();
+    }
+    std::mutex mu_;
+    std::weak_ptr<mqtt_server::state> st_;
+};
+
+namespace {
+std::mutex observers_mu;
+std::vector<std::unique_ptr<mqtt_server::observer>>& observers() {
+    static std::vector<std::unique_ptr<mqtt_server::observer>> v;
+    return v;
+}
+}  // namespace
+
+// ---- listener ----
+
+struct mqtt_server::listener : std::enable_shared_from_this<listener> {
+    listener(std::shared_ptr<mqtt_server::state> s) : st(std::move(s)), acceptor(asio::make_strand(st->ioc)), retry(acceptor.get_executor()) {}
+
+    void do_accept() {
+        acceptor.async_accept(asio::make_strand(st->ioc), [self = shared_from_this()](boost::system::error_code ec, tcp::socket sock) {
+            self->on_accept(ec, std::move(sock));
+        });
+    }
+
+    void on_accept(boost::system::error_code ec, tcp::socket sock) {
+        if (st->stopped || !acceptor.is_open()) return;
+        if (ec) {
+            // e.g. EMFILE: back off instead of spinning.
+            log::warn("mqtt.accept_failed", {{"error", ec.message()}});
+            retry.expires_after(std::chrono::milliseconds(100));
+            retry.async_wait([self = shared_from_this()](boost::system::error_code e) {
+                if (!e) self->do_accept();
+            });
+            return;
+        }
+        auto t = make_tls_transport(http::tls_stream(std::move(sock), st->tls));
+        std::make_shared<session>(std::move(t), st)->start();
+        do_accept();
+    }
+
+    std::shared_ptr<mqtt_server::state> st;
+    tcp::acceptor acceptor;
+    asio::steady_timer retry;
+    unsigned short bound_port = 0;
+};
+
+mqtt_server::mqtt_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub, mqtt_options opts)
+    : state_(std::make_shared<state>(ioc, tls, hub, std::move(opts))) {
+    auto obs = std::make_unique<observer>(state_);
+    observer* raw = obs.get();
+    {
+        std::lock_guard lock(observers_mu);
+        observers().push_back(std::move(obs));
+    }
+    hub.add_observer(raw);
+    observer_ = raw;
+}
+
+mqtt_server::~mqtt_server() {
+    stop();
+    observer_->detach();
+}
+
+result<void> mqtt_server::start() {
+    auto lst = std::make_shared<listener>(state_);
+    const auto& o = state_->opts;
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(o.bind_address, ec);
+    auto fail = [&](std::string_view what) -> result<void> {
+        return error{errc::invalid_argument, "cannot listen for MQTT on " + o.bind_address + ":" + std::to_string(o.port) +
+                                                 " (" + std::string(what) + ": " + ec.message() +
+                                                 "); choose another port with --mqtt-port"};
+    };
+    if (ec) return fail("bad bind address");
+    tcp::endpoint ep(addr, o.port);
+    lst->acceptor.open(ep.protocol(), ec);
+    if (ec) return fail("open");
+    lst->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    lst->acceptor.bind(ep, ec);
+    if (ec) return fail("bind");
+    lst->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail("listen");
+    lst->bound_port = lst->acceptor.local_endpoint(ec).port();
+    log::info("mqtt.listening", {{"address", o.bind_address}, {"port", static_cast<int>(lst->bound_port)}});
+    listener_ = lst;
+    asio::post(lst->acceptor.get_executor(), [lst] { lst->do_accept(); });
+    return {};
+}
+
+void mqtt_server::stop() {
+    if (state_->stopped.exchange(true)) return;
+    if (auto lst = listener_)
+        asio::post(lst->acceptor.get_executor(), [lst] {
+            boost::system::error_code ec;
+            lst->acceptor.close(ec);
+            lst->retry.cancel();
+        });
+    for (auto& s : state_->open_sessions()) s->close("server stopping");
+}
+
+unsigned short mqtt_server::port() const {
+    return listener_ ? listener_->bound_port : state_->opts.port;
+}
+
+http::websocket_handler mqtt_server::websocket_handler() {
+    return [st = state_](http::tls_stream&& stream, http::upgrade_request&& req) {
+        if (st->stopped) return;
+        std::make_shared<session>(make_websocket_transport(std::move(stream), std::move(req)), st)->start();
+    };
+}
+
+void mqtt_server::set_method_response_handler(method_response_handler* h) { state_->methods.store(h); }
+
+result<void> mqtt_server::send_method_request(const store::identity_key& id, method_request req) {
+    auto s = state_->find(id);
+    if (!s || !s->methods_subscribed())
+        return error{errc::device_not_online, "The operation failed because the requested device isn't online or hasn't "
+                                              "registered the direct method callback."};
+    s->deliver_method(std::move(req));
+    return {};
+}
+
+std::size_t mqtt_server::session_count() const { return state_->open_count(); }
+
+}  // namespace twinhub::mqtt

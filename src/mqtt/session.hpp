@@ -1,0 +1,115 @@
+// One MQTT connection, TLS or WebSocket (spec 5): the Beast/Asio session model. A session lives in
+// a shared_ptr; every handler binds shared_from_this() and runs on the connection's strand, which
+// alone touches the session's state. Reads have a deadline (handshake + CONNECT before
+// authentication, then 1.5 x keep-alive and the SAS expiry); one write is in flight with a bounded
+// queue behind it (packets queued meanwhile are coalesced into the next write).
+//
+// Store completions (reported patch, telemetry append, session record) arrive on the store
+// thread and are posted back to the strand; so are desired notifications and closes requested by
+// other threads.
+// Thread safety: start(), close(), deliver_*() and methods_subscribed() may be called from any
+// thread; everything else is private to the strand.
+#pragma once
+
+#include "mqtt/server_state.hpp"
+#include "mqtt/transport.hpp"
+#include "proto/mqtt/decoder.hpp"
+#include "proto/mqtt/packet.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace twinhub::mqtt {
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(std::unique_ptr<transport> t, std::shared_ptr<mqtt_server::state> st);
+    ~session();
+
+    // Registers the session as open and starts the handshake.
+    void start();
+    // Closes the connection (posted to the strand); `reason` is logged.
+    void close(std::string reason);
+
+    // A committed desired change (device patch JSON with $version), sent if subscribed.
+    void deliver_desired(std::shared_ptr<const std::string> payload, std::int64_t version);
+    // A direct-method request, sent if still subscribed to methods when it reaches the strand.
+    void deliver_method(method_request req);
+    bool methods_subscribed() const noexcept { return methods_subscribed_.load(std::memory_order_relaxed); }
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    void on_handshake(boost::system::error_code ec);
+    void do_read();
+    void on_read(boost::system::error_code ec, std::size_t n);
+    void process_input();
+    void handle(packet&& p);
+    void handle_connect(connect&& c);
+    void refuse_connect(std::string reason, connect_return_code code = connect_return_code::not_authorized);
+    void handle_publish(publish&& p);
+    void handle_subscribe(subscribe&& s);
+    void handle_unsubscribe(unsubscribe&& u);
+    void twin_get(const std::string& rid);
+    void twin_patch(const std::string& rid, const publish& p);
+    void telemetry(const std::string& bag, publish&& p);
+    void send_twin_error(const std::string& rid, const error& e);
+    void persist_subscriptions(std::function<void()> then);
+    void apply_subscription_flags();
+    void operation_started();
+    void operation_finished();
+    void touch();
+
+    void send(const packet& p);
+    void flush();
+    void on_write(boost::system::error_code ec);
+
+    void arm_timer();
+    void on_timer(boost::system::error_code ec, std::uint64_t generation);
+    clock::time_point deadline() const;
+
+    void close_now(std::string_view reason);
+    template <class F>
+    void post(F&& f);
+
+    std::unique_ptr<transport> transport_;
+    std::shared_ptr<mqtt_server::state> st_;
+    std::string conn_id_;
+    boost::asio::steady_timer timer_;
+    std::uint64_t timer_generation_ = 0;
+    decoder decoder_;
+    std::unique_ptr<char[]> read_buffer_;
+
+    // Connection state (strand only).
+    bool started_ = false;
+    bool reading_ = false;
+    bool writing_ = false;
+    bool closing_ = false;  // refusing: flush what is queued, then close; ignore input
+    bool closed_ = false;
+    bool connected_ = false;   // CONNECT accepted
+    bool registered_ = false;  // holds the identity's slot in the registry
+    std::size_t inflight_ = 0;
+    std::string pending_;   // encoded packets waiting for the write in flight
+    std::string in_write_;  // the bytes of the write in flight
+    clock::time_point started_at_;
+    clock::time_point last_rx_;
+    clock::duration keep_alive_limit_{};
+    std::optional<clock::time_point> token_deadline_;
+    clock::time_point last_touch_{};
+
+    store::identity_key identity_;
+    std::string client_id_;
+    bool persistent_ = false;                  // clean-session 0
+    std::map<std::string, std::uint8_t> subs_;  // filter -> granted QoS
+    bool twin_responses_subscribed_ = false;
+    bool desired_subscribed_ = false;
+    std::atomic<bool> methods_subscribed_{false};
+};
+
+}  // namespace twinhub::mqtt

@@ -1,0 +1,106 @@
+#include "mqtt/transport.hpp"
+
+#include <boost/asio/ssl/stream_base.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+
+namespace twinhub::mqtt {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+
+std::string endpoint_string(const beast::tcp_stream& s) {
+    boost::system::error_code ec;
+    auto ep = s.socket().remote_endpoint(ec);
+    if (ec) return {};
+    return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void release_idle_buffers(http::tls_stream& s) {
+    SSL_set_mode(s.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+}
+
+class tls_transport final : public transport {
+public:
+    explicit tls_transport(http::tls_stream&& s) : stream_(std::move(s)) {
+        // Deadlines are the session's business (keep-alive, pre-auth limit).
+        beast::get_lowest_layer(stream_).expires_never();
+        release_idle_buffers(stream_);
+        boost::system::error_code ec;
+        beast::get_lowest_layer(stream_).socket().set_option(asio::ip::tcp::no_delay(true), ec);
+    }
+    asio::any_io_executor executor() override { return stream_.get_executor(); }
+    void async_handshake(handshake_handler h) override {
+        stream_.async_handshake(asio::ssl::stream_base::server, std::move(h));
+    }
+    void async_read_some(asio::mutable_buffer b, io_handler h) override { stream_.async_read_some(b, std::move(h)); }
+    void async_write(asio::const_buffer b, io_handler h) override { asio::async_write(stream_, b, std::move(h)); }
+    void close() override {
+        boost::system::error_code ec;
+        beast::get_lowest_layer(stream_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        beast::get_lowest_layer(stream_).socket().close(ec);
+    }
+    const char* name() const noexcept override { return "tls"; }
+    std::string remote() const override { return endpoint_string(beast::get_lowest_layer(stream_)); }
+
+private:
+    http::tls_stream stream_;
+};
+
+class websocket_transport final : public transport {
+public:
+    websocket_transport(http::tls_stream&& s, http::upgrade_request&& req) : ws_(std::move(s)), req_(std::move(req)) {
+        beast::get_lowest_layer(ws_).expires_never();
+        release_idle_buffers(ws_.next_layer());
+        websocket::stream_base::timeout t{};
+        t.handshake_timeout = std::chrono::seconds(10);
+        t.idle_timeout = websocket::stream_base::none();  // MQTT keep-alive is the session's deadline
+        t.keep_alive_pings = false;
+        ws_.set_option(t);
+        ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+            res.set(beast::http::field::sec_websocket_protocol, "mqtt");
+            res.set(beast::http::field::server, "twinhub");
+        }));
+        ws_.binary(true);
+        ws_.read_message_max(512 * 1024);
+    }
+    asio::any_io_executor executor() override { return ws_.get_executor(); }
+    void async_handshake(handshake_handler h) override {
+        ws_.async_accept(req_, [this, h = std::move(h)](boost::system::error_code ec) {
+            req_ = {};
+            h(ec);
+        });
+    }
+    void async_read_some(asio::mutable_buffer b, io_handler h) override { ws_.async_read_some(b, std::move(h)); }
+    void async_write(asio::const_buffer b, io_handler h) override { ws_.async_write(b, std::move(h)); }
+    void close() override {
+        boost::system::error_code ec;
+        beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        beast::get_lowest_layer(ws_).socket().close(ec);
+    }
+    const char* name() const noexcept override { return "wss"; }
+    std::string remote() const override { return endpoint_string(beast::get_lowest_layer(ws_)); }
+
+private:
+    websocket::stream<http::tls_stream> ws_;
+    http::upgrade_request req_;
+};
+
+}  // namespace
+
+std::unique_ptr<transport> make_tls_transport(http::tls_stream&& stream) {
+    return std::make_unique<tls_transport>(std::move(stream));
+}
+
+std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req) {
+    return std::make_unique<websocket_transport>(std::move(stream), std::move(req));
+}
+
+}  // namespace twinhub::mqtt

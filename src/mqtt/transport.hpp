@@ -1,0 +1,53 @@
+// A byte stream under one MQTT session: MQTT over TLS (port 8883) or MQTT over a WebSocket on the
+// HTTPS port (spec 5.11). The session is written once against this interface; each transport owns
+// its stream and completes its own handshake (TLS server handshake, or the WebSocket upgrade
+// answer echoing `Sec-WebSocket-Protocol: mqtt`).
+// Thread safety: none. Every call, and every completion, happens on executor(), which is the
+// connection's strand. At most one read and one write are outstanding at a time.
+#pragma once
+
+#include "http/websocket_handoff.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace twinhub::mqtt {
+
+class transport {
+public:
+    using io_handler = std::function<void(boost::system::error_code, std::size_t)>;
+    using handshake_handler = std::function<void(boost::system::error_code)>;
+
+    virtual ~transport() = default;
+
+    // The connection's strand; the session runs all its work there.
+    virtual boost::asio::any_io_executor executor() = 0;
+    // TLS handshake or WebSocket accept. Called once, first.
+    virtual void async_handshake(handshake_handler h) = 0;
+    // Reads at least one byte of the MQTT byte stream (a WebSocket frame boundary means nothing).
+    virtual void async_read_some(boost::asio::mutable_buffer b, io_handler h) = 0;
+    // Writes all of `b` (one WebSocket binary message).
+    virtual void async_write(boost::asio::const_buffer b, io_handler h) = 0;
+    // Closes the socket now; outstanding operations complete with an error. Idempotent.
+    virtual void close() = 0;
+    // "tls" or "wss", for logs.
+    virtual const char* name() const noexcept = 0;
+    // The peer address ("1.2.3.4:5678"), for logs; empty when unknown.
+    virtual std::string remote() const = 0;
+};
+
+// MQTT over TLS on an accepted TCP socket (already bound to its strand). The OpenSSL object is set
+// to release its buffers while idle, so that idle connections stay small.
+std::unique_ptr<transport> make_tls_transport(http::tls_stream&& stream);
+
+// MQTT over WebSocket on a TLS stream handed over by the HTTPS listener with its upgrade request.
+std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req);
+
+}  // namespace twinhub::mqtt
