@@ -4,10 +4,11 @@
 //      feeding it in one chunk (chunk boundaries never change the outcome);
 //   2. re-encoding the decoded packets reproduces the consumed input byte for byte (the decoder
 //      accepts exactly one encoding of each packet value);
-//   3. each re-encoded packet decodes alone to an equal value.
+//   3. each re-encoded packet decodes alone to an equal value, and validate_packet() accepts it.
 // The chunk sizes derive from a hash of the input, so corpus files stay plain MQTT byte streams.
 #include "proto/mqtt/decoder.hpp"
 #include "proto/mqtt/encoder.hpp"
+#include "proto/mqtt/validation.hpp"
 
 #include <cstdint>
 #include <cstdio>
@@ -105,6 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto again = decode_packet(std::string_view(reencoded).substr(start));
         if (!again) die("re-encoded packet does not decode");
         if (!(*again == p)) die("re-encoded packet decodes to a different value");
+        if (!validate_packet(p)) die("validate_packet refuses a decoded packet");
     }
     if (reencoded != input.substr(0, whole.consumed)) {
         die("re-encoding does not reproduce the consumed input");

@@ -94,7 +94,6 @@ void encode(const connack& p, std::string& out) {
 
 void encode(const publish& p, std::string& out) {
     const bool has_id = p.qos != qos::at_most_once;
-    assert(!has_id || p.packet_id != 0);
     const std::size_t remaining = string_size(p.topic) + (has_id ? 2 : 0) + p.payload.size();
     std::uint8_t flags = static_cast<std::uint8_t>(static_cast<std::uint8_t>(p.qos) << 1);
     if (p.dup) flags |= 0x08;
@@ -114,7 +113,6 @@ void encode(const unsuback& p, std::string& out) {
 }
 
 void encode(const subscribe& p, std::string& out) {
-    assert(p.packet_id != 0 && !p.subscriptions.empty());
     std::size_t remaining = 2;
     for (const auto& s : p.subscriptions) remaining += string_size(s.filter) + 1;
     put_fixed_header(type_bits(packet_type::subscribe, 2), remaining, out);
@@ -132,7 +130,6 @@ void encode(const suback& p, std::string& out) {
 }
 
 void encode(const unsubscribe& p, std::string& out) {
-    assert(p.packet_id != 0 && !p.filters.empty());
     std::size_t remaining = 2;
     for (const auto& f : p.filters) remaining += string_size(f);
     put_fixed_header(type_bits(packet_type::unsubscribe, 2), remaining, out);

@@ -2,11 +2,11 @@
 // packets can share one write. Sans-I/O: no sockets, no Asio.
 //
 // Preconditions (asserted in debug builds, not checked in release): every string and binary field
-// is at most 65535 bytes, the whole remaining length is at most 268,435,455 bytes, and packets
-// that the standard requires to carry a non-zero packet id have one. The encoder writes what it is
-// given; it does not re-run the decoder's validation, so a test can encode a packet that a peer
-// must refuse (e.g. a CONNECT at protocol level 5). Whatever the decoder accepts, the encoder
-// writes back to the identical bytes.
+// is at most 65535 bytes and the whole remaining length is at most 268,435,455 bytes. Beyond that
+// the encoder writes what it is given and does not re-run the decoder's rules, so a test can
+// encode a packet that a peer must refuse (a CONNECT at level 5, a QoS 1 PUBLISH with packet id 0);
+// validate_packet() in validation.hpp checks a value built from application input first. Whatever
+// the decoder accepts, the encoder writes back to the identical bytes.
 // Thread safety: stateless functions, safe from any thread.
 #pragma once
 

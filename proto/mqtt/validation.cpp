@@ -1,7 +1,12 @@
 #include "proto/mqtt/validation.hpp"
 
+#include "proto/mqtt/decoder.hpp"
+#include "proto/mqtt/encoder.hpp"
+
 #include <cstdint>
+#include <limits>
 #include <string>
+#include <type_traits>
 
 namespace twinhub::mqtt {
 namespace {
@@ -86,6 +91,73 @@ result<void> validate_topic_filter(std::string_view filter, std::string_view wha
         }
     }
     return validate_utf8_string(filter, what);
+}
+
+namespace {
+
+constexpr std::size_t max_field = 65535;
+
+// The encoder's preconditions: field lengths and the total size. Returns the body size.
+result<std::size_t> check_sizes(const packet& p) {
+    std::size_t body = 0;
+    std::string_view too_long;
+    auto field = [&](const std::string& s, std::string_view name) {
+        if (s.size() > max_field && too_long.empty()) too_long = name;
+        body += 2 + s.size();
+    };
+    std::visit(
+        [&](const auto& v) {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, connect>) {
+                field(v.protocol_name, "protocol name");
+                field(v.client_id, "client identifier");
+                if (v.will) {
+                    field(v.will->topic, "Will topic");
+                    field(v.will->payload, "Will message");
+                }
+                if (v.username) field(*v.username, "user name");
+                if (v.password) field(*v.password, "password");
+            } else if constexpr (std::is_same_v<T, publish>) {
+                field(v.topic, "topic name");
+                body += v.payload.size();
+            } else if constexpr (std::is_same_v<T, subscribe>) {
+                for (const auto& s : v.subscriptions) {
+                    field(s.filter, "topic filter");
+                    body += 1;  // requested QoS
+                }
+            } else if constexpr (std::is_same_v<T, unsubscribe>) {
+                for (const auto& f : v.filters) field(f, "topic filter");
+            } else if constexpr (std::is_same_v<T, suback>) {
+                body += v.return_codes.size();
+            }
+        },
+        p);
+    const std::string what = std::string("MQTT ") + to_string(type_of(p));
+    if (!too_long.empty()) {
+        return error{errc::invalid_argument,
+                     what + ": " + std::string(too_long) + " longer than 65535 bytes"};
+    }
+    if (body > max_remaining_length - 16) {
+        return error{errc::message_too_large, what + ": packet larger than MQTT allows"};
+    }
+    return body;
+}
+
+}  // namespace
+
+result<void> validate_packet(const packet& p) {
+    if (auto sizes = check_sizes(p); !sizes) return sizes.error();
+    if (const auto* pub = std::get_if<publish>(&p);
+        pub && pub->qos == qos::at_most_once && pub->packet_id != 0) {
+        return error{errc::invalid_argument, "MQTT PUBLISH: packet identifier must be 0 at QoS 0"};
+    }
+    auto decoded = decode_packet(to_bytes(p), std::numeric_limits<std::size_t>::max());
+    if (!decoded) return decoded.error();
+    if (!(*decoded == p)) {
+        return error{errc::internal, std::string("MQTT ") + to_string(type_of(p)) +
+                                         ": encoding does not round-trip"};
+    }
+    return {};
 }
 
 }  // namespace twinhub::mqtt

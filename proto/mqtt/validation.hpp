@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common/errc.hpp"
+#include "proto/mqtt/packet.hpp"
 
 #include <string_view>
 
@@ -24,5 +25,12 @@ result<void> validate_topic_name(std::string_view topic, std::string_view what);
 // as the whole last level, '+' only as a whole level (MQTT-4.7.1-2, MQTT-4.7.1-3). Otherwise
 // errc::invalid_argument.
 result<void> validate_topic_filter(std::string_view filter, std::string_view what);
+
+// Success when the encoder can write `p` and a strict decoder would accept the bytes: every string
+// fits 65535 bytes, the packet fits the largest remaining length, and every rule that decoder.hpp
+// lists holds (so a CONNECT must be "MQTT" level 4). Otherwise errc::invalid_argument (or
+// errc::message_too_large) with the decoder's message. For values built from application input,
+// e.g. a topic an SDK user passes, before they are encoded; costs one encode and one decode.
+result<void> validate_packet(const packet& p);
 
 }  // namespace twinhub::mqtt

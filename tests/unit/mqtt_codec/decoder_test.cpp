@@ -131,6 +131,24 @@ TEST(mqtt_decoder, chunk_boundaries_inside_the_remaining_length_are_handled) {
     EXPECT_TRUE(**r == packet{p});
 }
 
+TEST(mqtt_decoder, partial_packet_survives_after_earlier_packets_are_returned) {
+    const std::string bytes = encode_all(sample_packets());
+    decoder d;
+    std::vector<packet> got;
+    // Uneven chunks, so that returned packets are dropped while the next one is half buffered.
+    for (std::size_t pos = 0, n = 1; pos < bytes.size(); pos += n, n = n * 3 % 97 + 1) {
+        d.feed(std::string_view(bytes).substr(pos, n));
+        for (;;) {
+            auto r = d.next();
+            ASSERT_TRUE(r) << r.error().message;
+            if (!*r) break;
+            got.push_back(std::move(**r));
+        }
+        EXPECT_LT(d.buffered(), 400u);  // never more than one partial packet plus one chunk
+    }
+    EXPECT_TRUE(got == sample_packets());
+}
+
 TEST(mqtt_decoder, empty_decoder_needs_more_bytes) {
     decoder d;
     auto r = d.next();

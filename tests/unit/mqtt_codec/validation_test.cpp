@@ -52,5 +52,40 @@ TEST(mqtt_validation, topic_filters_allow_whole_level_wildcards_only) {
     }
 }
 
+TEST(mqtt_validation, validate_packet_accepts_what_the_decoder_accepts) {
+    EXPECT_TRUE(validate_packet(publish{false, qos::at_least_once, false, "devices/d/messages/events/", 1, "x"}));
+    EXPECT_TRUE(validate_packet(subscribe{1, {{"$iothub/twin/res/#", qos::at_most_once}}}));
+    connect c;
+    c.client_id = "dev1";
+    c.username = "hub/dev1/?api-version=2021-04-12";
+    c.password = "SharedAccessSignature sr=x&sig=y&se=1";
+    EXPECT_TRUE(validate_packet(c));
+}
+
+TEST(mqtt_validation, validate_packet_refuses_what_a_peer_would_refuse) {
+    auto wildcard = validate_packet(publish{false, qos::at_most_once, false, "a/#", 0, ""});
+    ASSERT_FALSE(wildcard);
+    EXPECT_NE(wildcard.error().message.find("must not contain wildcards"), std::string::npos);
+    auto id0 = validate_packet(publish{false, qos::at_least_once, false, "t", 0, ""});
+    ASSERT_FALSE(id0);
+    EXPECT_NE(id0.error().message.find("packet identifier must not be 0"), std::string::npos);
+    EXPECT_FALSE(validate_packet(publish{false, qos::at_most_once, false, "t", 5, ""}));
+    EXPECT_FALSE(validate_packet(subscribe{1, {}}));
+    EXPECT_FALSE(validate_packet(unsubscribe{1, {"a+"}}));
+    connect password_only;
+    password_only.password = "p";
+    EXPECT_FALSE(validate_packet(password_only));
+    connect level5;
+    level5.protocol_level = 5;
+    EXPECT_FALSE(validate_packet(level5));
+}
+
+TEST(mqtt_validation, validate_packet_refuses_fields_longer_than_65535_bytes_before_encoding) {
+    auto r = validate_packet(publish{false, qos::at_most_once, false, std::string(70000, 't'), 0, ""});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::invalid_argument);
+    EXPECT_EQ(r.error().message, "MQTT PUBLISH: topic name longer than 65535 bytes");
+}
+
 }  // namespace
 }  // namespace twinhub::mqtt
