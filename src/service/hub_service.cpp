@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -156,6 +157,35 @@ struct hub_service::impl {
     mutable std::mutex sessions_mu_;  // taken after mu_ when both are needed
     std::map<std::string, store::session_record, std::less<>> sessions_;
 
+    // Batches handed to the store whose completion has not finished yet; ~hub_service waits for 0
+    // because the completions use this object.
+    std::mutex outstanding_mu_;
+    std::condition_variable outstanding_cv_;
+    std::size_t outstanding_ = 0;
+
+    void begin_outstanding() {
+        std::lock_guard l(outstanding_mu_);
+        ++outstanding_;
+    }
+    void end_outstanding() {
+        std::lock_guard l(outstanding_mu_);  // notify under the lock: the waiter may destroy us next
+        --outstanding_;
+        outstanding_cv_.notify_all();
+    }
+    void wait_outstanding() {
+        std::unique_lock l(outstanding_mu_);
+        outstanding_cv_.wait(l, [this] { return outstanding_ == 0; });
+    }
+
+    // store.commit() for writes outside the device entries (sessions, events).
+    void commit_plain(store::write_batch b, std::function<void(result<void>)> on_done) {
+        begin_outstanding();
+        store_.commit(std::move(b), [this, on_done = std::move(on_done)](result<void> r) {
+            on_done(r);
+            end_outstanding();
+        });
+    }
+
     // ---- write machinery ----
 
     struct pending_write {
@@ -170,6 +200,7 @@ struct hub_service::impl {
     void submit(device_entry& e, store::write_batch batch, std::shared_ptr<pending_write> w, after_unlock& after) {
         ++e.in_flight;
         w->epoch = e.epoch;
+        begin_outstanding();
         after_unlock* prev = tl_inline_sink;
         tl_inline_sink = &after;
         store_.commit(std::move(batch), [this, w](result<void> r) {
@@ -211,6 +242,7 @@ struct hub_service::impl {
             }
         }
         w->finish(outcome);
+        end_outstanding();
     }
 
     static void reset_heads(device_entry& e) {
@@ -693,7 +725,7 @@ struct hub_service::impl {
 // ---------------------------------------------------------------------------------------------
 
 hub_service::hub_service(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
-hub_service::~hub_service() = default;
+hub_service::~hub_service() { impl_->wait_outstanding(); }
 
 result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_options opts) {
     auto snap = s.load();
@@ -1014,7 +1046,7 @@ std::optional<store::session_record> hub_service::get_session(std::string_view c
 void hub_service::put_session(store::session_record s, handler<void> done) {
     store::write_batch b;
     b.put_session(s);
-    impl_->store_.commit(std::move(b), [this, s = std::move(s), done = std::move(done)](result<void> r) mutable {
+    impl_->commit_plain(std::move(b), [this, s = std::move(s), done = std::move(done)](result<void> r) mutable {
         if (r) {
             std::lock_guard lock(impl_->sessions_mu_);
             impl_->sessions_[s.client_id] = std::move(s);
@@ -1026,7 +1058,7 @@ void hub_service::put_session(store::session_record s, handler<void> done) {
 void hub_service::delete_session(std::string client_id, handler<void> done) {
     store::write_batch b;
     b.delete_session(client_id);
-    impl_->store_.commit(std::move(b), [this, client_id, done = std::move(done)](result<void> r) {
+    impl_->commit_plain(std::move(b), [this, client_id, done = std::move(done)](result<void> r) {
         if (r) {
             std::lock_guard lock(impl_->sessions_mu_);
             impl_->sessions_.erase(client_id);
@@ -1040,7 +1072,7 @@ void hub_service::delete_session(std::string client_id, handler<void> done) {
 void hub_service::append_event(store::event_record e, handler<void> done) {
     store::write_batch b;
     b.append_event(std::move(e));
-    impl_->store_.commit(std::move(b), std::move(done));
+    impl_->commit_plain(std::move(b), std::move(done));
 }
 
 }  // namespace twinhub::service

@@ -95,6 +95,8 @@ public:
     // Loads the snapshot into memory. If the store holds no policies (first start), the five default
     // policies are created and committed before this returns. Fails with the store's error.
     static result<std::unique_ptr<hub_service>> open(store::store& s, hub_options opts);
+    // Waits until every write handed to the store has completed (its handler has returned). Do not
+    // destroy the hub_service from one of its handlers or observers.
     ~hub_service();
 
     void add_observer(change_observer* o);     // before serving; not removable

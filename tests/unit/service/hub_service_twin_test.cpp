@@ -233,3 +233,101 @@ TEST_F(hub_service_twins, writes_in_flight_are_not_visible_to_readers_but_build_
 
 }  // namespace
 }  // namespace twinhub::service
+
+namespace twinhub::service {
+namespace {
+
+using hub_service_failures = testing::hub_fixture;
+
+// Holds the store's completion thread inside a handler until release(), so that the writes issued
+// meanwhile are all in flight at once.
+class completion_gate {
+public:
+    explicit completion_gate(hub_service& hub, const std::string& device_id) {
+        auto f = gate_.get_future().share();
+        hub.patch_twin({device_id, {}}, boost::json::parse(R"({"tags":{"gate":1}})"), "*",
+                       [f](result<boost::json::object>) { f.wait(); });
+    }
+    void release() { gate_.set_value(); }
+
+private:
+    std::promise<void> gate_;
+};
+
+template <class T>
+std::pair<std::shared_ptr<std::promise<result<T>>>, handler<T>> capture() {
+    auto p = std::make_shared<std::promise<result<T>>>();
+    return {p, [p](result<T> r) { p->set_value(std::move(r)); }};
+}
+
+TEST_F(hub_service_failures, a_failed_write_fails_the_writes_built_on_it_with_storage_error) {
+    auto dev = create("dev1");
+    ASSERT_TRUE(dev);
+    ASSERT_TRUE(create("other"));
+    // Change the stored twin behind the hub's back: the hub's next twin write fails its condition.
+    auto tampered = twin::new_twin(now());
+    tampered.version = 10;
+    store::write_batch b;
+    b.put_twin({"dev1", {}}, tampered);
+    ASSERT_TRUE(store_->commit_sync(std::move(b)));
+
+    completion_gate gate(*hub_, "other");
+    auto [a, a_done] = capture<boost::json::object>();
+    auto [c, c_done] = capture<boost::json::object>();
+    auto [u, u_done] = capture<registry::device_identity>();
+    hub_->patch_twin({"dev1", {}}, boost::json::parse(R"({"properties":{"desired":{"x":1}}})"), "*", a_done);
+    hub_->patch_twin({"dev1", {}}, boost::json::parse(R"({"properties":{"desired":{"x":2}}})"), "*", c_done);
+    auto req = *dev;
+    req.status_reason = "independent";
+    hub_->update_device(req, "*", u_done);  // another record of the same device: independent of them
+    gate.release();
+
+    auto ra = a->get_future().get();
+    ASSERT_FALSE(ra);
+    EXPECT_EQ(ra.error().code, errc::precondition_failed);  // the store's own error, passed through
+    auto rc = c->get_future().get();
+    ASSERT_FALSE(rc);
+    EXPECT_EQ(rc.error().code, errc::storage_error);  // failed only because the write before it failed
+    auto ru = u->get_future().get();
+    ASSERT_TRUE(ru) << ru.error().message;
+    EXPECT_EQ(hub_->get_device("dev1")->status_reason, "independent");
+    EXPECT_EQ(hub_->get_device("dev1")->etag, dev->etag + 1);
+    auto t = hub_->get_twin({"dev1", {}});
+    EXPECT_FALSE(t->at("properties").at("desired").as_object().contains("x"));  // nothing half-applied
+    EXPECT_TRUE(observer_.desired().empty());
+}
+
+TEST_F(hub_service_failures, writes_validate_against_writes_in_flight) {
+    ASSERT_TRUE(create("dev1"));
+    ASSERT_TRUE(create("other"));
+    completion_gate gate(*hub_, "other");
+    // The device delete is not committed yet when the module create is validated: readers still see
+    // dev1, but the create builds on the delete and fails.
+    auto [d, d_done] = capture<void>();
+    auto [m, m_done] = capture<registry::module_identity>();
+    hub_->delete_device("dev1", "*", d_done);
+    hub_->create_module(testing::module_request("dev1", "m1"), m_done);
+    EXPECT_TRUE(hub_->get_device("dev1"));
+    gate.release();
+    ASSERT_TRUE(d->get_future().get());
+    auto rm = m->get_future().get();
+    ASSERT_FALSE(rm);
+    EXPECT_EQ(rm.error().code, errc::device_not_found);
+    // The device can be created again at once, with a fresh twin.
+    ASSERT_TRUE(create("dev1"));
+    EXPECT_TRUE(create_module("dev1", "m1"));
+    EXPECT_EQ(hub_->get_twin({"dev1", {}})->at("version"), 2);
+}
+
+TEST_F(hub_service_failures, destroying_the_hub_waits_for_writes_in_flight) {
+    ASSERT_TRUE(create("dev1"));
+    auto done = std::make_shared<std::atomic<int>>(0);
+    for (int i = 0; i < 100; ++i)
+        hub_->patch_twin({"dev1", {}}, boost::json::parse(R"({"tags":{"n":1}})"), "*",
+                         [done](result<boost::json::object>) { ++*done; });
+    hub_.reset();
+    EXPECT_EQ(done->load(), 100);
+}
+
+}  // namespace
+}  // namespace twinhub::service
