@@ -91,8 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         chunked.consumed = d.consumed();
     }
 
-    if (whole.failed != chunked.failed || whole.failure != chunked.failure ||
-        whole.code != chunked.code || whole.message != chunked.message) {
+    if (whole.failed != chunked.failed || whole.failure != chunked.failure || whole.code != chunked.code ||
+        whole.message != chunked.message) {
         die("chunked decoding ended differently from whole decoding");
     }
     if (whole.packets != chunked.packets || whole.consumed != chunked.consumed) {

@@ -7,7 +7,9 @@
 namespace twinhub::mqtt {
 namespace {
 
-std::string prefix(packet_type t) { return std::string("MQTT ") + to_string(t) + ": "; }
+std::string prefix(packet_type t) {
+    return std::string("MQTT ") + to_string(t) + ": ";
+}
 
 // A failed step of packet decoding: the kind tells the session how to react.
 struct decode_error {
@@ -16,11 +18,12 @@ struct decode_error {
 };
 
 decode_error malformed(packet_type t, std::string_view violation) {
-    return {decode_failure::malformed,
-            error{errc::invalid_argument, prefix(t) + std::string(violation)}};
+    return {decode_failure::malformed, error{errc::invalid_argument, prefix(t) + std::string(violation)}};
 }
 
-decode_error malformed(error e) { return {decode_failure::malformed, std::move(e)}; }
+decode_error malformed(error e) {
+    return {decode_failure::malformed, std::move(e)};
+}
 
 // Reads the fields of one packet body. The first failure is kept; later reads return empty
 // values, so a parser can read a whole layout and check failed() at the points that matter.
@@ -114,39 +117,38 @@ std::optional<decode_error> check_fixed_header(std::uint8_t first, std::uint32_t
     unsigned expected_flags = 0;
     int expected_length = -1;  // -1: variable
     switch (type) {
-    case packet_type::publish:
-        if ((flags & 0x06) == 0x06) return malformed(type, "QoS 3 is invalid");
-        if ((flags & 0x08) && (flags & 0x06) == 0) {
-            return malformed(type, "DUP flag must be 0 for QoS 0");
-        }
-        return std::nullopt;
-    case packet_type::pubrel:
-    case packet_type::subscribe:
-    case packet_type::unsubscribe: expected_flags = 0x02; break;
-    case packet_type::connect:
-    case packet_type::suback: break;
-    case packet_type::connack:
-    case packet_type::puback:
-    case packet_type::pubrec:
-    case packet_type::pubcomp:
-    case packet_type::unsuback: expected_length = 2; break;
-    case packet_type::pingreq:
-    case packet_type::pingresp:
-    case packet_type::disconnect: expected_length = 0; break;
-    default:
-        return decode_error{decode_failure::malformed,
-                            error{errc::invalid_argument, "MQTT: reserved packet type " +
-                                                              std::to_string(type_bits)}};
+        case packet_type::publish:
+            if ((flags & 0x06) == 0x06) return malformed(type, "QoS 3 is invalid");
+            if ((flags & 0x08) && (flags & 0x06) == 0) {
+                return malformed(type, "DUP flag must be 0 for QoS 0");
+            }
+            return std::nullopt;
+        case packet_type::pubrel:
+        case packet_type::subscribe:
+        case packet_type::unsubscribe: expected_flags = 0x02; break;
+        case packet_type::connect:
+        case packet_type::suback: break;
+        case packet_type::connack:
+        case packet_type::puback:
+        case packet_type::pubrec:
+        case packet_type::pubcomp:
+        case packet_type::unsuback: expected_length = 2; break;
+        case packet_type::pingreq:
+        case packet_type::pingresp:
+        case packet_type::disconnect: expected_length = 0; break;
+        default:
+            return decode_error{
+                decode_failure::malformed,
+                error{errc::invalid_argument, "MQTT: reserved packet type " + std::to_string(type_bits)}};
     }
     if (type == packet_type::pubrel) expected_length = 2;
     if (flags != expected_flags) {
         return malformed(type, std::string("reserved fixed-header flags must be ") +
-                                   (expected_flags ? "0b0010" : "0b0000") + " (got " +
-                                   std::to_string(flags) + ")");
+                                   (expected_flags ? "0b0010" : "0b0000") + " (got " + std::to_string(flags) + ")");
     }
     if (expected_length >= 0 && remaining != static_cast<std::uint32_t>(expected_length)) {
-        return malformed(type, "remaining length must be " + std::to_string(expected_length) +
-                                   " (got " + std::to_string(remaining) + ")");
+        return malformed(type, "remaining length must be " + std::to_string(expected_length) + " (got " +
+                                   std::to_string(remaining) + ")");
     }
     return std::nullopt;
 }
@@ -160,10 +162,9 @@ parse_result parse_connect(body_reader& r) {
         if (p.protocol_name != "MQTT" || p.protocol_level != 4) {
             return decode_error{
                 decode_failure::unacceptable_protocol_version,
-                error{errc::invalid_argument,
-                      "MQTT CONNECT: unsupported protocol '" + p.protocol_name + "' level " +
-                          std::to_string(p.protocol_level) +
-                          "; only MQTT 3.1.1 (protocol 'MQTT' level 4) is supported"}};
+                error{errc::invalid_argument, "MQTT CONNECT: unsupported protocol '" + p.protocol_name + "' level " +
+                                                  std::to_string(p.protocol_level) +
+                                                  "; only MQTT 3.1.1 (protocol 'MQTT' level 4) is supported"}};
         }
     } else {
         return malformed(packet_type::connect, "unknown protocol name (expected 'MQTT')");
@@ -180,8 +181,7 @@ parse_result parse_connect(body_reader& r) {
     const bool username_flag = flags & 0x80;
     if (will_qos == 3) return malformed(packet_type::connect, "Will QoS 3 is invalid");
     if (!will_flag && (will_qos != 0 || will_retain)) {
-        return malformed(packet_type::connect,
-                         "Will QoS and Will Retain must be 0 when the Will flag is 0");
+        return malformed(packet_type::connect, "Will QoS and Will Retain must be 0 when the Will flag is 0");
     }
     if (password_flag && !username_flag) {
         return malformed(packet_type::connect, "password flag set without the user name flag");
@@ -318,20 +318,20 @@ parse_result parse_body(std::uint8_t first, std::string_view body) {
     const auto type = static_cast<packet_type>(first >> 4);
     body_reader r(type, body);
     switch (type) {
-    case packet_type::connect: return parse_connect(r);
-    case packet_type::connack: return parse_connack(r);
-    case packet_type::publish: return parse_publish(r, first & 0x0F);
-    case packet_type::puback: return parse_ack<puback>(r);
-    case packet_type::pubrec: return parse_ack<pubrec>(r);
-    case packet_type::pubrel: return parse_ack<pubrel>(r);
-    case packet_type::pubcomp: return parse_ack<pubcomp>(r);
-    case packet_type::subscribe: return parse_subscribe(r);
-    case packet_type::suback: return parse_suback(r);
-    case packet_type::unsubscribe: return parse_unsubscribe(r);
-    case packet_type::unsuback: return parse_ack<unsuback>(r);
-    case packet_type::pingreq: return packet{pingreq{}};
-    case packet_type::pingresp: return packet{pingresp{}};
-    case packet_type::disconnect: return packet{disconnect{}};
+        case packet_type::connect: return parse_connect(r);
+        case packet_type::connack: return parse_connack(r);
+        case packet_type::publish: return parse_publish(r, first & 0x0F);
+        case packet_type::puback: return parse_ack<puback>(r);
+        case packet_type::pubrec: return parse_ack<pubrec>(r);
+        case packet_type::pubrel: return parse_ack<pubrel>(r);
+        case packet_type::pubcomp: return parse_ack<pubcomp>(r);
+        case packet_type::subscribe: return parse_subscribe(r);
+        case packet_type::suback: return parse_suback(r);
+        case packet_type::unsubscribe: return parse_unsubscribe(r);
+        case packet_type::unsuback: return parse_ack<unsuback>(r);
+        case packet_type::pingreq: return packet{pingreq{}};
+        case packet_type::pingresp: return packet{pingresp{}};
+        case packet_type::disconnect: return packet{disconnect{}};
     }
     // check_fixed_header() has already refused reserved types.
     return malformed(type, "reserved packet type");
@@ -389,8 +389,7 @@ result<std::optional<packet>> decoder::next() {
         if (!(b & 0x80)) {
             if (b == 0 && header > 2) {
                 return fail(decode_failure::malformed,
-                            error{errc::invalid_argument,
-                                  "MQTT: remaining length is not minimally encoded"});
+                            error{errc::invalid_argument, "MQTT: remaining length is not minimally encoded"});
             }
             break;
         }
@@ -399,10 +398,9 @@ result<std::optional<packet>> decoder::next() {
     const std::size_t total = header + remaining;
     if (total > max_packet_size_) {
         return fail(decode_failure::too_large,
-                    error{errc::message_too_large,
-                          prefix(static_cast<packet_type>(p[0] >> 4)) + "packet of " +
-                              std::to_string(total) + " bytes exceeds the limit of " +
-                              std::to_string(max_packet_size_) + " bytes"});
+                    error{errc::message_too_large, prefix(static_cast<packet_type>(p[0] >> 4)) + "packet of " +
+                                                       std::to_string(total) + " bytes exceeds the limit of " +
+                                                       std::to_string(max_packet_size_) + " bytes"});
     }
     if (avail < total) return std::optional<packet>{};
 
@@ -421,8 +419,7 @@ result<packet> decode_packet(std::string_view bytes, std::size_t max_packet_size
     if (!r) return r.error();
     if (!*r) return error{errc::invalid_argument, "MQTT: incomplete packet"};
     if (d.buffered() != 0) {
-        return error{errc::invalid_argument,
-                     "MQTT: " + std::to_string(d.buffered()) + " bytes after the packet"};
+        return error{errc::invalid_argument, "MQTT: " + std::to_string(d.buffered()) + " bytes after the packet"};
     }
     return std::move(**r);
 }

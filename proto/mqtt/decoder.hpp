@@ -102,7 +102,6 @@ private:
 
 // Decodes `bytes` that must hold exactly one complete packet; anything else is an error
 // (errc::invalid_argument for a truncated packet or trailing bytes).
-result<packet> decode_packet(std::string_view bytes,
-                             std::size_t max_packet_size = decoder::default_max_packet_size);
+result<packet> decode_packet(std::string_view bytes, std::size_t max_packet_size = decoder::default_max_packet_size);
 
 }  // namespace twinhub::mqtt

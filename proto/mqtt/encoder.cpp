@@ -5,9 +5,13 @@
 namespace twinhub::mqtt {
 namespace {
 
-constexpr std::size_t string_size(const std::string& s) { return 2 + s.size(); }
+constexpr std::size_t string_size(const std::string& s) {
+    return 2 + s.size();
+}
 
-void put_u8(std::uint8_t v, std::string& out) { out.push_back(static_cast<char>(v)); }
+void put_u8(std::uint8_t v, std::string& out) {
+    out.push_back(static_cast<char>(v));
+}
 
 void put_u16(std::uint16_t v, std::string& out) {
     out.push_back(static_cast<char>(v >> 8));
@@ -104,10 +108,18 @@ void encode(const publish& p, std::string& out) {
     out.append(p.payload);
 }
 
-void encode(const puback& p, std::string& out) { put_id_only(packet_type::puback, 0, p.packet_id, out); }
-void encode(const pubrec& p, std::string& out) { put_id_only(packet_type::pubrec, 0, p.packet_id, out); }
-void encode(const pubrel& p, std::string& out) { put_id_only(packet_type::pubrel, 2, p.packet_id, out); }
-void encode(const pubcomp& p, std::string& out) { put_id_only(packet_type::pubcomp, 0, p.packet_id, out); }
+void encode(const puback& p, std::string& out) {
+    put_id_only(packet_type::puback, 0, p.packet_id, out);
+}
+void encode(const pubrec& p, std::string& out) {
+    put_id_only(packet_type::pubrec, 0, p.packet_id, out);
+}
+void encode(const pubrel& p, std::string& out) {
+    put_id_only(packet_type::pubrel, 2, p.packet_id, out);
+}
+void encode(const pubcomp& p, std::string& out) {
+    put_id_only(packet_type::pubcomp, 0, p.packet_id, out);
+}
 void encode(const unsuback& p, std::string& out) {
     put_id_only(packet_type::unsuback, 0, p.packet_id, out);
 }
@@ -137,9 +149,15 @@ void encode(const unsubscribe& p, std::string& out) {
     for (const auto& f : p.filters) put_string(f, out);
 }
 
-void encode(const pingreq&, std::string& out) { put_empty(packet_type::pingreq, out); }
-void encode(const pingresp&, std::string& out) { put_empty(packet_type::pingresp, out); }
-void encode(const disconnect&, std::string& out) { put_empty(packet_type::disconnect, out); }
+void encode(const pingreq&, std::string& out) {
+    put_empty(packet_type::pingreq, out);
+}
+void encode(const pingresp&, std::string& out) {
+    put_empty(packet_type::pingresp, out);
+}
+void encode(const disconnect&, std::string& out) {
+    put_empty(packet_type::disconnect, out);
+}
 
 void encode(const packet& p, std::string& out) {
     std::visit([&out](const auto& v) { encode(v, out); }, p);

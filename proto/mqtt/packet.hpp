@@ -93,7 +93,7 @@ struct publish {
     bool retain = false;
     std::string topic;
     mqtt::packet_id packet_id = 0;  // present on the wire only when qos > 0, then non-zero
-    std::string payload;      // bytes
+    std::string payload;            // bytes
     bool operator==(const publish&) const = default;
 };
 
@@ -154,8 +154,8 @@ struct disconnect {
 };
 
 // The alternatives are in packet_type order, so type_of() is the index plus one.
-using packet = std::variant<connect, connack, publish, puback, pubrec, pubrel, pubcomp, subscribe,
-                            suback, unsubscribe, unsuback, pingreq, pingresp, disconnect>;
+using packet = std::variant<connect, connack, publish, puback, pubrec, pubrel, pubcomp, subscribe, suback, unsubscribe,
+                            unsuback, pingreq, pingresp, disconnect>;
 
 inline packet_type type_of(const packet& p) noexcept {
     return static_cast<packet_type>(p.index() + 1);

@@ -134,8 +134,7 @@ result<std::size_t> check_sizes(const packet& p) {
         p);
     const std::string what = std::string("MQTT ") + to_string(type_of(p));
     if (!too_long.empty()) {
-        return error{errc::invalid_argument,
-                     what + ": " + std::string(too_long) + " longer than 65535 bytes"};
+        return error{errc::invalid_argument, what + ": " + std::string(too_long) + " longer than 65535 bytes"};
     }
     if (body > max_remaining_length - 16) {
         return error{errc::message_too_large, what + ": packet larger than MQTT allows"};
@@ -147,15 +146,13 @@ result<std::size_t> check_sizes(const packet& p) {
 
 result<void> validate_packet(const packet& p) {
     if (auto sizes = check_sizes(p); !sizes) return sizes.error();
-    if (const auto* pub = std::get_if<publish>(&p);
-        pub && pub->qos == qos::at_most_once && pub->packet_id != 0) {
+    if (const auto* pub = std::get_if<publish>(&p); pub && pub->qos == qos::at_most_once && pub->packet_id != 0) {
         return error{errc::invalid_argument, "MQTT PUBLISH: packet identifier must be 0 at QoS 0"};
     }
     auto decoded = decode_packet(to_bytes(p), std::numeric_limits<std::size_t>::max());
     if (!decoded) return decoded.error();
     if (!(*decoded == p)) {
-        return error{errc::internal, std::string("MQTT ") + to_string(type_of(p)) +
-                                         ": encoding does not round-trip"};
+        return error{errc::internal, std::string("MQTT ") + to_string(type_of(p)) + ": encoding does not round-trip"};
     }
     return {};
 }

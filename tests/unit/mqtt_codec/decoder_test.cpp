@@ -296,9 +296,9 @@ TEST(mqtt_decoder, string_with_surrogate_is_malformed) {
 }
 
 TEST(mqtt_decoder, ill_formed_utf8_is_malformed) {
-    expect_malformed(hex("30 04 00 02 c0 80"), "is not well-formed UTF-8");       // overlong NUL
+    expect_malformed(hex("30 04 00 02 c0 80"), "is not well-formed UTF-8");  // overlong NUL
     expect_malformed(hex("30 05 00 03 e0 80 80"), "overlong UTF-8 encoding");
-    expect_malformed(hex("30 03 00 01 80"), "is not well-formed UTF-8");          // lone continuation
+    expect_malformed(hex("30 03 00 01 80"), "is not well-formed UTF-8");  // lone continuation
     expect_malformed(hex("30 04 00 02 61 e2"), "ends inside a UTF-8 sequence");
     expect_malformed(hex("30 06 00 04 f4 90 80 80"), "above U+10FFFF");
     expect_malformed(hex("30 03 00 01 ff"), "is not well-formed UTF-8");
@@ -369,9 +369,7 @@ TEST(mqtt_decoder, subscribe_missing_requested_qos_is_malformed) {
 }
 
 TEST(mqtt_decoder, subscribe_with_invalid_filters_is_malformed) {
-    auto sub = [](std::string_view filter) {
-        return packet_bytes(0x82, hex("00 01") + str16(filter) + hex("01"));
-    };
+    auto sub = [](std::string_view filter) { return packet_bytes(0x82, hex("00 01") + str16(filter) + hex("01")); };
     expect_malformed(sub("a/#/b"), "'#' must be the whole last level");
     expect_malformed(sub("a#"), "'#' must be the whole last level");
     expect_malformed(sub("#/"), "'#' must be the whole last level");
@@ -404,8 +402,7 @@ TEST(mqtt_decoder, unsubscribe_rules_are_enforced) {
 
 // --- CONNECT --------------------------------------------------------------------------------
 
-std::string connect_bytes(std::string_view name, std::uint8_t level, std::uint8_t flags,
-                          const std::string& payload) {
+std::string connect_bytes(std::string_view name, std::uint8_t level, std::uint8_t flags, const std::string& payload) {
     std::string body = str16(name);
     body.push_back(static_cast<char>(level));
     body.push_back(static_cast<char>(flags));
@@ -460,8 +457,7 @@ TEST(mqtt_decoder, connect_will_qos_or_retain_without_will_flag_is_malformed) {
 }
 
 TEST(mqtt_decoder, connect_will_qos3_is_malformed) {
-    expect_malformed(connect_bytes("MQTT", 4, 0x1e, str16("c") + str16("t") + str16("m")),
-                     "Will QoS 3 is invalid");
+    expect_malformed(connect_bytes("MQTT", 4, 0x1e, str16("c") + str16("t") + str16("m")), "Will QoS 3 is invalid");
 }
 
 TEST(mqtt_decoder, connect_password_without_username_is_malformed) {

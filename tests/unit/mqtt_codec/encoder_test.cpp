@@ -1,7 +1,7 @@
 // Every packet type both ways: the encoder writes exactly the listed bytes, and the decoder turns
 // those bytes back into the same value.
-#include "proto/mqtt/decoder.hpp"
 #include "proto/mqtt/encoder.hpp"
+#include "proto/mqtt/decoder.hpp"
 #include "tests/unit/mqtt_codec/test_bytes.hpp"
 
 #include <gtest/gtest.h>
@@ -24,9 +24,8 @@ void expect_both_ways(const packet& value, const std::string& bytes) {
 
 TEST(mqtt_encoder, remaining_length_uses_minimal_varint) {
     const std::pair<std::uint32_t, const char*> cases[] = {
-        {0, "00"},           {127, "7f"},           {128, "80 01"},
-        {16383, "ff 7f"},    {16384, "80 80 01"},   {2097151, "ff ff 7f"},
-        {2097152, "80 80 80 01"}, {268435455, "ff ff ff 7f"},
+        {0, "00"},           {127, "7f"},           {128, "80 01"},           {16383, "ff 7f"},
+        {16384, "80 80 01"}, {2097151, "ff ff 7f"}, {2097152, "80 80 80 01"}, {268435455, "ff ff ff 7f"},
     };
     for (const auto& [value, expected] : cases) {
         std::string out;
@@ -51,8 +50,8 @@ TEST(mqtt_encoder, connect_with_will_username_and_binary_password_round_trips) {
     c.username = "u";
     c.password = std::string("p\0x", 3);
     // flags: username 0x80 | password 0x40 | will retain 0x20 | will QoS 1 0x08 | will 0x04
-    expect_both_ways(c, hex("10 20") + str16("MQTT") + hex("04 ec 00 b4") + str16("id") +
-                            str16("w/t") + str16("bye") + str16("u") + str16(std::string("p\0x", 3)));
+    expect_both_ways(c, hex("10 20") + str16("MQTT") + hex("04 ec 00 b4") + str16("id") + str16("w/t") + str16("bye") +
+                            str16("u") + str16(std::string("p\0x", 3)));
 }
 
 TEST(mqtt_encoder, connect_as_the_node_device_sdk_sends_it_round_trips) {
@@ -63,8 +62,8 @@ TEST(mqtt_encoder, connect_as_the_node_device_sdk_sends_it_round_trips) {
     c.username = "localhost/dev1/?api-version=2021-04-12";
     c.password = "SharedAccessSignature sr=localhost%2Fdevices%2Fdev1&sig=abc&se=1";
     // 10 + 6 + 40 + 66 = 122 bytes of remaining length; flags username | password.
-    expect_both_ways(c, hex("10 7a") + str16("MQTT") + hex("04 c0 00 b4") + str16("dev1") +
-                            str16(*c.username) + str16(*c.password));
+    expect_both_ways(
+        c, hex("10 7a") + str16("MQTT") + hex("04 c0 00 b4") + str16("dev1") + str16(*c.username) + str16(*c.password));
 }
 
 TEST(mqtt_encoder, connect_with_empty_username_and_no_password_round_trips) {
@@ -143,9 +142,9 @@ TEST(mqtt_encoder, subscribe_with_two_filters_round_trips) {
 
 TEST(mqtt_encoder, suback_round_trips) {
     expect_both_ways(suback{10, {suback_return_code::granted_qos_0}}, hex("90 03 00 0a 00"));
-    expect_both_ways(suback{10, {suback_return_code::granted_qos_1, suback_return_code::granted_qos_2,
-                                 suback_return_code::failure}},
-                     hex("90 05 00 0a 01 02 80"));
+    expect_both_ways(
+        suback{10, {suback_return_code::granted_qos_1, suback_return_code::granted_qos_2, suback_return_code::failure}},
+        hex("90 05 00 0a 01 02 80"));
 }
 
 TEST(mqtt_encoder, unsubscribe_round_trips) {

@@ -10,10 +10,10 @@ namespace {
 TEST(mqtt_validation, well_formed_utf8_is_accepted) {
     EXPECT_TRUE(validate_utf8_string("", "s"));
     EXPECT_TRUE(validate_utf8_string("plain ascii", "s"));
-    EXPECT_TRUE(validate_utf8_string("\xc2\x80\xdf\xbf", "s"));               // U+0080, U+07FF
+    EXPECT_TRUE(validate_utf8_string("\xc2\x80\xdf\xbf", "s"));                      // U+0080, U+07FF
     EXPECT_TRUE(validate_utf8_string("\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80", "s"));  // U+0800, U+D7FF, U+E000
-    EXPECT_TRUE(validate_utf8_string("\xef\xbb\xbf", "s"));                   // BOM is kept, not an error
-    EXPECT_TRUE(validate_utf8_string("\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", "s"));  // U+10000, U+10FFFF
+    EXPECT_TRUE(validate_utf8_string("\xef\xbb\xbf", "s"));                          // BOM is kept, not an error
+    EXPECT_TRUE(validate_utf8_string("\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", "s"));      // U+10000, U+10FFFF
 }
 
 TEST(mqtt_validation, ill_formed_utf8_is_refused_with_its_offset) {
@@ -43,8 +43,8 @@ TEST(mqtt_validation, topic_names_refuse_wildcards_and_empty) {
 }
 
 TEST(mqtt_validation, topic_filters_allow_whole_level_wildcards_only) {
-    for (const char* ok : {"#", "+", "+/+", "a/+/b", "/#", "a/#", "+/#", "/+", "+/", "a//#",
-                           "$iothub/methods/POST/#"}) {
+    for (const char* ok :
+         {"#", "+", "+/+", "a/+/b", "/#", "a/#", "+/#", "/+", "+/", "a//#", "$iothub/methods/POST/#"}) {
         EXPECT_TRUE(validate_topic_filter(ok, "f")) << ok;
     }
     for (const char* bad : {"", "a#", "#/a", "a/#/", "a/b#", "a+", "+a", "a/+b/c", "++", "##"}) {
