@@ -1,0 +1,22 @@
+// A device's connection to the hub: see hub_client.hpp for behaviour, errors and thread safety.
+#pragma once
+
+#include "twinhub/hub_client.hpp"
+
+#include <string_view>
+
+namespace twinhub {
+
+class device_client : public hub_client {
+public:
+    // From "HostName=h;DeviceId=d;SharedAccessKey=k" (optionally SharedAccessKeyName=policy with a
+    // policy key that has DeviceConnect, or GatewayHostName=g). Fails with invalid_argument for any
+    // other kind of connection string. Does not connect.
+    static result<device_client> create_from_connection_string(std::string_view connection_string,
+                                                               client_options options = {});
+
+private:
+    using hub_client::hub_client;
+};
+
+}  // namespace twinhub

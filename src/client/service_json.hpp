@@ -1,0 +1,21 @@
+// JSON of the service API (spec 3.3, 3.4, 4.1) to and from the SDK's value types.
+// Thread safety: pure functions.
+#pragma once
+
+#include "common/errc.hpp"
+#include "twinhub/identity.hpp"
+#include "twinhub/twin.hpp"
+
+#include <boost/json/object.hpp>
+
+namespace twinhub::client {
+
+result<device_identity> device_from_json(const boost::json::value& v);
+result<module_identity> module_from_json(const boost::json::value& v);
+result<twin> twin_from_json(const boost::json::value& v);
+
+// Request bodies for PUT /devices/{id} and PUT /devices/{id}/modules/{mid}.
+boost::json::object device_to_json(const device_identity& d);
+boost::json::object module_to_json(const module_identity& m);
+
+}  // namespace twinhub::client
