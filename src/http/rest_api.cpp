@@ -6,6 +6,8 @@
 #include "http/error_body.hpp"
 #include "http/request_target.hpp"
 #include "http/route.hpp"
+#include "methods/method_invocation.hpp"
+#include "methods/method_router.hpp"
 #include "registry/identity.hpp"
 #include "service/hub_service.hpp"
 
@@ -186,7 +188,10 @@ result<std::vector<service::bulk_entry>> parse_bulk(std::string_view body) {
                          where + "importMode '" + std::string(mode->get_string()) +
                              "' is not supported; use create, update, updateIfMatchETag, delete or deleteIfMatchETag."};
         }
-        if (auto* et = o.if_contains("eTag"); et && !et->is_null()) {
+        // ExportImportDevice says eTag; Node passes Device objects through, which say etag.
+        auto* et = o.if_contains("eTag");
+        if (!et || et->is_null()) et = o.if_contains("etag");
+        if (et && !et->is_null()) {
             if (!et->is_string()) return error{errc::invalid_argument, where + "eTag must be a string."};
             e.etag = std::string(et->get_string());
         }
@@ -201,6 +206,7 @@ result<std::vector<service::bulk_entry>> parse_bulk(std::string_view body) {
         // ExportImportDevice says id/eTag; the identity parser reads deviceId/etag.
         o.erase("id");
         o.erase("eTag");
+        o.erase("etag");
         o.erase("importMode");
         o.erase("moduleId");
         o["deviceId"] = device_id;
@@ -259,8 +265,26 @@ bool is_create(const rest_request& req) { return !req.if_match || req.if_match->
 
 }  // namespace
 
-rest_api::rest_api(service::hub_service& hub, std::vector<std::string> host_names)
-    : hub_(hub), host_names_(std::move(host_names)) {
+// The answer to a direct-method call (spec 3.8): 200 {"status","payload"}, or the error; 404103 and
+// 504101 in the body form of the hub's method endpoint (spec 3.11).
+static rest_response method_result_response(const result<methods::method_response>& r, const methods::invocation_request& call) {
+    if (r) {
+        rest_response out;
+        out.body = methods::format_invocation_result(r->status, r->payload);
+        return out;
+    }
+    if (!methods::uses_method_error_body(r.error().code)) return error_response(r.error());
+    const wire_error w = to_wire(r.error().code);
+    rest_response out;
+    out.status = w.http_status;
+    out.body = methods::format_method_error_body(
+        r.error(), r.error().code == errc::device_not_online ? call.connect_timeout : call.response_timeout);
+    out.headers.emplace_back("iothub-errorcode", w.code_name);
+    return out;
+}
+
+rest_api::rest_api(service::hub_service& hub, std::vector<std::string> host_names, methods::method_router* methods)
+    : hub_(hub), host_names_(std::move(host_names)), methods_(methods) {
     if (host_names_.empty()) host_names_.push_back("localhost");
 }
 
@@ -287,7 +311,7 @@ void rest_api::handle(rest_request req, completion done) const {
     if (!r.device_id.empty() || r.kind == route_kind::device || r.kind == route_kind::module) {
         if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
     }
-    if (r.kind == route_kind::module || r.kind == route_kind::module_twin) {
+    if (r.kind == route_kind::module || r.kind == route_kind::module_twin || r.kind == route_kind::module_methods) {
         if (auto ok = registry::validate_id(r.module_id, "moduleId"); !ok) return fail(ok.error());
     }
 
@@ -392,6 +416,24 @@ void rest_api::handle(rest_request req, completion done) const {
         json::object o;
         o["connectedDeviceCount"] = hub_.connected_device_count();
         return done(json_response(200, o));
+    }
+    case route_kind::device_methods:
+    case route_kind::module_methods: {
+        if (methods_ == nullptr) return fail(error{errc::not_found, "Direct methods are not served by this hub."});
+        auto call = methods::parse_invocation_request(req.body);
+        if (!call) return fail(call.error());
+        store::identity_key key{r.device_id, r.module_id};
+        if (auto known = hub_.credentials(key); !known) return fail(known.error());
+        methods::invoke_options o;
+        o.response_timeout = call->response_timeout;
+        o.connect_timeout = call->connect_timeout;
+        std::string name = call->method_name;
+        std::string payload = std::move(call->payload);
+        methods_->invoke(std::move(key), std::move(name), std::move(payload), o,
+                         [done = std::move(done), c = std::move(*call)](result<methods::method_response> res) {
+                             done(method_result_response(res, c));
+                         });
+        return;
     }
     }
     fail(error{errc::internal, "unhandled route"});
