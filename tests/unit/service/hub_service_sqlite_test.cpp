@@ -3,7 +3,9 @@
 
 #include "store/sqlite_store.hpp"
 
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 #include <filesystem>
 
 namespace twinhub::service {
@@ -39,6 +41,7 @@ struct opened {
 };
 
 void open(opened& o, const std::string& path) {
+    log::set_level(log::level::warn);
     auto st = store::open_sqlite_store(path);
     ASSERT_TRUE(st) << st.error().message;
     o.st = std::move(*st);
@@ -119,6 +122,43 @@ TEST(hub_service_sqlite, state_survives_a_reopen) {
     auto u = wait_for<registry::device_identity>([&](auto h) { hub.update_device(*d, "*", h); });
     ASSERT_TRUE(u) << u.error().message;
     EXPECT_EQ(u->etag, dev1.etag + 1);
+}
+
+TEST(hub_service_sqlite, concurrent_patches_commit_in_version_order_and_survive_a_reopen) {
+    temp_dir dir;
+    const std::string db = dir.file("hub.db");
+    constexpr int threads = 4, per_thread = 25;
+    testing::recording_observer obs;
+    {
+        opened o;
+        ASSERT_NO_FATAL_FAILURE(open(o, db));
+        o.hub->add_observer(&obs);
+        ASSERT_TRUE(wait_for<registry::device_identity>([&](auto h) { o.hub->create_device(device_request("d"), h); }));
+        std::atomic<int> ok{0};
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t)
+            ts.emplace_back([&, t] {
+                for (int i = 0; i < per_thread; ++i)
+                    o.hub->patch_twin({"d", {}},
+                                      boost::json::parse(R"({"properties":{"desired":{"k)" + std::to_string(t) +
+                                                         R"(":)" + std::to_string(i) + "}}}"),
+                                      "*", [&](result<boost::json::object> r) { ok += r ? 1 : 0; });
+            });
+        for (auto& t : ts) t.join();
+        o.hub.reset();  // waits for the writes in flight
+        EXPECT_EQ(ok.load(), threads * per_thread);
+    }
+    auto changes = obs.desired();
+    ASSERT_EQ(changes.size(), static_cast<std::size_t>(threads * per_thread));
+    for (std::size_t i = 0; i < changes.size(); ++i) EXPECT_EQ(changes[i].second.version, static_cast<std::int64_t>(i) + 2);
+
+    opened o;
+    ASSERT_NO_FATAL_FAILURE(open(o, db));
+    auto t = o.hub->get_twin({"d", {}});
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->at("properties").at("desired").at("$version"), threads * per_thread + 1);
+    for (int k = 0; k < threads; ++k)
+        EXPECT_EQ(t->at("properties").at("desired").at("k" + std::to_string(k)), per_thread - 1);
 }
 
 }  // namespace
