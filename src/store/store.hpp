@@ -10,7 +10,10 @@
 // fails on its own. A batch is durable when its completion reports success: it survives kill -9.
 //
 // Completions run on a store-owned thread, in commit order. Keep them short (post elsewhere); they
-// must not call commit_sync on the same store.
+// must not call commit_sync on the same store, nor destroy it (commit() and close() are fine).
+//
+// Backends: make_memory_store() (store/memory_store.hpp), open_sqlite_store(path)
+// (store/sqlite_store.hpp).
 //
 // Thread safety: every member function may be called from any thread concurrently.
 #pragma once
