@@ -149,6 +149,14 @@ struct hub_service::impl {
     store::store& store_;
     hub_options opts_;
     std::vector<change_observer*> observers_;  // fixed before serving; read without a lock
+    twin_change_listener* twin_listener_ = nullptr;  // query support; fixed before serving
+
+    // Query support: report the entry's device twin and every module twin (under mu_, exclusive).
+    void twin_changed(const device_entry& e, const std::string& device_id) const {
+        if (!twin_listener_) return;
+        twin_listener_->on_twin_changed(store::identity_key{device_id, {}});
+        for (auto& [mid, _] : e.modules) twin_listener_->on_twin_changed(store::identity_key{device_id, mid});
+    }
 
     mutable std::shared_mutex mu_;
     device_map devices_;
@@ -226,6 +234,7 @@ struct hub_service::impl {
                 --e.in_flight;
                 if (r) {
                     w->apply(e);
+                    twin_changed(e, w->device_id);
                 } else {
                     log::warn("service.commit_failed",
                               {{"device", w->device_id}, {"code", to_string(r.error().code)}});
@@ -689,12 +698,14 @@ struct hub_service::impl {
         if (!id.is_module()) {
             if (e.identity.committed) f(*e.identity.committed);
             if (e.identity.head && *e.identity.head) f(**e.identity.head);
+            if (twin_listener_) twin_listener_->on_twin_changed(id);
             return true;
         }
         auto mit = e.modules.find(id.module_id);
         if (mit == e.modules.end()) return false;
         if (mit->second.identity.committed) f(*mit->second.identity.committed);
         if (mit->second.identity.head && *mit->second.identity.head) f(**mit->second.identity.head);
+        if (twin_listener_) twin_listener_->on_twin_changed(id);
         return true;
     }
 
@@ -745,6 +756,7 @@ result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_opti
 }
 
 void hub_service::add_observer(change_observer* o) { impl_->observers_.push_back(o); }
+void hub_service::set_twin_change_listener(twin_change_listener* l) { impl_->twin_listener_ = l; }
 
 std::vector<auth::shared_access_policy> hub_service::policies() const {
     std::shared_lock lock(impl_->mu_);
@@ -1032,6 +1044,7 @@ void hub_service::set_model_id(const store::identity_key& id, std::string model_
     }
     if (s->committed) s->committed->model_id = model_id;
     if (s->head && *s->head) (*s->head)->model_id = model_id;
+    if (impl_->twin_listener_) impl_->twin_listener_->on_twin_changed(id);
 }
 
 // ---- MQTT sessions ----

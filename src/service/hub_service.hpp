@@ -59,6 +59,16 @@ public:
     virtual void on_identity_revoked(const store::identity_key& id) = 0;
 };
 
+// Query support (src/query): told the key of every twin whose readable state changed.
+class twin_change_listener {
+public:
+    virtual ~twin_change_listener() = default;
+    // Called under the hub's exclusive lock, after the change is readable and before the write's
+    // handler runs (so a query that starts after the handler sees it). Must be cheap and must not
+    // call back into the hub_service.
+    virtual void on_twin_changed(const store::identity_key& id) = 0;
+};
+
 struct registry_statistics {
     std::int64_t total_device_count = 0;
     std::int64_t enabled_device_count = 0;
@@ -147,6 +157,9 @@ public:
     // The visitor returns false to stop. Used by the query engine. It runs under the shared lock:
     // it must not call a writing member of this hub_service.
     void for_each_twin(bool modules, const std::function<bool(const boost::json::object&)>& visit) const;
+    // Query support: one listener, set before serving (see twin_change_listener). Changes made by
+    // writes completing, presence and model id are reported; a device's change reports its modules too.
+    void set_twin_change_listener(twin_change_listener* l);
 
     // ---- presence and credentials (spec 5, 6) ----
     result<identity_credentials> credentials(const store::identity_key& id) const;
