@@ -61,10 +61,8 @@ public:
             return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
         std::lock_guard lock(state_m_);
         std::vector<event_record> out;
-        for (auto& e : st_.events[partition]) {  // sequence numbers are dense from 0: index == seq
-            if (out.size() >= max_count) break;
-            if (e.sequence_number >= from) out.push_back(e);
-        }
+        auto& log = st_.events[partition];  // sequence numbers are dense from 0: index == seq
+        for (auto i = from; i < log.size() && out.size() < max_count; ++i) out.push_back(log[i]);
         return out;
     }
 
