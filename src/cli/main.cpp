@@ -1,14 +1,35 @@
-// twinhub: the az iot hub-shaped command-line client. JSON on stdout, errors on stderr with a
-// non-zero exit code (1 = the operation failed, 2 = bad usage).
+// twinhub: the az iot hub-shaped command-line client, built on the C++ SDK (libtwinhub-client).
+// JSON on stdout; errors on stderr with an exit code scripts can rely on:
+//   0 success, 1 the operation failed (the hub refused it: not found, stale etag, unauthorized, ...),
+//   2 usage error (bad arguments, malformed JSON or connection string),
+//   3 the hub could not be reached (DNS, TCP, TLS/certificate, timeout).
 #include "auth/connection_string.hpp"
+#include "cli/json_print.hpp"
+#include "common/error_mapping.hpp"
 #include "server/data_dir.hpp"
 #include "store/sqlite_store.hpp"
+#include "twinhub/registry_manager.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
 #include <iostream>
+#include <sstream>
 
 namespace {
+
+constexpr int exit_ok = 0, exit_failed = 1, exit_usage = 2, exit_connection = 3;
+
+constexpr const char* exit_codes_text =
+    "Exit codes: 0 success; 1 the operation failed (the hub refused it, e.g. DeviceNotFound, "
+    "PreconditionFailed for a stale --etag, IotHubUnauthorizedAccess); 2 usage error (bad arguments, JSON or "
+    "connection string); 3 the hub could not be reached (DNS, TCP, TLS/certificate, timeout).\n"
+    "Errors are printed on stderr as 'twinhub: <ErrorCode>: <message>'.";
 
 int connection_string_show(const std::string& data_dir, const std::string& policy_name) {
     using namespace twinhub;
@@ -43,11 +64,99 @@ int connection_string_show(const std::string& data_dir, const std::string& polic
     return 1;
 }
 
+// Options every hub-talking command takes.
+struct hub_args {
+    std::string login;
+    std::string ca_file;
+    int port = 0;
+    int timeout = 60;
+};
+
+struct usage_error {
+    std::string message;
+};
+
+int fail(const twinhub::error& e) {
+    if (e.code == twinhub::errc::connection_failed) {
+        std::cerr << "twinhub: connection failed: " << e.message << "\n";
+        return exit_connection;
+    }
+    if (e.code == twinhub::errc::gateway_timeout && e.message.find("did not answer") != std::string::npos) {
+        std::cerr << "twinhub: timeout: " << e.message << "\n";
+        return exit_connection;
+    }
+    const char* name = twinhub::to_wire(e.code).code_name;
+    std::cerr << "twinhub: " << (name && *name ? name : twinhub::to_string(e.code)) << ": " << e.message << "\n";
+    return exit_failed;
+}
+
+void print(const boost::json::value& v) { std::cout << twinhub::cli::pretty_json(v) << "\n"; }
+
+// JSON from an argument: inline text, or @path to read a file.
+boost::json::value parse_json_arg(const std::string& what, const std::string& text) {
+    std::string body = text;
+    if (!text.empty() && text.front() == '@') {
+        std::ifstream in(text.substr(1), std::ios::binary);
+        if (!in) throw usage_error{"cannot read " + what + " file '" + text.substr(1) + "'"};
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        body = ss.str();
+    }
+    boost::system::error_code ec;
+    auto v = boost::json::parse(body, ec);
+    if (ec) throw usage_error{what + " is not valid JSON (" + ec.message() + "): " + text};
+    return v;
+}
+
+boost::json::object parse_json_object_arg(const std::string& what, const std::string& text) {
+    auto v = parse_json_arg(what, text);
+    if (!v.is_object()) throw usage_error{what + " must be a JSON object, e.g. '{\"telemetryInterval\": 10}'"};
+    return std::move(v.as_object());
+}
+
+twinhub::registry_manager open_hub(const hub_args& a) {
+    std::string cs = a.login;
+    if (cs.empty())
+        if (const char* env = std::getenv("TWINHUB_CONNECTION_STRING")) cs = env;
+    if (cs.empty())
+        throw usage_error{"no hub connection string: pass --login \"HostName=...;SharedAccessKeyName=...;SharedAccessKey=...\" "
+                          "or set TWINHUB_CONNECTION_STRING (show it with: twinhub hub connection-string show --data-dir DIR)"};
+    twinhub::service_options o;
+    o.tls.ca_file = a.ca_file;
+    if (o.tls.ca_file.empty())
+        if (const char* env = std::getenv("TWINHUB_CA_FILE")) o.tls.ca_file = env;
+    o.port = static_cast<std::uint16_t>(a.port);
+    o.timeout = std::chrono::seconds(a.timeout);
+    auto rm = twinhub::registry_manager::from_connection_string(cs, o);
+    if (!rm) throw usage_error{rm.error().message};
+    return std::move(*rm);
+}
+
+CLI::App* leaf(CLI::App* parent, const std::string& name, const std::string& description, hub_args& a) {
+    auto* c = parent->add_subcommand(name, description);
+    c->add_option("--login,-l", a.login,
+                  "The hub's service connection string (default: env TWINHUB_CONNECTION_STRING)");
+    c->add_option("--ca-file", a.ca_file, "PEM file of the CA to trust, e.g. DATA_DIR/tls/ca.pem (default: env TWINHUB_CA_FILE)");
+    c->add_option("--port", a.port,
+                  "REST port when it is not 443 and not in HostName (default: env TWINHUB_PORT)")
+        ->envname("TWINHUB_PORT");
+    c->add_option("--request-timeout", a.timeout, "Seconds to wait for each answer")->capture_default_str();
+    c->footer(exit_codes_text);
+    return c;
+}
+
+twinhub::symmetric_keys keys_of(const std::string& pk, const std::string& sk) { return {pk, sk}; }
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"twinhub: manage a twinhub (or Azure IoT Hub) from the command line, az iot hub style"};
+    CLI::App app{"twinhub: manage a twinhub (or Azure IoT Hub) from the command line, az iot hub style.\n"
+                 "Commands that talk to a hub take --login \"<service connection string>\" (or env "
+                 "TWINHUB_CONNECTION_STRING) and --ca-file (or env TWINHUB_CA_FILE)."};
+    app.footer(exit_codes_text);
     app.require_subcommand(1);
+
+    // ---- hub connection-string show (local data dir, no server) ----
     auto* hub = app.add_subcommand("hub", "Hub-level commands");
     hub->require_subcommand(1);
     auto* cs = hub->add_subcommand("connection-string", "Hub connection strings");
@@ -58,10 +167,301 @@ int main(int argc, char** argv) {
     show->add_option("--policy-name,--pn", policy, "Shared access policy name")->capture_default_str();
     int rc = 0;
     show->callback([&] { rc = connection_string_show(data_dir, policy); });
+
+    hub_args a;
+    std::function<int()> action;
+    std::string device_id, module_id, pk, sk, status, status_reason, etag, key_type = "primary", desired, tags,
+        json_doc, sql, method_name, method_payload = "null", managed_by;
+    int top = 0, method_timeout = 30, connect_timeout = 0;
+
+    auto run = [&](CLI::App* c, std::function<int()> f) { c->callback([&action, f] { action = f; }); };
+    auto dev_opt = [&](CLI::App* c) { c->add_option("-d,--device-id", device_id, "Device id")->required(); };
+    auto mod_opt = [&](CLI::App* c) { c->add_option("-m,--module-id", module_id, "Module id")->required(); };
+    auto etag_opt = [&](CLI::App* c) {
+        c->add_option("--etag,-e", etag, "Only if the current etag is this one (default: '*', any)");
+    };
+    auto key_opts = [&](CLI::App* c) {
+        c->add_option("--pk,--primary-key", pk, "Primary key (base64); default: generated by the hub");
+        c->add_option("--sk,--secondary-key", sk, "Secondary key (base64); default: generated by the hub");
+    };
+    auto e = [&]() -> std::string { return etag.empty() ? std::string("*") : etag; };
+
+    // ---- device-identity ----
+    auto* di = app.add_subcommand("device-identity", "Manage device identities");
+    di->require_subcommand(1);
+    {
+        auto* c = leaf(di, "create", "Create a device identity with SAS keys (generated unless --pk/--sk)", a);
+        dev_opt(c);
+        key_opts(c);
+        c->add_option("--status", status, "enabled | disabled")->check(CLI::IsMember({"enabled", "disabled"}));
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.create_device(device_id, keys_of(pk, sk), status.empty() ? "enabled" : status);
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+        c = leaf(di, "show", "Show a device identity", a);
+        dev_opt(c);
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.get_device(device_id);
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+        c = leaf(di, "list", "List device identities", a);
+        c->add_option("--top", top, "At most this many (1-1000)");
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.list_devices(top > 0 ? top : 1000);
+            if (!r) return fail(r.error());
+            boost::json::array out;
+            for (auto& d : *r) out.push_back(d.json);
+            print(out);
+            return exit_ok;
+        });
+        c = leaf(di, "update", "Update a device identity's status or keys", a);
+        dev_opt(c);
+        key_opts(c);
+        etag_opt(c);
+        c->add_option("--status", status, "enabled | disabled")->check(CLI::IsMember({"enabled", "disabled"}));
+        c->add_option("--status-reason", status_reason, "Why the status changed");
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto cur = hub.get_device(device_id);
+            if (!cur) return fail(cur.error());
+            auto d = *cur;
+            if (!status.empty()) d.status = status;
+            if (!status_reason.empty()) d.status_reason = status_reason;
+            if (!pk.empty()) d.keys.primary_key = pk;
+            if (!sk.empty()) d.keys.secondary_key = sk;
+            auto r = hub.update_device(d, e());
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+        c = leaf(di, "delete", "Delete a device identity (and its modules and twin)", a);
+        dev_opt(c);
+        etag_opt(c);
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.delete_device(device_id, e());
+            if (!r) return fail(r.error());
+            return exit_ok;
+        });
+        auto* dcs = di->add_subcommand("connection-string", "Device connection strings");
+        dcs->require_subcommand(1);
+        c = leaf(dcs, "show", "Print a device's connection string", a);
+        dev_opt(c);
+        c->add_option("--kt,--key-type", key_type, "primary | secondary")->check(CLI::IsMember({"primary", "secondary"}));
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.device_connection_string(device_id, key_type == "secondary" ? twinhub::key_type::secondary
+                                                                                     : twinhub::key_type::primary);
+            if (!r) return fail(r.error());
+            print(boost::json::object{{"connectionString", *r}});
+            return exit_ok;
+        });
+    }
+
+    // ---- module-identity ----
+    auto* mi = app.add_subcommand("module-identity", "Manage module identities");
+    mi->require_subcommand(1);
+    {
+        auto* c = leaf(mi, "create", "Create a module identity with SAS keys (generated unless --pk/--sk)", a);
+        dev_opt(c);
+        mod_opt(c);
+        key_opts(c);
+        c->add_option("--managed-by", managed_by, "Owner of the module, e.g. IotEdge");
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.create_module(device_id, module_id, keys_of(pk, sk), managed_by);
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+        c = leaf(mi, "show", "Show a module identity", a);
+        dev_opt(c);
+        mod_opt(c);
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.get_module(device_id, module_id);
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+        c = leaf(mi, "list", "List the module identities of a device", a);
+        dev_opt(c);
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.list_modules(device_id);
+            if (!r) return fail(r.error());
+            boost::json::array out;
+            for (auto& m : *r) out.push_back(m.json);
+            print(out);
+            return exit_ok;
+        });
+        c = leaf(mi, "update", "Update a module identity's keys", a);
+        dev_opt(c);
+        mod_opt(c);
+        key_opts(c);
+        etag_opt(c);
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto cur = hub.get_module(device_id, module_id);
+            if (!cur) return fail(cur.error());
+            auto m = *cur;
+            if (!pk.empty()) m.keys.primary_key = pk;
+            if (!sk.empty()) m.keys.secondary_key = sk;
+            auto r = hub.update_module(m, e());
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+        c = leaf(mi, "delete", "Delete a module identity (and its twin)", a);
+        dev_opt(c);
+        mod_opt(c);
+        etag_opt(c);
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.delete_module(device_id, module_id, e());
+            if (!r) return fail(r.error());
+            return exit_ok;
+        });
+        auto* mcs = mi->add_subcommand("connection-string", "Module connection strings");
+        mcs->require_subcommand(1);
+        c = leaf(mcs, "show", "Print a module's connection string", a);
+        dev_opt(c);
+        mod_opt(c);
+        c->add_option("--kt,--key-type", key_type, "primary | secondary")->check(CLI::IsMember({"primary", "secondary"}));
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.module_connection_string(device_id, module_id,
+                                                  key_type == "secondary" ? twinhub::key_type::secondary
+                                                                          : twinhub::key_type::primary);
+            if (!r) return fail(r.error());
+            print(boost::json::object{{"connectionString", *r}});
+            return exit_ok;
+        });
+    }
+
+    // ---- device-twin / module-twin ----
+    auto twin_commands = [&](CLI::App* group, bool module) {
+        group->require_subcommand(1);
+        auto* c = leaf(group, "show", module ? "Show a module twin" : "Show a device twin", a);
+        dev_opt(c);
+        if (module) mod_opt(c);
+        run(c, [&, module] {
+            auto hub = open_hub(a);
+            auto r = module ? hub.get_module_twin(device_id, module_id) : hub.get_twin(device_id);
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+        c = leaf(group, "update",
+                 "Merge-patch the twin's desired properties and/or tags (null deletes a key); prints the new twin", a);
+        dev_opt(c);
+        if (module) mod_opt(c);
+        c->add_option("--desired", desired, "Desired properties patch, JSON object or @file, e.g. '{\"telemetryInterval\": 10}'");
+        c->add_option("--tags", tags, "Tags patch, JSON object or @file");
+        etag_opt(c);
+        run(c, [&, module]() -> int {
+            if (desired.empty() && tags.empty()) throw usage_error{"give --desired and/or --tags"};
+            boost::json::object patch;
+            if (!desired.empty()) patch["properties"] = boost::json::object{{"desired", parse_json_object_arg("--desired", desired)}};
+            if (!tags.empty()) patch["tags"] = parse_json_object_arg("--tags", tags);
+            auto hub = open_hub(a);
+            auto r = module ? hub.update_module_twin(device_id, module_id, patch, e()) : hub.update_twin(device_id, patch, e());
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+        c = leaf(group, "replace", "Replace the twin's tags and desired properties with those of a whole twin document", a);
+        dev_opt(c);
+        if (module) mod_opt(c);
+        c->add_option("-j,--json", json_doc, "Twin document, JSON object or @file: {\"tags\":{...},\"properties\":{\"desired\":{...}}}")
+            ->required();
+        etag_opt(c);
+        run(c, [&, module]() -> int {
+            auto doc = parse_json_object_arg("--json", json_doc);
+            auto hub = open_hub(a);
+            auto r = module ? hub.replace_module_twin(device_id, module_id, doc, e()) : hub.replace_twin(device_id, doc, e());
+            if (!r) return fail(r.error());
+            print(r->json);
+            return exit_ok;
+        });
+    };
+    twin_commands(app.add_subcommand("device-twin", "Manage device twins"), false);
+    twin_commands(app.add_subcommand("module-twin", "Manage module twins"), true);
+
+    // ---- query ----
+    {
+        auto* c = leaf(&app, "query", "Query twins with the IoT Hub query language; prints a JSON array", a);
+        c->add_option("-q,--query-command", sql, "e.g. \"SELECT * FROM devices WHERE tags.location = 'ship'\"")->required();
+        c->add_option("--top", top, "At most this many results (default: all)");
+        run(c, [&] {
+            auto hub = open_hub(a);
+            auto r = hub.query_all(sql, top > 0 ? static_cast<std::size_t>(top) : 0);
+            if (!r) return fail(r.error());
+            print(*r);
+            return exit_ok;
+        });
+    }
+
+    // ---- direct methods ----
+    auto method_commands = [&](bool module) {
+        auto* c = leaf(&app, module ? "invoke-module-method" : "invoke-device-method",
+                       module ? "Invoke a direct method on a module; prints {\"status\", \"payload\"}"
+                              : "Invoke a direct method on a device; prints {\"status\", \"payload\"}",
+                       a);
+        dev_opt(c);
+        if (module) mod_opt(c);
+        c->add_option("--mn,--method-name", method_name, "Method name")->required();
+        c->add_option("--mp,--method-payload", method_payload, "JSON payload or @file")->capture_default_str();
+        c->add_option("--to,--timeout", method_timeout, "Seconds to wait for the answer (5-300)")->capture_default_str();
+        c->add_option("--ct,--connect-timeout", connect_timeout, "Seconds to wait for the device to connect")
+            ->capture_default_str();
+        run(c, [&, module] {
+            twinhub::method_invocation call;
+            call.method_name = method_name;
+            call.payload = parse_json_arg("--method-payload", method_payload);
+            call.response_timeout_seconds = method_timeout;
+            call.connect_timeout_seconds = connect_timeout;
+            auto hub = open_hub(a);
+            auto r = module ? hub.invoke_module_method(device_id, module_id, call) : hub.invoke_device_method(device_id, call);
+            if (!r) return fail(r.error());
+            print(boost::json::object{{"status", r->status}, {"payload", r->payload}});
+            return exit_ok;
+        });
+    };
+    method_commands(false);
+    method_commands(true);
+
+    // ---- monitor-events ----
+    {
+        auto* c = leaf(&app, "monitor-events",
+                       "NOT SUPPORTED YET: always exits 1. Device-to-cloud messages are accepted by the hub, but it "
+                       "has no Event Hubs-compatible read endpoint to monitor them from yet.",
+                       a);
+        c->add_option("-d,--device-id", device_id, "Device id");
+        run(c, [&] {
+            std::cerr << "twinhub: NotSupported: monitor-events is not supported yet: twinhub has no Event "
+                         "Hubs-compatible endpoint to read device-to-cloud messages from.\n";
+            return exit_failed;
+        });
+    }
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e) == 0 ? 0 : 2;
+        return app.exit(e) == 0 ? 0 : exit_usage;
     }
-    return rc;
+    if (!action) return rc;
+    try {
+        return action();
+    } catch (const usage_error& u) {
+        std::cerr << "twinhub: usage: " << u.message << "\n";
+        return exit_usage;
+    }
 }

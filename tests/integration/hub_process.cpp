@@ -1,0 +1,120 @@
+#include "hub_process.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace twinhub::testing {
+
+std::uint16_t free_port() {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("bind failed");
+    socklen_t len = sizeof a;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(s);
+    return ntohs(a.sin_port);
+}
+
+namespace {
+
+bool port_open(std::uint16_t port) {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    return ok;
+}
+
+}  // namespace
+
+hub_process::hub_process(std::string binary_dir) : binary_dir_(std::move(binary_dir)) {
+    char tmpl[] = "/tmp/twinhub-client-test-XXXXXX";
+    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    dir_ = std::filesystem::path(tmpl) / "data";
+    log_file_ = std::filesystem::path(tmpl) / "twinhubd.log";
+    https_port_ = free_port();
+    mqtt_port_ = free_port();
+    while (mqtt_port_ == https_port_) mqtt_port_ = free_port();
+}
+
+hub_process::~hub_process() {
+    stop();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_.parent_path(), ec);
+}
+
+void hub_process::start() {
+    if (pid_ > 0) return;
+    auto https = std::to_string(https_port_), mqtt = std::to_string(mqtt_port_);
+    std::string dir = dir_.string(), log = log_file_.string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        std::string exe = binary_dir_ + "/twinhubd";
+        ::execl(exe.c_str(), exe.c_str(), "--data-dir", dir.c_str(), "--https-port", https.c_str(), "--mqtt-port",
+                mqtt.c_str(), "--log-level", "warn", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!(port_open(https_port_) && port_open(mqtt_port_))) {
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            throw std::runtime_error("twinhubd exited at start-up:\n" + this->log());
+        }
+        if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("twinhubd did not open its ports:\n" + this->log());
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (connection_string_.empty()) {
+        std::istringstream in(this->log());
+        std::string line;
+        const std::string marker = "Connection string (iothubowner): ";
+        while (std::getline(in, line))
+            if (auto p = line.find(marker); p != std::string::npos) connection_string_ = line.substr(p + marker.size());
+        if (connection_string_.empty()) throw std::runtime_error("twinhubd printed no connection string:\n" + this->log());
+    }
+}
+
+void hub_process::stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status, 0);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+}
+
+std::string hub_process::log() const {
+    std::ifstream in(log_file_);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+}  // namespace twinhub::testing

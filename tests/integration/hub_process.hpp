@@ -1,0 +1,47 @@
+// Test support: a real twinhubd (build/bin/twinhubd) in a child process with a temporary data
+// directory, on free loopback ports chosen at start-up and kept across restarts.
+// Thread safety: one test thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <sys/types.h>
+
+namespace twinhub::testing {
+
+// A port that was free a moment ago (bind to 0, read it back, close).
+std::uint16_t free_port();
+
+class hub_process {
+public:
+    // Creates the temp data dir and chooses ports; does not start.
+    explicit hub_process(std::string binary_dir);
+    ~hub_process();  // stops the hub, removes the data dir
+
+    // Starts twinhubd and waits until both ports accept connections (throws after 30 s).
+    void start();
+    // SIGTERM and wait; kill -9 after 10 s.
+    void stop();
+
+    const std::filesystem::path& data_dir() const { return dir_; }
+    std::string ca_file() const { return (dir_ / "tls" / "ca.pem").string(); }
+    std::uint16_t https_port() const { return https_port_; }
+    std::uint16_t mqtt_port() const { return mqtt_port_; }
+    // The iothubowner connection string printed on first start.
+    const std::string& connection_string() const { return connection_string_; }
+    std::string bin(const std::string& name) const { return binary_dir_ + "/" + name; }
+    std::string log() const;  // stdout+stderr of every run
+
+private:
+    std::string binary_dir_;
+    std::filesystem::path dir_;
+    std::filesystem::path log_file_;
+    std::uint16_t https_port_ = 0;
+    std::uint16_t mqtt_port_ = 0;
+    pid_t pid_ = -1;
+    std::string connection_string_;
+};
+
+}  // namespace twinhub::testing
