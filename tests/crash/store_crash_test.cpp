@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,9 +41,26 @@ child spawn_writer(const std::string& dir, int threads) {
     return {pid, fds[0]};
 }
 
+// Reads from the child until it has acknowledged a first write (or `timeout` passes), so that the
+// kill lands while writes are in flight even on a loaded machine.
+std::string wait_for_first_ack(int fd, std::chrono::milliseconds timeout) {
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (got.find('\n') == std::string::npos) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+}
+
 // Reads everything the child wrote until EOF (it has been killed).
-std::string drain(int fd) {
-    std::string all;
+std::string drain(int fd, std::string all = {}) {
     char buf[65536];
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
@@ -70,22 +88,30 @@ TEST(store_crash, acknowledged_twin_writes_survive_sigkill_at_random_moments) {
     const std::string db = (dir.path() / "store.db").string();
     constexpr int rounds = 30, threads = 4;
     std::mt19937 rng(std::random_device{}());
-    std::uniform_int_distribution<int> delay_ms(5, 300);
+    std::uniform_int_distribution<int> delay_ms(0, 250);
 
     std::map<std::string, std::int64_t> acked;  // device -> highest acknowledged version, over all rounds
     std::size_t total_acks = 0;
-    int killed_with_acks = 0;
     for (int round = 0; round < rounds; ++round) {
         auto c = spawn_writer(dir.path().string(), threads);
         ASSERT_GT(c.pid, 0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+        // Every fifth round kills early, anywhere in start-up (open, recovery, load); the others
+        // wait for the first acknowledgement and then kill at a random moment of steady writing.
+        const bool early = round % 5 == 4;
+        std::string head;
+        if (early) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng) / 10));
+        } else {
+            head = wait_for_first_ack(c.out, std::chrono::seconds(20));
+            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+        }
         ASSERT_EQ(::kill(c.pid, SIGKILL), 0);
         int status = 0;
         ASSERT_EQ(::waitpid(c.pid, &status, 0), c.pid);
         ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
             << "round " << round << ": the writer exited by itself (status " << status << ") before it was killed";
 
-        std::istringstream lines(drain(c.out));
+        std::istringstream lines(drain(c.out, std::move(head)));
         std::string word, device;
         std::int64_t version = 0;
         std::size_t acks = 0;
@@ -97,7 +123,7 @@ TEST(store_crash, acknowledged_twin_writes_survive_sigkill_at_random_moments) {
             ++acks;
         }
         total_acks += acks;
-        if (acks > 0) ++killed_with_acks;
+        if (!early) EXPECT_GT(acks, 0u) << "round " << round << ": the writer acknowledged nothing in 20 s";
 
         // The store opens cleanly and holds every acknowledged write.
         auto s = open_sqlite_store(db);
@@ -118,7 +144,6 @@ TEST(store_crash, acknowledged_twin_writes_survive_sigkill_at_random_moments) {
         ASSERT_EQ(integrity_check(db), "ok") << "round " << round;
     }
     EXPECT_EQ(acked.size(), static_cast<std::size_t>(threads));
-    EXPECT_GT(killed_with_acks, rounds / 2) << "most kills should land while writes are being acknowledged";
     RecordProperty("acknowledged_writes", static_cast<int>(total_acks));
     std::printf("%zu acknowledged writes over %d kills\n", total_acks, rounds);
 }
