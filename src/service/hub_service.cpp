@@ -1028,7 +1028,22 @@ void hub_service::set_connection_state(const store::identity_key& id, bool conne
 }
 
 void hub_service::touch_activity(const store::identity_key& id) {
+    // Called for every message: skip the exclusive lock when the recorded time is recent enough
+    // (the real hub's lastActivityTime lags by minutes).
+    constexpr auto resolution = std::chrono::seconds(1);
     const time_point t = now();
+    {
+        std::shared_lock lock(impl_->mu_);
+        const device_entry* e = impl_->committed_device(id.device_id);
+        if (!e) return;
+        std::optional<time_point> last = e->identity.committed->last_activity_time;
+        if (id.is_module()) {
+            const module_entry* m = impl_->committed_module(*e, id.module_id);
+            if (!m) return;
+            last = m->identity.committed->last_activity_time;
+        }
+        if (last && t - *last < resolution) return;
+    }
     impl_->with_presence(id, [&](auto& identity) { identity.last_activity_time = t; });
 }
 

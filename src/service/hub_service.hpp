@@ -164,6 +164,7 @@ public:
     // ---- presence and credentials (spec 5, 6) ----
     result<identity_credentials> credentials(const store::identity_key& id) const;
     void set_connection_state(const store::identity_key& id, bool connected);
+    // lastActivityTime = now, at a resolution of one second (cheap when called per message).
     void touch_activity(const store::identity_key& id);
     void set_model_id(const store::identity_key& id, std::string model_id);
 

@@ -2,6 +2,7 @@
 // their order, read-your-writes.
 #include "service_test_support.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -327,6 +328,62 @@ TEST_F(hub_service_failures, destroying_the_hub_waits_for_writes_in_flight) {
                          [done](result<boost::json::object>) { ++*done; });
     hub_.reset();
     EXPECT_EQ(done->load(), 100);
+}
+
+}  // namespace
+}  // namespace twinhub::service
+
+namespace twinhub::service {
+namespace {
+
+class recording_listener : public twin_change_listener {
+public:
+    void on_twin_changed(const store::identity_key& id) override {
+        std::lock_guard l(m_);
+        keys_.push_back(id);
+    }
+    std::vector<store::identity_key> keys() const {
+        std::lock_guard l(m_);
+        return keys_;
+    }
+    void clear() {
+        std::lock_guard l(m_);
+        keys_.clear();
+    }
+
+private:
+    mutable std::mutex m_;
+    std::vector<store::identity_key> keys_;
+};
+
+using hub_service_twin_listener = testing::hub_fixture;
+
+TEST_F(hub_service_twin_listener, changed_twins_are_reported_before_the_handler_runs) {
+    recording_listener l;
+    hub_->set_twin_change_listener(&l);
+    ASSERT_TRUE(create("dev1"));
+    ASSERT_TRUE(create_module("dev1", "m1"));
+    l.clear();
+    auto seen_in_handler = wait_for<std::size_t>([&](auto h) {
+        hub_->patch_twin({"dev1", "m1"}, boost::json::parse(R"({"tags":{"a":1}})"), "*",
+                         [&l, h](result<boost::json::object>) { h(l.keys().size()); });
+    });
+    ASSERT_TRUE(seen_in_handler);
+    EXPECT_GE(*seen_in_handler, 1u);
+    auto keys = l.keys();
+    EXPECT_NE(std::find(keys.begin(), keys.end(), store::identity_key{"dev1", "m1"}), keys.end());
+
+    l.clear();
+    hub_->set_connection_state({"dev1", {}}, true);
+    hub_->set_model_id({"dev1", "m1"}, "dtmi:x;1");
+    EXPECT_EQ(l.keys(), (std::vector<store::identity_key>{{"dev1", ""}, {"dev1", "m1"}}));
+
+    l.clear();
+    ASSERT_TRUE(remove("dev1"));
+    keys = l.keys();
+    EXPECT_NE(std::find(keys.begin(), keys.end(), store::identity_key{"dev1", ""}), keys.end());
+    EXPECT_NE(std::find(keys.begin(), keys.end(), store::identity_key{"dev1", "m1"}), keys.end());
+    hub_->set_twin_change_listener(nullptr);
 }
 
 }  // namespace
