@@ -123,7 +123,9 @@ TEST(store_crash, acknowledged_twin_writes_survive_sigkill_at_random_moments) {
             ++acks;
         }
         total_acks += acks;
-        if (!early) EXPECT_GT(acks, 0u) << "round " << round << ": the writer acknowledged nothing in 20 s";
+        if (!early) {
+            EXPECT_GT(acks, 0u) << "round " << round << ": the writer acknowledged nothing in 20 s";
+        }
 
         // The store opens cleanly and holds every acknowledged write.
         auto s = open_sqlite_store(db);
