@@ -7,6 +7,7 @@
 
 #include "store/store.hpp"
 
+#include <cstdint>
 #include <string>
 
 namespace twinhub::mqtt {
@@ -26,6 +27,12 @@ public:
     // `payload` is the body as sent: JSON text, "null", or empty (Python/C send nothing).
     virtual void on_method_response(const store::identity_key& id, const std::string& rid, int status,
                                     const std::string& payload) = 0;
+    // The session of `id` is now subscribed to methods (SUBACK sent, or a clean-session 0 CONNECT
+    // restored the subscription): requests waiting for the identity can be sent.
+    virtual void on_methods_ready(const store::identity_key& id) {}
+    // Connection `connection` of `id` (the number send_method_request returned) closed or
+    // unsubscribed from methods: requests sent on it will not be answered.
+    virtual void on_methods_gone(const store::identity_key& id, std::uint64_t connection) {}
 };
 
 }  // namespace twinhub::mqtt

@@ -209,13 +209,13 @@ http::websocket_handler mqtt_server::websocket_handler() {
 
 void mqtt_server::set_method_response_handler(method_response_handler* h) { state_->methods.store(h); }
 
-result<void> mqtt_server::send_method_request(const store::identity_key& id, method_request req) {
+result<std::uint64_t> mqtt_server::send_method_request(const store::identity_key& id, method_request req) {
     auto s = state_->find(id);
     if (!s || !s->methods_subscribed())
         return error{errc::device_not_online, "The operation failed because the requested device isn't online or hasn't "
                                               "registered the direct method callback."};
     s->deliver_method(std::move(req));
-    return {};
+    return s->connection_number();
 }
 
 std::size_t mqtt_server::session_count() const { return state_->open_count(); }

@@ -82,9 +82,10 @@ public:
     // ---- direct-method seam (see method_seam.hpp) ----
     // Set before devices connect; nullptr drops method responses.
     void set_method_response_handler(method_response_handler* h);
-    // Queues `req` for the connected identity `id`. Fails with device_not_online when the identity
-    // is not connected or not subscribed to $iothub/methods/POST/#.
-    result<void> send_method_request(const store::identity_key& id, method_request req);
+    // Queues `req` for the connected identity `id` and returns the number of the connection it was
+    // queued on (see method_response_handler::on_methods_gone). Fails with device_not_online when the
+    // identity is not connected or not subscribed to $iothub/methods/POST/#.
+    result<std::uint64_t> send_method_request(const store::identity_key& id, method_request req);
 
     // Sessions (authenticated or not) currently open; for tests and benchmarks.
     std::size_t session_count() const;

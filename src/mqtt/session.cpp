@@ -46,7 +46,8 @@ std::string system_property_name(std::string_view key) {
 session::session(std::unique_ptr<transport> t, std::shared_ptr<mqtt_server::state> st)
     : transport_(std::move(t)),
       st_(std::move(st)),
-      conn_id_("m" + std::to_string(st_->next_connection_id.fetch_add(1))),
+      conn_number_(st_->next_connection_id.fetch_add(1)),
+      conn_id_("m" + std::to_string(conn_number_)),
       timer_(transport_->executor()),
       decoder_(st_->opts.max_connect_packet_size),
       read_buffer_(new char[st_->opts.read_buffer_size]) {}
@@ -244,6 +245,7 @@ void session::handle_connect(connect&& c) {
                                {"keep_alive", static_cast<int>(c.keep_alive)}});
     send(connack{session_present, connect_return_code::accepted});
     arm_timer();
+    notify_methods(false);
 }
 
 // ---- PUBLISH (spec 5.4-5.7, 5.9) ----
@@ -254,6 +256,9 @@ void session::handle_publish(publish&& p) {
         return close_now("message of " + std::to_string(p.payload.size()) + " bytes exceeds the 256 KiB limit");
     auto route = route_publish(p.topic, identity_);
     if (!route) return close_now(route.error().message);
+    if (log::get_level() == log::level::debug)
+        log::debug("mqtt.publish", {{"conn", conn_id_}, {"topic", p.topic}, {"qos", static_cast<int>(p.qos)},
+                                    {"bytes", p.payload.size()}});
     touch();
     switch (route->kind) {
     case publish_kind::telemetry:
@@ -271,6 +276,7 @@ void session::handle_publish(publish&& p) {
 }
 
 void session::send_twin_error(const std::string& rid, const error& e) {
+    if (!twin_responses_subscribed_) return;  // MQTT delivers only to subscribers
     const wire_error w = to_wire(e.code);
     boost::json::object body;
     body["errorCode"] = w.code_number;
@@ -286,6 +292,7 @@ void session::send_twin_error(const std::string& rid, const error& e) {
 void session::twin_get(const std::string& rid) {
     auto view = st_->hub.get_device_twin_view(identity_);
     if (!view) return send_twin_error(rid, view.error());
+    if (!twin_responses_subscribed_) return;
     publish out;
     out.topic = twin_response_topic(200, rid);
     out.payload = boost::json::serialize(*view);
@@ -313,6 +320,7 @@ void session::twin_patch(const std::string& rid, const publish& p) {
                                     if (self->closed_) return;
                                     if (ack) self->send(puback{pid});
                                     if (!r) return self->send_twin_error(rid, r.error());
+                                    if (!self->twin_responses_subscribed_) return;
                                     publish out;
                                     out.topic = twin_response_topic(204, rid, *r);
                                     self->send(out);
@@ -380,14 +388,29 @@ void session::handle_subscribe(subscribe&& s) {
         ack.return_codes.push_back(static_cast<suback_return_code>(granted));
     }
     if (subs_.size() > st_->opts.max_subscriptions) return close_now("too many subscriptions");
+    const bool had_methods = methods_subscribed();
     apply_subscription_flags();
-    persist_subscriptions([this, ack = std::move(ack)] { send(ack); });
+    persist_subscriptions([this, ack = std::move(ack), had_methods] {
+        send(ack);
+        notify_methods(had_methods);
+    });
 }
 
 void session::handle_unsubscribe(unsubscribe&& u) {
     for (auto& f : u.filters) subs_.erase(f);
+    const bool had_methods = methods_subscribed();
     apply_subscription_flags();
+    notify_methods(had_methods);
     persist_subscriptions([this, pid = u.packet_id] { send(unsuback{pid}); });
+}
+
+// Tells the direct-method handler when this connection starts or stops taking method requests.
+void session::notify_methods(bool was_subscribed) {
+    auto* h = st_->methods.load();
+    if (h == nullptr || closed_) return;
+    const bool now_subscribed = methods_subscribed();
+    if (now_subscribed && !was_subscribed) h->on_methods_ready(identity_);
+    if (!now_subscribed && was_subscribed) h->on_methods_gone(identity_, conn_number_);
 }
 
 void session::operation_started() { ++inflight_; }
@@ -408,6 +431,9 @@ void session::touch() {
 
 void session::send(const packet& p) {
     if (closed_) return;
+    if (log::get_level() == log::level::debug)
+        log::debug("mqtt.send", {{"conn", conn_id_}, {"packet", to_string(type_of(p))},
+                                 {"topic", std::holds_alternative<publish>(p) ? std::get<publish>(p).topic : std::string()}});
     encode(p, pending_);
     if (pending_.size() > st_->opts.max_write_queue_bytes) return close_now("write queue full: the client is not reading");
     flush();
@@ -470,6 +496,9 @@ void session::close_now(std::string_view reason) {
         if (st_->release(identity_, this)) st_->hub.set_connection_state(identity_, false);
     }
     st_->remove_open(this);
+    if (connected_ && methods_subscribed()) {
+        if (auto* h = st_->methods.load()) h->on_methods_gone(identity_, conn_number_);
+    }
     if (connected_)
         log::info("mqtt.disconnect", {{"conn", conn_id_}, {"identity", describe(identity_)}, {"reason", reason}});
     else

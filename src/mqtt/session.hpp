@@ -42,6 +42,7 @@ public:
     // A direct-method request, sent if still subscribed to methods when it reaches the strand.
     void deliver_method(method_request req);
     bool methods_subscribed() const noexcept { return methods_subscribed_.load(std::memory_order_relaxed); }
+    std::uint64_t connection_number() const noexcept { return conn_number_; }
 
 private:
     using clock = std::chrono::steady_clock;
@@ -65,6 +66,7 @@ private:
     void operation_started();
     void operation_finished();
     void touch();
+    void notify_methods(bool was_subscribed);
 
     void send(const packet& p);
     void flush();
@@ -80,6 +82,7 @@ private:
 
     std::unique_ptr<transport> transport_;
     std::shared_ptr<mqtt_server::state> st_;
+    std::uint64_t conn_number_;
     std::string conn_id_;
     boost::asio::steady_timer timer_;
     std::uint64_t timer_generation_ = 0;
