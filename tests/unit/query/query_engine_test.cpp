@@ -222,3 +222,46 @@ TEST_F(attached, every_write_in_a_stream_is_visible_when_acknowledged) {
 
 }  // namespace
 }  // namespace twinhub::query
+
+// ---- the request layer of POST /devices/query ----
+#include "query/query_request.hpp"
+
+namespace twinhub::query {
+namespace {
+
+TEST_F(engine_fixture, request_body_headers_and_continuation) {
+    auto p = run_query_request(engine_, R"({"query":"SELECT * FROM devices"})", std::string_view("3"), std::nullopt);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->items.size(), 3u);
+    EXPECT_EQ(p->item_type, "twin");
+    ASSERT_TRUE(p->continuation);
+    auto p2 = run_query_request(engine_, R"({"query":"SELECT * FROM devices"})", std::string_view(" 3 "),
+                                std::string_view(*p->continuation));
+    ASSERT_TRUE(p2);
+    EXPECT_NE(p2->items[0].at("deviceId"), p->items[0].at("deviceId"));
+    auto def = run_query_request(engine_, R"({"query":"SELECT * FROM devices"})", std::nullopt, std::nullopt);
+    ASSERT_TRUE(def);
+    EXPECT_EQ(def->items.size(), default_page_items);
+    auto huge = run_query_request(engine_, R"({"query":"SELECT * FROM devices"})", std::string_view("99999999999999999999999"), std::nullopt);
+    ASSERT_TRUE(huge);
+    EXPECT_EQ(huge->items.size(), max_page_items);
+}
+
+TEST_F(engine_fixture, request_errors_are_invalid_argument) {
+    for (auto body : {"", "[]", "{}", R"({"query":5})", "{not json"}) {
+        auto r = run_query_request(engine_, body, std::nullopt, std::nullopt);
+        ASSERT_FALSE(r) << body;
+        EXPECT_EQ(r.error().code, errc::invalid_argument);
+    }
+    for (auto n : {"0", "-1", "abc", "", "10x"}) {
+        auto r = run_query_request(engine_, R"({"query":"SELECT * FROM devices"})", std::string_view(n), std::nullopt);
+        ASSERT_FALSE(r) << n;
+        EXPECT_NE(r.error().message.find("x-ms-max-item-count"), std::string::npos);
+    }
+    auto syntax = run_query_request(engine_, R"({"query":"SELECT * FROM devices WHER x"})", std::nullopt, std::nullopt);
+    ASSERT_FALSE(syntax);
+    EXPECT_NE(syntax.error().message.find("Syntax error at position 22"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace twinhub::query
