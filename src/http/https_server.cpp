@@ -53,7 +53,7 @@ class session;
 
 struct https_server::state : std::enable_shared_from_this<https_server::state> {
     state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, websocket_handler ws)
-        : ioc(io), tls(t), api(hub, o.host_names), opts(std::move(o)), on_websocket(std::move(ws)),
+        : ioc(io), tls(t), api(hub, o.host_names, o.methods), opts(std::move(o)), on_websocket(std::move(ws)),
           acceptor(asio::make_strand(io)) {}
 
     asio::io_context& ioc;
@@ -182,6 +182,8 @@ private:
         for (auto& [k, v] : r.headers) res_.set(k, v);
         res_.body() = std::move(r.body);
         res_.prepare_payload();
+        // The read deadline may have passed while a long call (a direct method) was in progress.
+        beast::get_lowest_layer(stream_).expires_after(st_->opts.read_timeout);
         bhttp::async_write(stream_, res_,
                            beast::bind_front_handler(&session::on_write, shared_from_this(), !keep_alive));
     }

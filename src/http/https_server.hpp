@@ -25,6 +25,9 @@
 namespace twinhub::service {
 class hub_service;
 }
+namespace twinhub::methods {
+class method_router;
+}
 
 namespace twinhub::http {
 
@@ -34,6 +37,7 @@ struct https_options {
     unsigned short port = 443;            // 0: any free port (tests), see https_server::port()
     std::size_t body_limit = 1024 * 1024; // larger request bodies get 413 MessageTooLarge
     std::chrono::seconds read_timeout{30};  // per TLS handshake, request read and idle keep-alive wait
+    methods::method_router* methods = nullptr;  // serves direct methods when set (see rest_api)
 };
 
 class https_server {

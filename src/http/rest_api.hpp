@@ -17,6 +17,9 @@
 namespace twinhub::service {
 class hub_service;
 }
+namespace twinhub::methods {
+class method_router;
+}
 
 namespace twinhub::http {
 
@@ -24,8 +27,11 @@ class rest_api {
 public:
     using completion = std::function<void(rest_response)>;
 
-    // host_names: the hub's names a token's sr may name; empty means {"localhost"}.
-    rest_api(service::hub_service& hub, std::vector<std::string> host_names);
+    // host_names: the hub's names a token's sr may name; empty means {"localhost"}. `methods` serves
+    // POST /twins/{id}[/modules/{mid}]/methods (spec 3.8); it must outlive the rest_api, and without
+    // it those routes answer 404.
+    rest_api(service::hub_service& hub, std::vector<std::string> host_names,
+             methods::method_router* methods = nullptr);
 
     void handle(rest_request req, completion done) const;
 
@@ -36,6 +42,7 @@ public:
 private:
     service::hub_service& hub_;
     std::vector<std::string> host_names_;
+    methods::method_router* methods_ = nullptr;
 };
 
 }  // namespace twinhub::http

@@ -25,6 +25,8 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::module_twin: return "GET, PATCH, PUT";
     case route_kind::registry_statistics: return "GET";
     case route_kind::service_statistics: return "GET";
+    case route_kind::device_methods:
+    case route_kind::module_methods: return "POST";
     }
     return "";
 }
@@ -48,6 +50,8 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::modules:
     case route_kind::registry_statistics:
     case route_kind::service_statistics: return in({get});
+    case route_kind::device_methods:
+    case route_kind::module_methods: return in({post});
     }
     return false;
 }
@@ -93,8 +97,15 @@ result<route> match_route(std::string_view method, const std::vector<std::string
             r.device_id = s[1];
             r.module_id = s[3];
             found = true;
-        } else if ((n == 3 && s[2] == "methods") || (n == 5 && s[2] == "modules" && s[4] == "methods")) {
-            return no_route("Direct methods (POST /twins/{id}/methods) are not served by this hub yet.");
+        } else if (n == 3 && s[2] == "methods") {
+            r.kind = route_kind::device_methods;
+            r.device_id = s[1];
+            found = true;
+        } else if (n == 5 && s[2] == "modules" && s[4] == "methods") {
+            r.kind = route_kind::module_methods;
+            r.device_id = s[1];
+            r.module_id = s[3];
+            found = true;
         }
     } else if (n == 2 && s[0] == "statistics") {
         if (s[1] == "devices") {
@@ -127,7 +138,9 @@ std::uint32_t required_permission(const route& r) noexcept {
     case route_kind::twin:
     case route_kind::module_twin:
         return r.method == http_method::get ? (service_connect | registry_read) : service_connect;
-    case route_kind::service_statistics: return service_connect;
+    case route_kind::service_statistics:
+    case route_kind::device_methods:
+    case route_kind::module_methods: return service_connect;
     }
     return service_connect;
 }

@@ -25,6 +25,8 @@ enum class route_kind {
     module_twin,         // /twins/{id}/modules/{mid}    GET, PATCH, PUT
     registry_statistics, // /statistics/devices   GET
     service_statistics,  // /statistics/service   GET
+    device_methods,      // /twins/{id}/methods   POST (direct methods, spec 3.8)
+    module_methods,      // /twins/{id}/modules/{mid}/methods  POST
 };
 
 struct route {

@@ -11,9 +11,11 @@
 #define TWINHUB_HAVE_HTTP 1
 #endif
 #if __has_include("mqtt/mqtt_server.hpp")
+#include "methods/mqtt_method_channel.hpp"
 #include "mqtt/mqtt_server.hpp"
 #define TWINHUB_HAVE_MQTT 1
 #endif
+#include "methods/method_router.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -38,8 +40,10 @@ struct server::impl {
 #ifdef TWINHUB_HAVE_HTTP
     std::unique_ptr<http::https_server> https;
 #endif
+    std::unique_ptr<methods::method_router> methods;
 #ifdef TWINHUB_HAVE_MQTT
     std::unique_ptr<mqtt::mqtt_server> mqtt;
+    std::unique_ptr<methods::mqtt_method_channel> method_channel;
 #endif
     bool stopped = false;
 
@@ -64,6 +68,7 @@ struct server::impl {
 #ifdef TWINHUB_HAVE_MQTT
         if (mqtt) mqtt->stop();
 #endif
+        if (methods) methods->stop();
 #ifdef TWINHUB_HAVE_HTTP
         if (https) https->stop();
 #endif
@@ -82,6 +87,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     if (!hub) throw std::runtime_error("cannot load the hub state: " + hub.error().message);
     m.hub = std::move(*hub);
     m.configure_tls();
+    m.methods = std::make_unique<methods::method_router>(m.ioc);
 
 #ifdef TWINHUB_HAVE_MQTT
     mqtt::mqtt_options mo;
@@ -89,6 +95,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     mo.bind_address = c.bind_address;
     mo.port = c.mqtt_port;
     m.mqtt = std::make_unique<mqtt::mqtt_server>(m.ioc, m.tls, *m.hub, mo);
+    m.method_channel = std::make_unique<methods::mqtt_method_channel>(*m.methods, *m.mqtt);
     if (auto r = m.mqtt->start(); !r) throw std::runtime_error(r.error().message);
 #endif
 #ifdef TWINHUB_HAVE_HTTP
@@ -96,6 +103,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.host_names = m.dir.host_names;
     ho.bind_address = c.bind_address;
     ho.port = c.https_port;
+    ho.methods = m.methods.get();
     http::websocket_handler ws;
 #ifdef TWINHUB_HAVE_MQTT
     ws = m.mqtt->websocket_handler();
@@ -136,8 +144,10 @@ server::~server() {
     m.https.reset();
 #endif
 #ifdef TWINHUB_HAVE_MQTT
+    m.method_channel.reset();
     m.mqtt.reset();
 #endif
+    m.methods.reset();
     m.hub.reset();
     if (m.store) m.store->close();
     log::info("server.stopped");

@@ -55,9 +55,21 @@ TEST(route, query_and_methods_are_not_served_yet) {
     auto q = match_route("POST", segs({"devices", "query"}));
     ASSERT_FALSE(q);
     EXPECT_EQ(q.error().code, errc::not_found);
-    auto m = match_route("POST", segs({"twins", "d1", "methods"}));
-    ASSERT_FALSE(m);
-    EXPECT_EQ(m.error().code, errc::not_found);
+}
+
+TEST(route, direct_methods_are_post_only_and_need_service_connect) {
+    auto d = match_route("POST", segs({"twins", "d1", "methods"}));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->kind, route_kind::device_methods);
+    EXPECT_EQ(d->device_id, "d1");
+    EXPECT_EQ(required_permission(*d), auth::service_connect);
+    auto m = match_route("POST", segs({"twins", "d1", "modules", "m1", "methods"}));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->kind, route_kind::module_methods);
+    EXPECT_EQ(m->module_id, "m1");
+    auto g = match_route("GET", segs({"twins", "d1", "methods"}));
+    ASSERT_FALSE(g);
+    EXPECT_EQ(g.error().code, errc::method_not_allowed);
 }
 
 TEST(route, wrong_method_is_method_not_allowed) {
