@@ -89,16 +89,16 @@ public:
                                                  key_type k = key_type::primary);
 
     // ---- twins ----
-    result<twin> get_twin(std::string_view device_id);
+    result<device_twin> get_twin(std::string_view device_id);
     // Merge-patch: `patch` may hold "tags" and/or "properties": {"desired": {...}}; null deletes.
-    result<twin> update_twin(std::string_view device_id, const boost::json::object& patch, std::string_view etag = "*");
+    result<device_twin> update_twin(std::string_view device_id, const boost::json::object& patch, std::string_view etag = "*");
     // Replaces tags and desired properties wholesale with those of `document`.
-    result<twin> replace_twin(std::string_view device_id, const boost::json::object& document,
+    result<device_twin> replace_twin(std::string_view device_id, const boost::json::object& document,
                               std::string_view etag = "*");
-    result<twin> get_module_twin(std::string_view device_id, std::string_view module_id);
-    result<twin> update_module_twin(std::string_view device_id, std::string_view module_id,
+    result<device_twin> get_module_twin(std::string_view device_id, std::string_view module_id);
+    result<device_twin> update_module_twin(std::string_view device_id, std::string_view module_id,
                                     const boost::json::object& patch, std::string_view etag = "*");
-    result<twin> replace_module_twin(std::string_view device_id, std::string_view module_id,
+    result<device_twin> replace_module_twin(std::string_view device_id, std::string_view module_id,
                                      const boost::json::object& document, std::string_view etag = "*");
 
     // ---- queries (POST /devices/query) ----

@@ -1,4 +1,4 @@
-// A device or module twin as the service API returns it (spec 4.1): identity mirrors, tags,
+// twinhub::device_twin: a device or module twin as the service API returns it (spec 4.1): identity mirrors, tags,
 // desired and reported properties (with $version and $metadata), the twin etag and version.
 // Thread safety: plain value.
 #pragma once
@@ -10,7 +10,7 @@
 
 namespace twinhub {
 
-struct twin {
+struct device_twin {
     std::string device_id;
     std::string module_id;  // empty for a device twin
     std::string etag;       // twin etag, for If-Match on update/replace

@@ -125,7 +125,11 @@ twinhub::registry_manager open_hub(const hub_args& a) {
     o.tls.ca_file = a.ca_file;
     if (o.tls.ca_file.empty())
         if (const char* env = std::getenv("TWINHUB_CA_FILE")) o.tls.ca_file = env;
-    o.port = static_cast<std::uint16_t>(a.port);
+    int port = a.port;
+    if (port == 0)
+        if (const char* env = std::getenv("TWINHUB_PORT")) port = std::atoi(env);
+    if (port < 0 || port > 65535) throw usage_error{"--port must be 1-65535"};
+    o.port = static_cast<std::uint16_t>(port);
     o.timeout = std::chrono::seconds(a.timeout);
     auto rm = twinhub::registry_manager::from_connection_string(cs, o);
     if (!rm) throw usage_error{rm.error().message};
@@ -138,8 +142,7 @@ CLI::App* leaf(CLI::App* parent, const std::string& name, const std::string& des
                   "The hub's service connection string (default: env TWINHUB_CONNECTION_STRING)");
     c->add_option("--ca-file", a.ca_file, "PEM file of the CA to trust, e.g. DATA_DIR/tls/ca.pem (default: env TWINHUB_CA_FILE)");
     c->add_option("--port", a.port,
-                  "REST port when it is not 443 and not in HostName (default: env TWINHUB_PORT)")
-        ->envname("TWINHUB_PORT");
+                  "REST port when it is not 443 and not in HostName (default: env TWINHUB_PORT)");
     c->add_option("--request-timeout", a.timeout, "Seconds to wait for each answer")->capture_default_str();
     c->footer(exit_codes_text);
     return c;

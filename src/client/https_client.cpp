@@ -4,6 +4,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -101,8 +102,12 @@ struct https_client::impl {
         http::async_read(*stream, buffer, parser, [&](boost::system::error_code e, std::size_t) { ec = e; });
         run();
         if (ec) {
+            // The hub closed a kept-alive connection before reading the request (it restarted or
+            // timed the connection out): nothing was processed, so a fresh connection may retry.
             retryable = (ec == http::error::end_of_stream || ec == asio::error::eof ||
-                         ec == asio::error::connection_reset) && !parser.got_some();
+                         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+                         ec == asio::error::connection_aborted || ec == asio::ssl::error::stream_truncated) &&
+                        !parser.got_some();
             stream.reset();
             if (ec == beast::error::timeout)
                 return error{errc::gateway_timeout, "the hub did not answer within " +

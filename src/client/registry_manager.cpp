@@ -90,11 +90,11 @@ struct registry_manager::impl {
         return p;
     }
 
-    result<twin> twin_call(std::string_view method, std::string_view d, std::string_view m,
+    result<device_twin> twin_call(std::string_view method, std::string_view d, std::string_view m,
                            const boost::json::object* body, std::string_view etag) {
         headers_t h;
         if (body) h.emplace_back("If-Match", quoted_etag(etag));
-        return json_call<twin>(client::twin_from_json, method, twin_path(d, m) + "?" + std::string(api),
+        return json_call<device_twin>(client::twin_from_json, method, twin_path(d, m) + "?" + std::string(api),
                                body ? boost::json::serialize(*body) : std::string{}, std::move(h));
     }
 
@@ -283,25 +283,25 @@ result<std::string> registry_manager::module_connection_string(std::string_view 
 
 // ---- twins ----
 
-result<twin> registry_manager::get_twin(std::string_view device_id) {
+result<device_twin> registry_manager::get_twin(std::string_view device_id) {
     return impl_->twin_call("GET", device_id, {}, nullptr, {});
 }
-result<twin> registry_manager::update_twin(std::string_view device_id, const boost::json::object& patch,
+result<device_twin> registry_manager::update_twin(std::string_view device_id, const boost::json::object& patch,
                                            std::string_view etag) {
     return impl_->twin_call("PATCH", device_id, {}, &patch, etag);
 }
-result<twin> registry_manager::replace_twin(std::string_view device_id, const boost::json::object& document,
+result<device_twin> registry_manager::replace_twin(std::string_view device_id, const boost::json::object& document,
                                             std::string_view etag) {
     return impl_->twin_call("PUT", device_id, {}, &document, etag);
 }
-result<twin> registry_manager::get_module_twin(std::string_view device_id, std::string_view module_id) {
+result<device_twin> registry_manager::get_module_twin(std::string_view device_id, std::string_view module_id) {
     return impl_->twin_call("GET", device_id, module_id, nullptr, {});
 }
-result<twin> registry_manager::update_module_twin(std::string_view device_id, std::string_view module_id,
+result<device_twin> registry_manager::update_module_twin(std::string_view device_id, std::string_view module_id,
                                                   const boost::json::object& patch, std::string_view etag) {
     return impl_->twin_call("PATCH", device_id, module_id, &patch, etag);
 }
-result<twin> registry_manager::replace_module_twin(std::string_view device_id, std::string_view module_id,
+result<device_twin> registry_manager::replace_module_twin(std::string_view device_id, std::string_view module_id,
                                                    const boost::json::object& document, std::string_view etag) {
     return impl_->twin_call("PUT", device_id, module_id, &document, etag);
 }

@@ -77,10 +77,10 @@ result<module_identity> module_from_json(const boost::json::value& v) {
     return m;
 }
 
-result<twin> twin_from_json(const boost::json::value& v) {
+result<device_twin> twin_from_json(const boost::json::value& v) {
     const auto* o = v.if_object();
     if (!o || str(*o, "deviceId").empty()) return error{errc::format_error, "the hub's answer is not a twin (no deviceId)"};
-    twin t;
+    device_twin t;
     t.device_id = str(*o, "deviceId");
     t.module_id = str(*o, "moduleId");
     t.etag = str(*o, "etag");
@@ -117,13 +117,13 @@ boost::json::object module_to_json(const module_identity& m) {
 
 namespace twinhub {
 
-std::int64_t twin::desired_version() const {
+std::int64_t device_twin::desired_version() const {
     if (const auto* v = desired.if_contains("$version"))
         if (v->is_int64()) return v->as_int64();
     return 0;
 }
 
-std::int64_t twin::reported_version() const {
+std::int64_t device_twin::reported_version() const {
     if (const auto* v = reported.if_contains("$version"))
         if (v->is_int64()) return v->as_int64();
     return 0;

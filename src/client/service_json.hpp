@@ -12,7 +12,7 @@ namespace twinhub::client {
 
 result<device_identity> device_from_json(const boost::json::value& v);
 result<module_identity> module_from_json(const boost::json::value& v);
-result<twin> twin_from_json(const boost::json::value& v);
+result<device_twin> twin_from_json(const boost::json::value& v);
 
 // Request bodies for PUT /devices/{id} and PUT /devices/{id}/modules/{mid}.
 boost::json::object device_to_json(const device_identity& d);

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace twinhub::testing {
+namespace twinhub::test_support {
 
 std::uint16_t free_port() {
     int s = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -117,4 +117,4 @@ std::string hub_process::log() const {
     return ss.str();
 }
 
-}  // namespace twinhub::testing
+}  // namespace twinhub::test_support

@@ -9,7 +9,7 @@
 
 #include <sys/types.h>
 
-namespace twinhub::testing {
+namespace twinhub::test_support {
 
 // A port that was free a moment ago (bind to 0, read it back, close).
 std::uint16_t free_port();
@@ -44,4 +44,4 @@ private:
     std::string connection_string_;
 };
 
-}  // namespace twinhub::testing
+}  // namespace twinhub::test_support

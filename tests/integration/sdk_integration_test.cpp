@@ -22,14 +22,14 @@ namespace json = boost::json;
 
 namespace {
 
-testing::hub_process& hub() {
-    static testing::hub_process h(TWINHUB_BIN_DIR);
+test_support::hub_process& hub() {
+    static test_support::hub_process h(TWINHUB_BIN_DIR);
     static bool started = (h.start(), true);
     (void)started;
     return h;
 }
 
-service_options svc_options(const testing::hub_process& h) {
+service_options svc_options(const test_support::hub_process& h) {
     service_options o;
     o.tls.ca_file = h.ca_file();
     o.port = h.https_port();
@@ -37,7 +37,7 @@ service_options svc_options(const testing::hub_process& h) {
     return o;
 }
 
-client_options dev_options(const testing::hub_process& h) {
+client_options dev_options(const test_support::hub_process& h) {
     client_options o;
     o.tls.ca_file = h.ca_file();
     o.port = h.mqtt_port();
@@ -47,7 +47,7 @@ client_options dev_options(const testing::hub_process& h) {
     return o;
 }
 
-registry_manager service(testing::hub_process& h = hub()) {
+registry_manager service(test_support::hub_process& h = hub()) {
     auto r = registry_manager::from_connection_string(h.connection_string(), svc_options(h));
     EXPECT_TRUE(r) << r.error().message;
     return std::move(*r);
@@ -234,7 +234,7 @@ TEST(registry_manager, untrusted_ca_is_a_connection_failure) {
 
 TEST(registry_manager, unreachable_hub_is_a_connection_failure) {
     auto o = svc_options(hub());
-    o.port = testing::free_port();
+    o.port = test_support::free_port();
     auto rm = registry_manager::from_connection_string(hub().connection_string(), o);
     ASSERT_TRUE(rm);
     EXPECT_EQ(rm->get_device("x").error().code, errc::connection_failed);
@@ -403,7 +403,7 @@ TEST(device_client, sas_renewal_keeps_the_session) {
 }
 
 TEST(device_client, reconnects_after_hub_restart_and_resyncs_missed_desired) {
-    testing::hub_process own(TWINHUB_BIN_DIR);
+    test_support::hub_process own(TWINHUB_BIN_DIR);
     own.start();
     auto rm = service(own);
     auto dev = unique("rs");
