@@ -27,22 +27,27 @@ async function createModule(deviceId, moduleId) {
   return `HostName=${host};DeviceId=${deviceId};ModuleId=${moduleId};SharedAccessKey=${m.authentication.symmetricKey.primaryKey}`;
 }
 
-// Resolves with the first stdout line matching `re`, rejects after `ms`.
-function waitForLine(child, re, ms) {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`timeout waiting for ${re}; output so far:\n${buf}`)), ms);
-    child.stdout.on('data', (d) => {
-      buf += d.toString();
-      for (const line of buf.split('\n')) {
-        if (re.test(line)) {
-          clearTimeout(timer);
-          resolve(line);
-          return;
-        }
-      }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited ${code} before ${re}:\n${buf}`)); });
+// Collects a child's stdout from the start; wait(re, ms) resolves with the first line (seen so far
+// or later) matching `re`, and rejects after `ms` or when the child exits without it.
+function lineWatcher(child) {
+  let buf = '';
+  let exited = null;
+  const waiters = [];
+  const check = () => {
+    for (const w of waiters.slice()) {
+      const line = buf.split('\n').find((l) => w.re.test(l));
+      if (line !== undefined) { w.done(); w.resolve(line); }
+      else if (exited !== null) { w.done(); w.reject(new Error(`exited ${exited} before ${w.re}:\n${buf}`)); }
+    }
+  };
+  child.stdout.on('data', (d) => { buf += d.toString(); check(); });
+  child.on('exit', (code) => { exited = code; setImmediate(check); });
+  return (re, ms) => new Promise((resolve, reject) => {
+    const w = { re, resolve, reject };
+    const timer = setTimeout(() => { w.done(); reject(new Error(`timeout waiting for ${re}; output so far:\n${buf}`)); }, ms);
+    w.done = () => { clearTimeout(timer); waiters.splice(waiters.indexOf(w), 1); };
+    waiters.push(w);
+    check();
   });
 }
 
@@ -50,18 +55,20 @@ test('Node service client sets a desired property that the C++ module client rec
   const deviceId = uniqueId('interop-cpp-mod');
   const moduleCs = await createModule(deviceId, 'listener');
   const child = spawn(path.join(bin, 'module_twin_listener'), [moduleCs, '1'], { env });
+  const waitForLine = lineWatcher(child);
+  const exited = new Promise((resolve) => child.on('exit', resolve));
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d.toString(); });
   try {
-    await waitForLine(child, /^Waiting for desired property patches/, 20000);
+    await waitForLine(/^Waiting for desired property patches/, 20000);
     const twin = (await registry.getModuleTwin(deviceId, 'listener')).responseBody;
     assert.ok(twin.properties.reported.DateTimeLastAppLaunch, 'the C++ module reported its launch time');
     await twin.update({ properties: { desired: { telemetryInterval: 17 } } });
-    const line = await waitForLine(child, /^Desired property patch: /, 20000);
+    const line = await waitForLine(/^Desired property patch: /, 20000);
     const patch = JSON.parse(line.replace(/^Desired property patch: /, ''));
     assert.equal(patch.telemetryInterval, 17);
     assert.equal(typeof patch.$version, 'number');
-    const code = await new Promise((resolve) => child.on('exit', resolve));
+    const code = await exited;
     assert.equal(code, 0, stderr);
   } finally {
     child.kill();
