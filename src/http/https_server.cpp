@@ -53,7 +53,7 @@ class session;
 
 struct https_server::state : std::enable_shared_from_this<https_server::state> {
     state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, websocket_handler ws)
-        : ioc(io), tls(t), api(hub, o.host_names, o.methods), opts(std::move(o)), on_websocket(std::move(ws)),
+        : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries), opts(std::move(o)), on_websocket(std::move(ws)),
           acceptor(asio::make_strand(io)) {}
 
     asio::io_context& ioc;
@@ -117,6 +117,31 @@ private:
         parser_->body_limit(st_->opts.body_limit);
         parser_->header_limit(64 * 1024);
         beast::get_lowest_layer(stream_).expires_after(st_->opts.read_timeout);
+        bhttp::async_read_header(stream_, buffer_, *parser_,
+                                 beast::bind_front_handler(&session::on_header, shared_from_this()));
+    }
+
+    // Headers are in: refuse an announced oversize body before reading it, and answer
+    // "Expect: 100-continue" (curl and some C clients wait for it before sending the body).
+    void on_header(beast::error_code ec, std::size_t n) {
+        if (ec) return on_read(ec, n);
+        const auto& h = parser_->get();
+        if (auto len = parser_->content_length(); len && *len > st_->opts.body_limit) {
+            return on_read(bhttp::error::body_limit, 0);
+        }
+        if (parser_->is_done()) return on_read({}, n);
+        if (beast::iequals(h[bhttp::field::expect], "100-continue")) {
+            continue_.emplace(bhttp::status::continue_, h.version());
+            return bhttp::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                if (ec) return;
+                self->read_body();
+            });
+        }
+        read_body();
+    }
+
+    void read_body() {
+        beast::get_lowest_layer(stream_).expires_after(st_->opts.read_timeout);
         bhttp::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
     }
 
@@ -145,6 +170,8 @@ private:
         rr.target = std::string(req.target());
         if (auto it = req.find(bhttp::field::authorization); it != req.end()) rr.authorization = std::string(it->value());
         if (auto it = req.find(bhttp::field::if_match); it != req.end()) rr.if_match = std::string(it->value());
+        if (auto it = req.find("x-ms-max-item-count"); it != req.end()) rr.max_item_count = std::string(it->value());
+        if (auto it = req.find("x-ms-continuation"); it != req.end()) rr.continuation = std::string(it->value());
         rr.body = std::move(req.body());
 
         st_->api.handle(std::move(rr), [self = shared_from_this(), version, keep_alive](rest_response r) {
@@ -206,6 +233,7 @@ private:
     tls_stream stream_;
     beast::flat_buffer buffer_;
     std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+    std::optional<bhttp::response<bhttp::empty_body>> continue_;
     bhttp::response<bhttp::string_body> res_;
     bool handed_off_ = false;
 };

@@ -482,6 +482,38 @@ TEST_F(rest, connection_close_is_honoured) {
     EXPECT_EQ(client_->connections(), 2);
 }
 
+TEST_F(rest, expect_100_continue_is_answered_before_the_body) {
+    client_->connect();
+    auto& s = *client_->raw();
+    const std::string body = R"({"deviceId":"dev1"})";
+    const std::string head = "PUT /devices/dev1?api-version=2021-04-12 HTTP/1.1\r\nHost: localhost\r\nAuthorization: " +
+                             token("iothubowner") + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\nExpect: 100-continue\r\n\r\n";
+    asio::write(s, asio::buffer(head));
+    beast::flat_buffer b;
+    bhttp::response<bhttp::string_body> interim;
+    bhttp::read(s, b, interim);
+    EXPECT_EQ(interim.result(), bhttp::status::continue_);
+    asio::write(s, asio::buffer(body));
+    bhttp::response<bhttp::string_body> final_res;
+    bhttp::read(s, b, final_res);
+    EXPECT_EQ(final_res.result_int(), 200u) << final_res.body();
+}
+
+TEST_F(rest, announced_oversize_body_is_refused_before_it_is_sent) {
+    client_->connect();
+    auto& s = *client_->raw();
+    const std::string head = "PUT /devices/dev1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + token("iothubowner") +
+                             "\r\nContent-Length: 100000000\r\n\r\n";
+    asio::write(s, asio::buffer(head));
+    beast::flat_buffer b;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(s, b, res);
+    EXPECT_EQ(res.result_int(), 413u);
+    EXPECT_EQ(res["iothub-errorcode"], "MessageTooLarge");
+    EXPECT_EQ(snapshot(), "[]");
+}
+
 TEST_F(rest, many_concurrent_clients) {
     ASSERT_EQ(create_device("dev1").status, 200);
     const unsigned short port = server_->port();
