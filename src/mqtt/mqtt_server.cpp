@@ -131,7 +131,7 @@ struct mqtt_server::listener : std::enable_shared_from_this<listener> {
             });
             return;
         }
-        auto t = make_tls_transport(http::tls_stream(std::move(sock), st->tls));
+        auto t = make_openssl_transport(std::move(sock), st->tls);
         std::make_shared<session>(std::move(t), st)->start();
         do_accept();
     }

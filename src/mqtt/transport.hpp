@@ -47,6 +47,12 @@ public:
 // to release its buffers while idle, so that idle connections stay small.
 std::unique_ptr<transport> make_tls_transport(http::tls_stream&& stream);
 
+// MQTT over TLS driven directly through OpenSSL on the non-blocking socket (Asio only waits for
+// readiness): no per-connection record buffers beyond OpenSSL's own, which are released while the
+// connection is idle. This is what the 8883 listener uses (10,000 idle connections fit in a few
+// hundred MB); make_tls_transport is its Beast-stream equivalent.
+std::unique_ptr<transport> make_openssl_transport(boost::asio::ip::tcp::socket&& socket, boost::asio::ssl::context& tls);
+
 // MQTT over WebSocket on a TLS stream handed over by the HTTPS listener with its upgrade request.
 std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req);
 

@@ -1,0 +1,124 @@
+// MQTT over TLS with OpenSSL on the socket itself (see make_openssl_transport in transport.hpp).
+// Every SSL_* call happens on the connection's strand; a call that needs the socket to become
+// readable or writable waits for that with async_wait and is retried. Completions are posted, never
+// invoked from inside the initiating call, so a fast peer cannot grow the stack.
+#include "mqtt/transport.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+namespace twinhub::mqtt {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class openssl_transport final : public transport {
+public:
+    openssl_transport(tcp::socket&& s, asio::ssl::context& tls) : sock_(std::move(s)), ssl_(SSL_new(tls.native_handle())) {
+        boost::system::error_code ec;
+        sock_.non_blocking(true, ec);
+        sock_.set_option(tcp::no_delay(true), ec);
+        if (ssl_) {
+            SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+            SSL_set_fd(ssl_, static_cast<int>(sock_.native_handle()));
+            SSL_set_accept_state(ssl_);
+        }
+    }
+    ~openssl_transport() override {
+        if (ssl_) SSL_free(ssl_);
+    }
+
+    asio::any_io_executor executor() override { return sock_.get_executor(); }
+
+    void async_handshake(handshake_handler h) override {
+        if (!ssl_) return complete(std::move(h), asio::error::no_memory);
+        ERR_clear_error();
+        const int r = SSL_do_handshake(ssl_);
+        if (r == 1) return complete(std::move(h), boost::system::error_code{});
+        const int e = SSL_get_error(ssl_, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return sock_.async_wait(wait_for(e), [this, h = std::move(h)](boost::system::error_code ec) mutable {
+                if (ec) return h(ec);
+                async_handshake(std::move(h));
+            });
+        complete(std::move(h), failure(e));
+    }
+
+    void async_read_some(asio::mutable_buffer b, io_handler h) override {
+        std::size_t got = 0;
+        ERR_clear_error();
+        const int r = SSL_read_ex(ssl_, b.data(), b.size(), &got);
+        if (r == 1) return complete(std::move(h), boost::system::error_code{}, got);
+        const int e = SSL_get_error(ssl_, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return sock_.async_wait(wait_for(e), [this, b, h = std::move(h)](boost::system::error_code ec) mutable {
+                if (ec) return h(ec, 0);
+                async_read_some(b, std::move(h));
+            });
+        complete(std::move(h), failure(e), 0);
+    }
+
+    void async_write(asio::const_buffer b, io_handler h) override { write_from(b, 0, std::move(h)); }
+
+    void close() override {
+        boost::system::error_code ec;
+        sock_.shutdown(tcp::socket::shutdown_both, ec);
+        sock_.close(ec);
+    }
+    const char* name() const noexcept override { return "tls"; }
+    std::string remote() const override {
+        boost::system::error_code ec;
+        auto ep = sock_.remote_endpoint(ec);
+        return ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+
+private:
+    static tcp::socket::wait_type wait_for(int ssl_error) {
+        return ssl_error == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write;
+    }
+    boost::system::error_code failure(int ssl_error) const {
+        if (ssl_error == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+        if (unsigned long e = ERR_peek_last_error())
+            return {static_cast<int>(e), asio::error::get_ssl_category()};
+        return asio::error::connection_reset;
+    }
+    template <class H, class... Args>
+    void complete(H&& h, Args... args) {
+        asio::post(sock_.get_executor(), [h = std::forward<H>(h), args...]() mutable { h(args...); });
+    }
+
+    void write_from(asio::const_buffer b, std::size_t done, io_handler h) {
+        while (done < b.size()) {
+            std::size_t n = 0;
+            ERR_clear_error();
+            const int r = SSL_write_ex(ssl_, static_cast<const char*>(b.data()) + done, b.size() - done, &n);
+            if (r == 1) {
+                done += n;
+                continue;
+            }
+            const int e = SSL_get_error(ssl_, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return sock_.async_wait(wait_for(e), [this, b, done, h = std::move(h)](boost::system::error_code ec) mutable {
+                    if (ec) return h(ec, done);
+                    write_from(b, done, std::move(h));
+                });
+            return complete(std::move(h), failure(e), done);
+        }
+        complete(std::move(h), boost::system::error_code{}, done);
+    }
+
+    tcp::socket sock_;
+    SSL* ssl_;
+};
+
+}  // namespace
+
+std::unique_ptr<transport> make_openssl_transport(tcp::socket&& socket, asio::ssl::context& tls) {
+    return std::make_unique<openssl_transport>(std::move(socket), tls);
+}
+
+}  // namespace twinhub::mqtt
