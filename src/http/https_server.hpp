@@ -28,6 +28,9 @@ class hub_service;
 namespace twinhub::methods {
 class method_router;
 }
+namespace twinhub::query {
+class query_engine;
+}
 
 namespace twinhub::http {
 
@@ -38,6 +41,7 @@ struct https_options {
     std::size_t body_limit = 1024 * 1024; // larger request bodies get 413 MessageTooLarge
     std::chrono::seconds read_timeout{30};  // per TLS handshake, request read and idle keep-alive wait
     methods::method_router* methods = nullptr;  // serves direct methods when set (see rest_api)
+    query::query_engine* queries = nullptr;     // serves POST /devices/query when set (see rest_api)
 };
 
 class https_server {

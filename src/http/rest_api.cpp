@@ -8,6 +8,7 @@
 #include "http/route.hpp"
 #include "methods/method_invocation.hpp"
 #include "methods/method_router.hpp"
+#include "query/query_request.hpp"
 #include "registry/identity.hpp"
 #include "service/hub_service.hpp"
 
@@ -283,8 +284,9 @@ static rest_response method_result_response(const result<methods::method_respons
     return out;
 }
 
-rest_api::rest_api(service::hub_service& hub, std::vector<std::string> host_names, methods::method_router* methods)
-    : hub_(hub), host_names_(std::move(host_names)), methods_(methods) {
+rest_api::rest_api(service::hub_service& hub, std::vector<std::string> host_names, methods::method_router* methods,
+                   query::query_engine* queries)
+    : hub_(hub), host_names_(std::move(host_names)), methods_(methods), queries_(queries) {
     if (host_names_.empty()) host_names_.push_back("localhost");
 }
 
@@ -434,6 +436,16 @@ void rest_api::handle(rest_request req, completion done) const {
                              done(method_result_response(res, c));
                          });
         return;
+    }
+    case route_kind::devices_query: {
+        if (queries_ == nullptr) return fail(error{errc::not_found, "Twin queries are not served by this hub."});
+        auto page = query::run_query_request(*queries_, req.body, req.max_item_count, req.continuation);
+        if (!page) return fail(page.error());
+        rest_response res = json_response(200, page->items);
+        res.headers.emplace_back("x-ms-item-type", page->item_type);
+        // Only when more pages exist: Node keeps paging while the header is present (spec 3.7).
+        if (page->continuation) res.headers.emplace_back("x-ms-continuation", *page->continuation);
+        return done(std::move(res));
     }
     }
     fail(error{errc::internal, "unhandled route"});

@@ -20,6 +20,9 @@ class hub_service;
 namespace twinhub::methods {
 class method_router;
 }
+namespace twinhub::query {
+class query_engine;
+}
 
 namespace twinhub::http {
 
@@ -31,7 +34,7 @@ public:
     // POST /twins/{id}[/modules/{mid}]/methods (spec 3.8); it must outlive the rest_api, and without
     // it those routes answer 404.
     rest_api(service::hub_service& hub, std::vector<std::string> host_names,
-             methods::method_router* methods = nullptr);
+             methods::method_router* methods = nullptr, query::query_engine* queries = nullptr);
 
     void handle(rest_request req, completion done) const;
 
@@ -43,6 +46,7 @@ private:
     service::hub_service& hub_;
     std::vector<std::string> host_names_;
     methods::method_router* methods_ = nullptr;
+    query::query_engine* queries_ = nullptr;  // POST /devices/query (spec 3.7); 404 without it
 };
 
 }  // namespace twinhub::http

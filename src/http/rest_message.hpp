@@ -16,6 +16,8 @@ struct rest_request {
     std::optional<std::string> authorization;  // Authorization header; nullopt when absent
     std::optional<std::string> if_match;       // If-Match header; nullopt when absent (create-only PUT)
     std::string body;
+    std::optional<std::string> max_item_count = {};  // x-ms-max-item-count (POST /devices/query, spec 3.7)
+    std::optional<std::string> continuation = {};    // x-ms-continuation (POST /devices/query)
 };
 
 struct rest_response {

@@ -26,7 +26,8 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::registry_statistics: return "GET";
     case route_kind::service_statistics: return "GET";
     case route_kind::device_methods:
-    case route_kind::module_methods: return "POST";
+    case route_kind::module_methods:
+    case route_kind::devices_query: return "POST";
     }
     return "";
 }
@@ -51,7 +52,8 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::registry_statistics:
     case route_kind::service_statistics: return in({get});
     case route_kind::device_methods:
-    case route_kind::module_methods: return in({post});
+    case route_kind::module_methods:
+    case route_kind::devices_query: return in({post});
     }
     return false;
 }
@@ -72,7 +74,8 @@ result<route> match_route(std::string_view method, const std::vector<std::string
             r.kind = route_kind::devices;
             found = true;
         } else if (n == 2 && s[1] == "query" && r.method == http_method::post) {
-            return no_route("The query API (POST /devices/query) is not served by this hub yet.");
+            r.kind = route_kind::devices_query;
+            found = true;
         } else if (n == 2) {
             r.kind = route_kind::device;
             r.device_id = s[1];
@@ -140,7 +143,8 @@ std::uint32_t required_permission(const route& r) noexcept {
         return r.method == http_method::get ? (service_connect | registry_read) : service_connect;
     case route_kind::service_statistics:
     case route_kind::device_methods:
-    case route_kind::module_methods: return service_connect;
+    case route_kind::module_methods:
+    case route_kind::devices_query: return service_connect;
     }
     return service_connect;
 }

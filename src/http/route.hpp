@@ -27,6 +27,7 @@ enum class route_kind {
     service_statistics,  // /statistics/service   GET
     device_methods,      // /twins/{id}/methods   POST (direct methods, spec 3.8)
     module_methods,      // /twins/{id}/modules/{mid}/methods  POST
+    devices_query,       // /devices/query        POST (twin queries, spec 3.7)
 };
 
 struct route {

@@ -16,6 +16,7 @@
 #define TWINHUB_HAVE_MQTT 1
 #endif
 #include "methods/method_router.hpp"
+#include "query/query_engine.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -34,6 +35,7 @@ struct server::impl {
     prepared_data_dir dir;
     std::unique_ptr<store::store> store;
     std::unique_ptr<service::hub_service> hub;
+    std::unique_ptr<query::query_engine> queries;  // registered with hub; destroyed before it
     boost::asio::io_context ioc;
     boost::asio::ssl::context tls{boost::asio::ssl::context::tls_server};
     boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
@@ -86,6 +88,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     auto hub = service::hub_service::open(*m.store, service::hub_options{});
     if (!hub) throw std::runtime_error("cannot load the hub state: " + hub.error().message);
     m.hub = std::move(*hub);
+    m.queries = std::make_unique<query::query_engine>(*m.hub);  // before serving: loads every twin
     m.configure_tls();
     m.methods = std::make_unique<methods::method_router>(m.ioc);
 
@@ -104,6 +107,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.bind_address = c.bind_address;
     ho.port = c.https_port;
     ho.methods = m.methods.get();
+    ho.queries = m.queries.get();
     http::websocket_handler ws;
 #ifdef TWINHUB_HAVE_MQTT
     ws = m.mqtt->websocket_handler();
@@ -148,6 +152,7 @@ server::~server() {
     m.mqtt.reset();
 #endif
     m.methods.reset();
+    m.queries.reset();
     m.hub.reset();
     if (m.store) m.store->close();
     log::info("server.stopped");

@@ -51,10 +51,14 @@ TEST(route, unknown_path_is_not_found) {
     }
 }
 
-TEST(route, query_and_methods_are_not_served_yet) {
+TEST(route, devices_query_is_post_only_and_needs_service_connect) {
     auto q = match_route("POST", segs({"devices", "query"}));
-    ASSERT_FALSE(q);
-    EXPECT_EQ(q.error().code, errc::not_found);
+    ASSERT_TRUE(q);
+    EXPECT_EQ(q->kind, route_kind::devices_query);
+    EXPECT_EQ(required_permission(*q), auth::service_connect);
+    auto g = match_route("GET", segs({"devices", "query"}));  // GET /devices/query is device "query"
+    ASSERT_TRUE(g);
+    EXPECT_EQ(g->kind, route_kind::device);
 }
 
 TEST(route, direct_methods_are_post_only_and_need_service_connect) {
