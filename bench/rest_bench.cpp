@@ -4,7 +4,7 @@
 // updates/s (spec 7.2).
 //
 // Usage: rest_bench --connection-string CS --ca-file CA [--address 127.0.0.1] [--port 443]
-//                   [--connections 64] [--seconds 10] [--threads 1]
+//                   [--connections 64] [--seconds 10] [--threads 1] [--server-pid PID]
 // bench/rest_bench.sh starts a hub with a fresh data directory and runs this against it.
 #include "auth/connection_string.hpp"
 #include "auth/sas_token.hpp"
@@ -33,6 +33,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
@@ -49,7 +51,25 @@ struct options {
     int connections = 64;
     double seconds = 10;
     int threads = 1;
+    int server_pid = 0;  // when set, the server's CPU time per request is reported too
 };
+
+// CPU seconds (user + system) a process has used so far, from /proc/PID/stat; -1 if unreadable.
+double process_cpu_seconds(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!pid || !std::getline(f, line)) return -1;
+    auto rparen = line.rfind(')');
+    if (rparen == std::string::npos) return -1;
+    std::istringstream rest(line.substr(rparen + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) stime = std::stoull(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 enum class phase { create, get, patch };
 
@@ -161,6 +181,7 @@ double percentile(std::vector<std::uint32_t>& v, double p) {
 
 double run_phase(shared& sh, phase ph, std::vector<worker_result>& workers) {
     asio::io_context ioc(sh.opt.threads);
+    const double cpu0 = process_cpu_seconds(sh.opt.server_pid);
     auto start = steady::now();
     auto end = start + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(sh.opt.seconds));
     for (auto& w : workers) {
@@ -190,6 +211,12 @@ double run_phase(shared& sh, phase ph, std::vector<worker_result>& workers) {
     std::printf("%-52s %10.0f req/s  ok=%llu failed=%llu  p50=%.2f ms  p99=%.2f ms\n", name(ph), rate,
                 static_cast<unsigned long long>(ok), static_cast<unsigned long long>(failed), percentile(all, 0.5),
                 percentile(all, 0.99));
+    const double cpu1 = process_cpu_seconds(sh.opt.server_pid);
+    if (cpu0 >= 0 && cpu1 >= 0 && ok > 0) {
+        const double us_per_req = (cpu1 - cpu0) * 1e6 / static_cast<double>(ok);
+        std::printf("  server CPU: %.1f us/request (%.2f cores busy) -> %.0f req/s per fully available core\n",
+                    us_per_req, (cpu1 - cpu0) / elapsed, 1e6 / us_per_req);
+    }
     if (!first_error.empty()) std::printf("  first error: %.200s\n", first_error.c_str());
     std::fflush(stdout);
     return rate;
@@ -198,7 +225,7 @@ double run_phase(shared& sh, phase ph, std::vector<worker_result>& workers) {
 int usage() {
     std::fprintf(stderr,
                  "usage: rest_bench --connection-string CS --ca-file CA [--address A] [--port P] [--connections N]\n"
-                 "                  [--seconds S] [--threads T]\n");
+                 "                  [--seconds S] [--threads T] [--server-pid PID]\n");
     return 2;
 }
 
@@ -219,6 +246,7 @@ int main(int argc, char** argv) {
         else if (a == "--connections") opt.connections = std::stoi(next());
         else if (a == "--seconds") opt.seconds = std::stod(next());
         else if (a == "--threads") opt.threads = std::stoi(next());
+        else if (a == "--server-pid") opt.server_pid = std::stoi(next());
         else return usage();
     }
     if (opt.connection_string.empty() || opt.ca_file.empty() || opt.connections < 1) return usage();

@@ -24,5 +24,5 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ -n "$cs" ] || { echo "rest_bench.sh: twinhubd printed no connection string" >&2; exit 1; }
-"$build/bin/rest_bench" --connection-string "$cs" --ca-file "$work/hub/tls/ca.pem" --port "$port" \
+"$build/bin/rest_bench" --connection-string "$cs" --ca-file "$work/hub/tls/ca.pem" --port "$port" --server-pid "$hub_pid" \
   --seconds "${REST_BENCH_SECONDS:-10}" --connections "${REST_BENCH_CONNECTIONS:-64}" "$@"
