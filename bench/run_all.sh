@@ -7,3 +7,7 @@ if [ -x "$build/bin/store_bench" ]; then
   echo "== store_bench"
   "$build/bin/store_bench" --seconds "${STORE_BENCH_SECONDS:-5}"
 fi
+if [ -x "$build/bin/rest_bench" ] && [ -x "$build/bin/twinhubd" ]; then
+  echo "== rest_bench"
+  REST_BENCH_SECONDS="${REST_BENCH_SECONDS:-5}" bash "$(dirname "$0")/rest_bench.sh" "$build"
+fi
