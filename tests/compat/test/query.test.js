@@ -15,7 +15,9 @@ async function drain(query, asTwin) {
   const items = [];
   let pages = 0;
   while (query.hasMoreResults) {
-    const page = asTwin ? await query.nextAsTwin() : await query.next();
+    // Promise-style next() without arguments restarts from page 1 (it only falls back to
+    // query.continuationToken in callback style), so pass the token as SDK samples do.
+    const page = asTwin ? await query.nextAsTwin() : await query.next(query.continuationToken);
     pages += 1;
     assert.ok(Array.isArray(page.result));
     if (query.hasMoreResults) assert.ok(page.result.length > 0, 'a page with a continuation is never empty');
