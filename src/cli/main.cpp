@@ -31,7 +31,10 @@ constexpr const char* exit_codes_text =
     "connection string); 3 the hub could not be reached (DNS, TCP, TLS/certificate, timeout).\n"
     "Errors are printed on stderr as 'twinhub: <ErrorCode>: <message>'.";
 
-int connection_string_show(const std::string& data_dir, const std::string& policy_name) {
+// Prints the bare connection string (what an SDK or TWINHUB_CONNECTION_STRING takes), or with
+// `json` the az shape {"connectionString": "..."}. Reads only the policies, so it is quick for any
+// hub size and works while twinhubd runs (SQLite WAL readers do not block the writer).
+int connection_string_show(const std::string& data_dir, const std::string& policy_name, bool json) {
     using namespace twinhub;
     std::vector<std::string> names;
     try {
@@ -46,20 +49,21 @@ int connection_string_show(const std::string& data_dir, const std::string& polic
         std::cerr << "twinhub: cannot open " << d.store_file().string() << ": " << st.error().message << "\n";
         return 1;
     }
-    auto snap = (*st)->load();
+    auto policies = (*st)->load_policies();
     (*st)->close();
-    if (!snap) {
-        std::cerr << "twinhub: cannot read the store: " << snap.error().message << "\n";
+    if (!policies) {
+        std::cerr << "twinhub: cannot read the store: " << policies.error().message << "\n";
         return 1;
     }
-    for (const auto& p : snap->policies) {
+    for (const auto& p : *policies) {
         if (p.key_name != policy_name) continue;
-        std::cout << "{\"connectionString\": \""
-                  << auth::format_service_connection_string(names.front(), p.key_name, p.primary_key) << "\"}\n";
+        std::string cs = auth::format_service_connection_string(names.front(), p.key_name, p.primary_key);
+        if (json) std::cout << boost::json::serialize(boost::json::object{{"connectionString", cs}}) << "\n";
+        else std::cout << cs << "\n";
         return 0;
     }
     std::cerr << "twinhub: no shared access policy named '" << policy_name << "' (the hub has:";
-    for (const auto& p : snap->policies) std::cerr << " " << p.key_name;
+    for (const auto& p : *policies) std::cerr << " " << p.key_name;
     std::cerr << ")\n";
     return 1;
 }
@@ -168,8 +172,13 @@ int main(int argc, char** argv) {
     std::string data_dir, policy = "iothubowner";
     show->add_option("--data-dir", data_dir, "The hub's data directory")->required();
     show->add_option("--policy-name,--pn", policy, "Shared access policy name")->capture_default_str();
+    std::string cs_output = "tsv";
+    show->add_option("-o,--output", cs_output,
+                     "tsv: the bare connection string (default); json: {\"connectionString\": \"...\"} as az prints it")
+        ->check(CLI::IsMember({"tsv", "json"}))
+        ->capture_default_str();
     int rc = 0;
-    show->callback([&] { rc = connection_string_show(data_dir, policy); });
+    show->callback([&] { rc = connection_string_show(data_dir, policy, cs_output == "json"); });
 
     hub_args a;
     std::function<int()> action;

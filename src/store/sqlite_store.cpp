@@ -223,6 +223,7 @@ public:
     ~sqlite_store() override { close(); }
 
     result<snapshot> load() override;
+    result<std::vector<auth::shared_access_policy>> load_policies() override;
     void commit(write_batch batch, commit_handler done) override;
     result<std::vector<event_record>> read_events(std::uint32_t partition, std::uint64_t from,
                                                   std::size_t max_count) override;
@@ -498,6 +499,24 @@ result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) 
         return {};
     }
     return error{errc::internal, "Unknown store operation."};
+}
+
+result<std::vector<auth::shared_access_policy>> sqlite_store::load_policies() {
+    std::lock_guard lock(reader_m_);
+    auto s = r_->prepare(q_load_policies);
+    if (!s) return s.error();
+    statement_guard g(*s);
+    std::vector<auth::shared_access_policy> out;
+    for (;;) {
+        int rc = sqlite3_step(*s);
+        if (rc == SQLITE_DONE) return out;
+        if (rc != SQLITE_ROW) return r_->fail(rc, "loading policies");
+        auto v = parse_doc(column_text(*s, 1), "policy '" + std::string(column_text(*s, 0)) + "'");
+        if (!v) return v.error();
+        auto p = auth::policy_from_storage_json(*v);
+        if (!p) return p.error();
+        out.push_back(std::move(*p));
+    }
 }
 
 result<snapshot> sqlite_store::load() {

@@ -51,4 +51,10 @@ std::uint32_t partition_of(const identity_key& k) noexcept {
     return h % event_partitions;
 }
 
+result<std::vector<auth::shared_access_policy>> store::load_policies() {
+    auto s = load();
+    if (!s) return s.error();
+    return std::move(s->policies);
+}
+
 }  // namespace twinhub::store

@@ -160,6 +160,9 @@ public:
     // Reads the whole durable state. Fails with storage_error or corrupt_data.
     virtual result<snapshot> load() = 0;
 
+    // Only the shared access policies: cheap even for a large hub (tools that need a key use it).
+    virtual result<std::vector<auth::shared_access_policy>> load_policies();
+
     // Queues `batch` for a group commit; `done` runs once, after the batch is durable or has failed.
     // After close(), completes at once with shutting_down.
     virtual void commit(write_batch batch, commit_handler done) = 0;

@@ -195,10 +195,13 @@ test('authorisation: a registryRead policy cannot create devices', async () => {
   const { execFileSync } = require('node:child_process');
   const path = require('node:path');
   const cli = path.join(process.env.TWINHUB_BIN_DIR || path.join(__dirname, '../../../build/bin'), 'twinhub');
-  // The CLI prints {"connectionString": "..."} (az iot hub connection-string show shape).
+  // The CLI prints the bare connection string (`-o json` gives az's {"connectionString": "..."}).
   const out = execFileSync(cli, ['hub', 'connection-string', 'show', '--policy-name', 'registryRead', '--data-dir',
     process.env.TWINHUB_DATA_DIR], { encoding: 'utf8' });
-  const readOnly = JSON.parse(out).connectionString;
+  const readOnly = out.trim();
+  const asJson = execFileSync(cli, ['hub', 'connection-string', 'show', '--policy-name', 'registryRead', '-o', 'json',
+    '--data-dir', process.env.TWINHUB_DATA_DIR], { encoding: 'utf8' });
+  assert.equal(JSON.parse(asJson).connectionString, readOnly);
   assert.match(readOnly, /SharedAccessKeyName=registryRead;/);
   const ro = Registry.fromConnectionString(readOnly);
   await ro.list();

@@ -160,6 +160,24 @@ TEST_P(store_conformance, new_store_loads_empty) {
     EXPECT_TRUE(s.sessions.empty());
 }
 
+TEST_P(store_conformance, load_policies_returns_only_the_policies) {
+    auto policies = auth::default_policies();
+    write_batch b;
+    for (auto& p : policies) b.put_policy(p);
+    b.put_device(device("dev1", 1), expect::absent());
+    ASSERT_TRUE(commit(std::move(b)));
+    auto loaded = s_->load_policies();
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    ASSERT_EQ(loaded->size(), policies.size());
+    for (auto& p : policies) {
+        auto it = std::find_if(loaded->begin(), loaded->end(), [&](auto& x) { return x.key_name == p.key_name; });
+        ASSERT_NE(it, loaded->end()) << p.key_name;
+        EXPECT_EQ(it->primary_key, p.primary_key);
+        EXPECT_EQ(it->secondary_key, p.secondary_key);
+        EXPECT_EQ(it->rights, p.rights);
+    }
+}
+
 TEST_P(store_conformance, every_record_kind_round_trips) {
     auto policies = auth::default_policies();
     auto d = device("dev1", 7);
