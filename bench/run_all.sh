@@ -11,3 +11,7 @@ if [ -x "$build/bin/rest_bench" ] && [ -x "$build/bin/twinhubd" ]; then
   echo "== rest_bench"
   REST_BENCH_SECONDS="${REST_BENCH_SECONDS:-5}" bash "$(dirname "$0")/rest_bench.sh" "$build"
 fi
+if [ -x "$build/bin/method_bench" ] && [ -x "$build/bin/twinhubd" ]; then
+  echo "== method_bench"
+  METHOD_BENCH_SECONDS="${METHOD_BENCH_SECONDS:-5}" bash "$(dirname "$0")/method_bench.sh" "$build"
+fi
