@@ -20,6 +20,7 @@
 #include "proto/mqtt/encoder.hpp"
 #include "server/certificates.hpp"
 #include "service/hub_service.hpp"
+#include "store/memory_store.hpp"
 #include "store/sqlite_store.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -36,6 +37,7 @@
 #include <boost/json/parse.hpp>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -45,6 +47,7 @@
 #include <future>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <thread>
 #include <variant>
 
@@ -88,7 +91,9 @@ int run_hub(const std::map<std::string, std::string>& a) {
     const int clients = std::stoi(arg(a, "clients", "1000"));
     const std::string key = arg(a, "key", default_key);
     std::filesystem::create_directories(dir);
-    auto st = store::open_sqlite_store((dir / "store.db").string());
+    // --store memory isolates the MQTT head and hub_service from SQLite durability (diagnosis only).
+    auto st = arg(a, "store", "sqlite") == "memory" ? result<std::unique_ptr<store::store>>(store::make_memory_store())
+                                                    : store::open_sqlite_store((dir / "store.db").string());
     if (!st) {
         std::cerr << st.error().message << "\n";
         return 1;
@@ -171,9 +176,12 @@ int run_hub(const std::map<std::string, std::string>& a) {
                 auto due = start + period * n;
                 std::this_thread::sleep_until(due);
                 store::identity_key id{"b" + std::to_string(n % clients), "m"};
-                boost::json::object desired{{"t", now_ns()}, {"n", n}};
+                // Microseconds: twin integers are limited to 2^52 (spec 4.4).
+                boost::json::object desired{{"t", now_ns() / 1000}, {"n", n}};
                 boost::json::object body{{"properties", boost::json::object{{"desired", desired}}}};
-                (*hub)->patch_twin(id, body, "", [](result<boost::json::object>) {});
+                (*hub)->patch_twin(id, body, "", [](result<boost::json::object> r) {
+                    if (!r) std::cerr << "desired patch failed: " << r.error().message << "\n";
+                });
                 ++n;
             }
             std::cout << "desired_sent=" << n << std::endl;
@@ -264,7 +272,7 @@ public:
                 for (;;) {
                     auto p = co_await expect<mqtt::publish>();
                     auto v = boost::json::parse(p.payload);
-                    double ms = static_cast<double>(now_ns() - v.at("t").as_int64()) / 1e6;
+                    double ms = static_cast<double>(now_ns() / 1000 - v.at("t").as_int64()) / 1e3;
                     std::lock_guard lock(stats_.mu);
                     stats_.latencies_ms.push_back(ms);
                 }
@@ -291,6 +299,11 @@ private:
                                                      : std::string(cfg_.payload, 'x');
         std::uint16_t pid = 1;
         std::uint64_t rid = 0;
+        asio::steady_timer wait(ioc_);
+        while (stats_.connected + stats_.failed < cfg_.clients && !stats_.stopping) {
+            wait.expires_after(20ms);
+            co_await wait.async_wait(use_awaitable);
+        }
         while (!stats_.stopping) {
             mqtt::publish p;
             if (cfg_.mode == "twin") {
@@ -349,6 +362,22 @@ private:
     char buf_[2048];
 };
 
+// utime + stime of a process, in seconds.
+double cpu_seconds_of(const std::string& pid) {
+    std::ifstream f("/proc/" + pid + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto rp = stat.rfind(')');
+    if (rp == std::string::npos) return -1;
+    std::istringstream in(stat.substr(rp + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) stime = std::stoull(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 long rss_kb_of(const std::string& pid) {
     std::ifstream f("/proc/" + pid + "/status");
     std::string line;
@@ -401,12 +430,14 @@ int run_load(const std::map<std::string, std::string>& a) {
     const double connect_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::this_thread::sleep_for(1s);  // warm-up
     long rss_before = hub_pid.empty() ? -1 : rss_kb_of(hub_pid);
+    const double cpu_before = hub_pid.empty() ? -1 : cpu_seconds_of(hub_pid);
     stats.measuring = true;
     const auto m0 = std::chrono::steady_clock::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(c.seconds));
     stats.measuring = false;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
     long rss_after = hub_pid.empty() ? -1 : rss_kb_of(hub_pid);
+    const double cpu_used = hub_pid.empty() ? -1 : cpu_seconds_of(hub_pid) - cpu_before;
     stats.stopping = true;
     asio::post(ioc, [&] {
         for (auto& cl : clients) cl->close();
@@ -419,6 +450,9 @@ int run_load(const std::map<std::string, std::string>& a) {
     if (c.mode == "twin" || c.mode == "publish")
         std::printf(" payload=%zu ops=%llu seconds=%.2f ops_per_s=%.0f", c.payload, (unsigned long long)stats.ops.load(),
                     elapsed, stats.ops.load() / elapsed);
+    if (cpu_used >= 0 && stats.ops.load() > 0 && (c.mode == "twin" || c.mode == "publish"))
+        std::printf(" server_cpu_cores=%.2f server_cpu_us_per_op=%.1f ops_per_free_core=%.0f", cpu_used / elapsed,
+                    cpu_used * 1e6 / stats.ops.load(), stats.ops.load() / cpu_used);
     if (c.mode == "desired") {
         auto& v = stats.latencies_ms;
         std::sort(v.begin(), v.end());

@@ -10,6 +10,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <csignal>
+
 namespace twinhub::mqtt {
 
 namespace asio = boost::asio;
@@ -144,6 +146,9 @@ struct mqtt_server::listener : std::enable_shared_from_this<listener> {
 
 mqtt_server::mqtt_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub, mqtt_options opts)
     : state_(std::make_shared<state>(ioc, tls, hub, std::move(opts))) {
+    // The 8883 transport lets OpenSSL write to the socket with write(2), which raises SIGPIPE when
+    // the peer has gone; a server must get EPIPE instead of dying (Asio's own sends use MSG_NOSIGNAL).
+    std::signal(SIGPIPE, SIG_IGN);
     auto obs = std::make_unique<observer>(state_);
     observer* raw = obs.get();
     {

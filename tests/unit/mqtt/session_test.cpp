@@ -407,3 +407,17 @@ TEST(mqtt_server, start_on_a_busy_port_names_it_and_the_option) {
     EXPECT_NE(r.error().message.find(std::to_string(o.port)), std::string::npos);
     EXPECT_NE(r.error().message.find("--mqtt-port"), std::string::npos);
 }
+
+// Regression: the hub died of SIGPIPE when OpenSSL wrote to a socket whose peer had already gone.
+TEST_F(session_test, peer_vanishing_while_responses_are_queued_does_not_kill_the_hub) {
+    for (int round = 0; round < 20; ++round) {
+        auto c = connected(connect_packet("dev1", "", key));
+        c->send(sub(1, {{"$iothub/twin/res/#", qos::at_most_once}}));
+        c->expect<suback>();
+        for (int i = 0; i < 50; ++i) c->send(pub("$iothub/twin/GET/?$rid=" + std::to_string(i)));
+        c.reset();  // close with responses in flight
+    }
+    auto c = connected(connect_packet("dev1", "", key));
+    c->send(pingreq{});
+    c->expect<pingresp>();
+}
