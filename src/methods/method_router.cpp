@@ -258,9 +258,9 @@ struct method_router::impl : std::enable_shared_from_this<impl> {
             for (std::uint64_t cid : ids) {
                 call c = take(cid);
                 out.push_back({std::move(c.done),
-                               error{errc::gateway_timeout, "The device disconnected before answering method '" +
-                                                                c.method_name +
-                                                                "'; the method may or may not have run."}});
+                               error{errc::gateway_timeout, "The device disconnected (or stopped taking method calls) "
+                                                                "before answering method '" +
+                                                                c.method_name + "'; the method may or may not have run."}});
             }
         }
         if (!out.empty())
