@@ -655,11 +655,13 @@ struct hub_service::impl {
         auto w = std::make_shared<pending_write>();
         w->device_id = id.device_id;
         auto result_value = std::make_shared<std::optional<T>>();
-        w->apply = [id, doc, make_result, result_value](device_entry& e) {
+        // The document moves into `committed` when the write completes (apply runs at most once),
+        // so a write copies its document twice (head and batch), not four times.
+        auto written = std::make_shared<twin_document>(std::move(doc));
+        w->apply = [id, written, make_result = std::move(make_result), result_value](device_entry& e) {
             auto& s = twin_slot_of(e, id);
-            twin_document v = doc;
-            if (s.committed) v.model_id = s.committed->model_id;
-            s.committed = std::move(v);
+            if (s.committed) written->model_id = s.committed->model_id;
+            s.committed = std::move(*written);
             *result_value = make_result(*s.committed, e);  // the identity mirrors as of commit
         };
         w->finish = [this, id, done, result_value, change = std::move(*changed)](result<void> r) {
