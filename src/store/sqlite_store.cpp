@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <condition_variable>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -96,6 +97,14 @@ constexpr const char* q_read_begin = "BEGIN";
 constexpr const char* q_read_end = "COMMIT";
 
 constexpr std::size_t max_group = 2048;
+
+// WAL checkpoints run on their own thread and connection (PASSIVE: they never block the writer), so
+// that a commit never waits for one; SQLite's own auto-checkpoint (inside the committing thread's
+// COMMIT) is off. The checkpointer is woken once the WAL holds checkpoint_pages pages (SQLite's
+// default auto-checkpoint threshold). Should it fall behind (a long reader pins the WAL), the
+// writer itself checkpoints (PASSIVE) once the WAL holds writer_checkpoint_pages, which bounds it.
+constexpr int checkpoint_pages = 1000;
+constexpr int writer_checkpoint_pages = 64 * checkpoint_pages;
 
 // ---- binding helpers --------------------------------------------------------------------------
 
@@ -217,8 +226,14 @@ struct pending {
 class sqlite_store final : public store {
 public:
     sqlite_store(std::unique_ptr<sqlite_db> writer, std::unique_ptr<sqlite_db> reader,
-                 std::array<std::uint64_t, event_partitions> next_seq)
-        : w_(std::move(writer)), r_(std::move(reader)), next_seq_(next_seq), writer_thread_([this] { run(); }) {}
+                 std::unique_ptr<sqlite_db> checkpointer, std::array<std::uint64_t, event_partitions> next_seq)
+        : w_(std::move(writer)), r_(std::move(reader)), ck_(std::move(checkpointer)), next_seq_(next_seq),
+          checkpoint_thread_([this] { run_checkpoints(); }), writer_thread_([this] {
+              // On the writer thread: the writer connection is used by that thread only.
+              sqlite3_wal_autocheckpoint(w_->handle(), 0);
+              sqlite3_wal_hook(w_->handle(), &sqlite_store::on_wal, this);
+              run();
+          }) {}
 
     ~sqlite_store() override { close(); }
 
@@ -237,9 +252,45 @@ public:
         queue_.close();
         std::lock_guard lock(close_m_);
         if (writer_thread_.joinable() && writer_thread_.get_id() != std::this_thread::get_id()) writer_thread_.join();
+        {
+            std::lock_guard l(ck_m_);
+            ck_stop_ = true;
+        }
+        ck_cv_.notify_all();
+        if (checkpoint_thread_.joinable() && checkpoint_thread_.get_id() != std::this_thread::get_id())
+            checkpoint_thread_.join();
     }
 
 private:
+    // SQLite's WAL hook on the writer connection: runs after each commit, on the writer thread.
+    static int on_wal(void* self, sqlite3* db, const char*, int pages) {
+        auto* st = static_cast<sqlite_store*>(self);
+        if (pages >= writer_checkpoint_pages) {
+            // The checkpointer has fallen far behind: bound the WAL here (rare).
+            (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        } else if (pages >= checkpoint_pages) {
+            {
+                std::lock_guard l(st->ck_m_);
+                st->ck_wanted_ = true;
+            }
+            st->ck_cv_.notify_one();
+        }
+        return SQLITE_OK;
+    }
+    void run_checkpoints() {
+        std::unique_lock l(ck_m_);
+        for (;;) {
+            ck_cv_.wait(l, [this] { return ck_stop_ || ck_wanted_; });
+            if (ck_stop_) return;
+            ck_wanted_ = false;
+            l.unlock();
+            int rc = sqlite3_wal_checkpoint_v2(ck_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+                log::warn("store.checkpoint_failed", {{"message", sqlite3_errmsg(ck_->handle())}, {"code", rc}});
+            l.lock();
+        }
+    }
+
     void run();
     void commit_group(std::vector<pending>& group, std::vector<result<void>>& results);
     result<void> apply(pending& p);
@@ -251,11 +302,17 @@ private:
     std::unique_ptr<sqlite_db> w_;  // writer thread only
     std::mutex reader_m_;
     std::unique_ptr<sqlite_db> r_;  // under reader_m_
+    std::unique_ptr<sqlite_db> ck_;  // checkpoint thread only
+    std::mutex ck_m_;
+    std::condition_variable ck_cv_;
+    bool ck_wanted_ = false;  // under ck_m_
+    bool ck_stop_ = false;    // under ck_m_
     std::array<std::uint64_t, event_partitions> next_seq_;  // writer thread only
     std::mutex listener_m_;
     change_listener listener_;
     std::mutex close_m_;
     commit_queue<pending> queue_;
+    std::thread checkpoint_thread_;
     std::thread writer_thread_;  // last: starts once everything it uses exists
 };
 
@@ -716,7 +773,12 @@ result<std::unique_ptr<store>> open_sqlite_store(const std::string& path) {
     auto rd = sqlite_db::open(path, false);
     if (!rd) return rd.error();
     if (auto r = configure(**rd, false); !r) return r.error();
-    return std::unique_ptr<store>(new sqlite_store(std::move(*w), std::move(*rd), next_seq));
+    // The checkpointer writes the database file (not the WAL): it is no reader, so no query_only.
+    auto ck = sqlite_db::open(path, false);
+    if (!ck) return ck.error();
+    if (auto r = (*ck)->exec("PRAGMA busy_timeout = 10000", "configuring the store"); !r) return r.error();
+    if (auto r = (*ck)->exec("PRAGMA synchronous = FULL", "configuring the store"); !r) return r.error();
+    return std::unique_ptr<store>(new sqlite_store(std::move(*w), std::move(*rd), std::move(*ck), next_seq));
 }
 
 }  // namespace twinhub::store
