@@ -5,7 +5,8 @@
 //         devices b{i} each holding module m (key: --key), a TLS certificate written to D (also
 //         used for mosquitto), and optionally a desired-patch driver: R patches/s spread over the
 //         modules, each carrying its send time, for latency measurement.
-//   load  --port P --clients N --mode twin|publish|desired|idle --seconds S [--payload B] [--tls 0|1]
+//   load  --port P --clients N --mode twin|publish|desired|idle --seconds S [--payload B] [--tls 0|1] [--threads T]
+//         (T io threads, each with its own io_context and every T-th client; default 2)
 //         twin:    each client does reported-patch round trips (PUBLISH -> $iothub/twin/res/204).
 //         publish: each client does QoS 1 PUBLISH -> PUBACK round trips (for mosquitto).
 //         desired: clients subscribe to desired patches and report notification latency.
@@ -400,7 +401,11 @@ int run_load(const std::map<std::string, std::string>& a) {
     const std::string ca = arg(a, "ca", "");
     const std::string hub_pid = arg(a, "hub-pid", "");
 
-    asio::io_context ioc(1);
+    // Several threads, each with its own io_context and a share of the clients, so that the load
+    // generator is not the bottleneck of what it measures (--threads, default 2).
+    const int threads = std::max(1, std::stoi(arg(a, "threads", "2")));
+    std::vector<std::unique_ptr<asio::io_context>> iocs;
+    for (int t = 0; t < threads; ++t) iocs.push_back(std::make_unique<asio::io_context>(1));
     asio::ssl::context ctx(asio::ssl::context::tls_client);
     if (!ca.empty()) {
         ctx.load_verify_file(ca);
@@ -409,21 +414,29 @@ int run_load(const std::map<std::string, std::string>& a) {
         ctx.set_verify_mode(asio::ssl::verify_none);
     }
     load_stats stats;
-    std::vector<std::unique_ptr<client>> clients;
-    // Connect with bounded parallelism: a gate timer releases one new connection per finished one.
-    auto gate = std::make_shared<asio::steady_timer>(ioc, asio::steady_timer::time_point::max());
-    asio::co_spawn(ioc, [&]() -> awaitable<void> {
-        for (int i = 0; i < c.clients; ++i) {
-            if (i >= c.connect_parallel) {
-                boost::system::error_code ec;
-                co_await gate->async_wait(asio::redirect_error(use_awaitable, ec));
+    // Client i runs on io_context i % threads; clients[t] is touched only by thread t.
+    std::vector<std::vector<std::unique_ptr<client>>> clients(threads);
+    // Connect with bounded parallelism: per io_context, a gate timer releases one new connection
+    // per finished one.
+    const int parallel = std::max(1, c.connect_parallel / threads);
+    for (int t = 0; t < threads; ++t) {
+        asio::io_context& ioc = *iocs[t];
+        asio::co_spawn(ioc, [&, t, parallel]() -> awaitable<void> {
+            auto gate = std::make_shared<asio::steady_timer>(ioc, asio::steady_timer::time_point::max());
+            int started = 0;
+            for (int i = t; i < c.clients; i += threads) {
+                if (started++ >= parallel) {
+                    boost::system::error_code ec;
+                    co_await gate->async_wait(asio::redirect_error(use_awaitable, ec));
+                }
+                clients[t].push_back(std::make_unique<client>(ioc, ctx, c, stats, i));
+                asio::co_spawn(ioc, clients[t].back()->run(gate), asio::detached);
             }
-            clients.push_back(std::make_unique<client>(ioc, ctx, c, stats, i));
-            asio::co_spawn(ioc, clients.back()->run(gate), asio::detached);
-        }
-    }, asio::detached);
+        }, asio::detached);
+    }
 
-    std::thread runner([&] { ioc.run(); });
+    std::vector<std::thread> runners;
+    for (auto& ioc : iocs) runners.emplace_back([&ioc] { ioc->run(); });
     const auto t0 = std::chrono::steady_clock::now();
     while (stats.connected + stats.failed < c.clients && std::chrono::steady_clock::now() - t0 < 300s)
         std::this_thread::sleep_for(50ms);
@@ -439,13 +452,15 @@ int run_load(const std::map<std::string, std::string>& a) {
     long rss_after = hub_pid.empty() ? -1 : rss_kb_of(hub_pid);
     const double cpu_used = hub_pid.empty() ? -1 : cpu_seconds_of(hub_pid) - cpu_before;
     stats.stopping = true;
-    asio::post(ioc, [&] {
-        for (auto& cl : clients) cl->close();
-    });
-    ioc.stop();
-    runner.join();
+    for (int t = 0; t < threads; ++t) {
+        asio::post(*iocs[t], [&, t] {
+            for (auto& cl : clients[t]) cl->close();
+        });
+        iocs[t]->stop();
+    }
+    for (auto& r : runners) r.join();
 
-    std::printf("mode=%s clients=%d connected=%d failed=%d connect_s=%.2f", c.mode.c_str(), c.clients, stats.connected.load(),
+    std::printf("mode=%s threads=%d clients=%d connected=%d failed=%d connect_s=%.2f", c.mode.c_str(), threads, c.clients, stats.connected.load(),
                 stats.failed.load(), connect_s);
     if (c.mode == "twin" || c.mode == "publish")
         std::printf(" payload=%zu ops=%llu seconds=%.2f ops_per_s=%.0f", c.payload, (unsigned long long)stats.ops.load(),
