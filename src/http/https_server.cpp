@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 namespace twinhub::http {
 
@@ -148,6 +149,9 @@ private:
     void on_read(beast::error_code ec, std::size_t) {
         if (ec == bhttp::error::end_of_stream) return do_close();
         if (ec == bhttp::error::body_limit) {
+            // The client may still be sending the body: read and discard it after the 413, or
+            // closing with unread data would reset the connection before the client reads the 413.
+            drain_before_close_ = true;
             return send(error_response(error{errc::message_too_large,
                                              "The request body exceeds the limit of " +
                                                  std::to_string(st_->opts.body_limit) + " bytes."}),
@@ -217,8 +221,22 @@ private:
 
     void on_write(bool close, beast::error_code ec, std::size_t) {
         if (ec) return;
+        if (close && drain_before_close_) return drain(0);
         if (close) return do_close();
         do_read();
+    }
+
+    // Lingering close: discard what the client still sends (bounded in bytes and time), then close.
+    void drain(std::size_t total) {
+        static constexpr std::size_t max_drain = 16 * 1024 * 1024;
+        if (total == 0) beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+        if (total > max_drain) return do_close();
+        drain_buf_.resize(16 * 1024);
+        stream_.async_read_some(asio::buffer(drain_buf_), [self = shared_from_this(), total](beast::error_code ec,
+                                                                                             std::size_t n) {
+            if (ec) return self->do_close();
+            self->drain(total + n);
+        });
     }
 
     void do_close() {
@@ -236,6 +254,8 @@ private:
     std::optional<bhttp::response<bhttp::empty_body>> continue_;
     bhttp::response<bhttp::string_body> res_;
     bool handed_off_ = false;
+    bool drain_before_close_ = false;
+    std::vector<char> drain_buf_;
 };
 
 }  // namespace
