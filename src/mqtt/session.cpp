@@ -77,12 +77,41 @@ void session::close(std::string reason) {
 
 void session::deliver_desired(std::shared_ptr<const std::string> payload, std::int64_t version) {
     post([self = shared_from_this(), payload = std::move(payload), version] {
-        if (!self->connected_ || self->closed_ || self->closing_ || !self->desired_subscribed_) return;
+        if (!self->connected_ || self->closed_ || self->closing_) return;
+        if (!self->desired_subscribed_) {
+            // Not subscribed yet: keep it only if the device has a baseline it can apply it to.
+            if (!self->desired_version_seen_ || version <= *self->desired_version_seen_) return;
+            if (self->desired_backlog_.size() >= max_desired_backlog) {
+                self->desired_backlog_overflow_ = true;
+                return;
+            }
+            self->desired_backlog_.emplace_back(version, std::move(payload));
+            return;
+        }
         publish p;
         p.topic = desired_patch_topic(version);
         p.payload = *payload;
         self->send(p);
     });
+}
+
+void session::replay_desired_backlog() {
+    // Only a gap-free run starting right after the GET's version can be applied by the device;
+    // after an overflow the device must resync by GET (as the SDKs do after reconnects).
+    auto backlog = std::move(desired_backlog_);
+    desired_backlog_.clear();
+    const bool overflow = std::exchange(desired_backlog_overflow_, false);
+    if (!desired_subscribed_ || overflow || !desired_version_seen_) return;
+    std::int64_t expected = *desired_version_seen_ + 1;
+    for (auto& [version, payload] : backlog) {
+        if (version < expected) continue;
+        if (version != expected) return;
+        publish p;
+        p.topic = desired_patch_topic(version);
+        p.payload = *payload;
+        send(p);
+        ++expected;
+    }
 }
 
 void session::deliver_method(method_request req) {
@@ -293,6 +322,13 @@ void session::twin_get(const std::string& rid) {
     auto view = st_->hub.get_device_twin_view(identity_);
     if (!view) return send_twin_error(rid, view.error());
     if (!twin_responses_subscribed_) return;
+    if (!desired_subscribed_) {
+        desired_version_seen_.reset();
+        if (auto* d = view->if_contains("desired"); d && d->is_object())
+            if (auto* v = d->as_object().if_contains("$version"); v && v->is_int64()) desired_version_seen_ = v->as_int64();
+        desired_backlog_.clear();
+        desired_backlog_overflow_ = false;
+    }
     publish out;
     out.topic = twin_response_topic(200, rid);
     out.payload = boost::json::serialize(*view);
@@ -390,6 +426,8 @@ void session::handle_subscribe(subscribe&& s) {
     if (subs_.size() > st_->opts.max_subscriptions) return close_now("too many subscriptions");
     const bool had_methods = methods_subscribed();
     apply_subscription_flags();
+    // Before any patch that arrives from now on, so the device sees $versions in order.
+    replay_desired_backlog();
     persist_subscriptions([this, ack = std::move(ack), had_methods] {
         send(ack);
         notify_methods(had_methods);

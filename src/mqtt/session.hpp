@@ -23,6 +23,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 #include <string>
 
 namespace twinhub::mqtt {
@@ -58,6 +60,7 @@ private:
     void handle_subscribe(subscribe&& s);
     void handle_unsubscribe(unsubscribe&& u);
     void twin_get(const std::string& rid);
+    void replay_desired_backlog();
     void twin_patch(const std::string& rid, const publish& p);
     void telemetry(const std::string& bag, publish&& p);
     void send_twin_error(const std::string& rid, const error& e);
@@ -113,6 +116,14 @@ private:
     bool twin_responses_subscribed_ = false;
     bool desired_subscribed_ = false;
     std::atomic<bool> methods_subscribed_{false};
+
+    // Desired patches committed after this connection's last twin GET but before it subscribed to
+    // desired notifications (the window between an SDK's GET and its lazy SUBSCRIBE). They are
+    // replayed, in $version order, when the subscription arrives, so no patch falls in the gap.
+    std::optional<std::int64_t> desired_version_seen_;  // desired $version of the last GET response
+    std::vector<std::pair<std::int64_t, std::shared_ptr<const std::string>>> desired_backlog_;
+    bool desired_backlog_overflow_ = false;
+    static constexpr std::size_t max_desired_backlog = 64;
 };
 
 }  // namespace twinhub::mqtt

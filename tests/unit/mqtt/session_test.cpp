@@ -261,6 +261,28 @@ TEST_F(session_test, desired_patch_reaches_subscribed_session_with_nulls_and_ver
     EXPECT_EQ(json_of(p), boost::json::parse(R"({"a":5,"b":null,"$version":3})"));
 }
 
+// Regression (compat_mqtt_twin flake): an SDK GETs its twin, then subscribes to desired patches
+// lazily; a patch committed in between must not be lost.
+TEST_F(session_test, desired_patch_between_get_and_subscribe_is_replayed_on_subscribe) {
+    auto c = connected(connect_packet("dev1", "", key));
+    c->send(sub(1, {{"$iothub/twin/res/#", qos::at_most_once}}));
+    c->expect<suback>();
+    c->send(pub("$iothub/twin/GET/?$rid=g1"));
+    auto got = c->expect<publish>();
+    EXPECT_EQ(json_of(got).at("desired").at("$version"), 1);
+    h.patch_desired({"dev1", ""}, R"({"a":1})");  // committed before the SUBSCRIBE arrives
+    h.patch_desired({"dev1", ""}, R"({"a":null,"b":2})");
+    c->send(sub(2, {{"$iothub/twin/PATCH/properties/desired/#", qos::at_most_once}}));
+    auto p2 = c->expect<publish>();
+    EXPECT_EQ(p2.topic, "$iothub/twin/PATCH/properties/desired/?$version=2");
+    EXPECT_EQ(json_of(p2), boost::json::parse(R"({"a":1,"$version":2})"));
+    auto p3 = c->expect<publish>();
+    EXPECT_EQ(json_of(p3), boost::json::parse(R"({"a":null,"b":2,"$version":3})"));
+    c->expect<suback>();
+    h.patch_desired({"dev1", ""}, R"({"c":3})");
+    EXPECT_EQ(json_of(c->expect<publish>()).at("$version"), 4);
+}
+
 TEST_F(session_test, desired_patches_arrive_in_version_order) {
     auto c = connected(connect_packet("dev1", "", key));
     c->send(sub(1, {{"$iothub/twin/PATCH/properties/desired/#", qos::at_most_once}}));
