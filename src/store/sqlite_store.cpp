@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cerrno>
 #include <cstring>
@@ -98,13 +99,15 @@ constexpr const char* q_read_end = "COMMIT";
 
 constexpr std::size_t max_group = 2048;
 
-// WAL checkpoints run on their own thread and connection (PASSIVE: they never block the writer), so
-// that a commit never waits for one; SQLite's own auto-checkpoint (inside the committing thread's
-// COMMIT) is off. The checkpointer is woken once the WAL holds checkpoint_pages pages (SQLite's
-// default auto-checkpoint threshold). Should it fall behind (a long reader pins the WAL), the
-// writer itself checkpoints (PASSIVE) once the WAL holds writer_checkpoint_pages, which bounds it.
+// WAL checkpoints: SQLite's own auto-checkpoint (the whole backlog, inside the writer's COMMIT) is
+// off. A checkpoint thread with its own connection copies pages to the database file (PASSIVE: it
+// never blocks the writer) whenever checkpoint_pages new pages are in the WAL (SQLite's default
+// auto-checkpoint threshold). Under sustained writes such a checkpoint never quite completes, and
+// the WAL only starts over from its beginning after a complete one; so once the WAL holds
+// writer_checkpoint_pages, the writer checkpoints (PASSIVE) between commits itself, which copies
+// only what the background checkpoints have not, and the WAL restarts at the next commit.
 constexpr int checkpoint_pages = 1000;
-constexpr int writer_checkpoint_pages = 64 * checkpoint_pages;
+constexpr int writer_checkpoint_pages = 4 * checkpoint_pages;
 
 // ---- binding helpers --------------------------------------------------------------------------
 
@@ -265,10 +268,13 @@ private:
     // SQLite's WAL hook on the writer connection: runs after each commit, on the writer thread.
     static int on_wal(void* self, sqlite3* db, const char*, int pages) {
         auto* st = static_cast<sqlite_store*>(self);
+        int done = st->ck_done_.load(std::memory_order_relaxed);
+        if (pages < done) st->ck_done_.store(done = 0, std::memory_order_relaxed);  // the WAL restarted
         if (pages >= writer_checkpoint_pages) {
-            // The checkpointer has fallen far behind: bound the WAL here (rare).
+            // Bound the WAL: finish what the background checkpoints left (BUSY while one runs:
+            // then the next commit tries again).
             (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-        } else if (pages >= checkpoint_pages) {
+        } else if (pages - done >= checkpoint_pages) {
             {
                 std::lock_guard l(st->ck_m_);
                 st->ck_wanted_ = true;
@@ -284,8 +290,10 @@ private:
             if (ck_stop_) return;
             ck_wanted_ = false;
             l.unlock();
-            int rc = sqlite3_wal_checkpoint_v2(ck_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-            if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            int log_pages = 0, copied = 0;
+            int rc = sqlite3_wal_checkpoint_v2(ck_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &copied);
+            if (rc == SQLITE_OK) ck_done_.store(copied, std::memory_order_relaxed);
+            else if (rc != SQLITE_BUSY)
                 log::warn("store.checkpoint_failed", {{"message", sqlite3_errmsg(ck_->handle())}, {"code", rc}});
             l.lock();
         }
@@ -307,6 +315,7 @@ private:
     std::condition_variable ck_cv_;
     bool ck_wanted_ = false;  // under ck_m_
     bool ck_stop_ = false;    // under ck_m_
+    std::atomic<int> ck_done_{0};  // WAL pages the last background checkpoint had copied
     std::array<std::uint64_t, event_partitions> next_seq_;  // writer thread only
     std::mutex listener_m_;
     change_listener listener_;
