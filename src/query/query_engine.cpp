@@ -125,12 +125,15 @@ void query_engine::refresher_loop(std::stop_token st) {
     while (!st.stop_requested()) {
         wake_.wait_for(l, st, std::chrono::milliseconds(100), [] { return false; });
         if (st.stop_requested()) break;
-        bool pending = false;
+        // Queries catch up on their own (refresh() at the start of every page), so the background
+        // only keeps a large backlog from landing on one query. Coalescing in dirty_ means a twin
+        // written many times between queries is re-indexed once, not once per write.
+        bool large = false;
         {
             std::lock_guard d(dirty_mu_);
-            pending = !dirty_.empty();
+            large = dirty_.size() >= background_refresh_threshold;
         }
-        if (pending) refresh();
+        if (large) refresh();
     }
 }
 

@@ -77,6 +77,7 @@ private:
     void load_all();
     void refresh();
     void refresher_loop(std::stop_token st);
+    static constexpr std::size_t background_refresh_threshold = 10000;
 
     service::hub_service* hub_ = nullptr;
     twin_index devices_;
