@@ -127,10 +127,10 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     if (m.dir.first_start) {
         for (const auto& p : m.hub->policies()) {
             if (p.key_name != "iothubowner") continue;
-            std::cout << "twinhub: new hub created in " << std::filesystem::absolute(c.data_dir).string() << "\n"
+            std::cout << "twinhub: new hub created in " << std::filesystem::absolute(c.data_dir).lexically_normal().string() << "\n"
                       << "Connection string (iothubowner): "
                       << auth::format_service_connection_string(host, p.key_name, p.primary_key) << "\n"
-                      << "CA certificate: " << std::filesystem::absolute(m.dir.dir.ca_certificate()).string() << "\n"
+                      << "CA certificate: " << std::filesystem::absolute(m.dir.dir.ca_certificate()).lexically_normal().string() << "\n"
                       << "Show it again with: twinhub hub connection-string show --data-dir " << c.data_dir.string()
                       << std::endl;
         }
