@@ -5,7 +5,8 @@
 // a write validates against head-or-committed, computes the new record, sets head and calls
 // store.commit() with a condition on the revision it was computed from. Because commit() is called
 // under the lock, the store's commit order is the order in which heads were set, and the store
-// completes batches in that order on its thread. The completion takes the lock, copies the written
+// completes batches in that order on its thread. The completion takes the lock (once for all the
+// completions of a store group, see finish_group), copies the written
 // values into `committed` (or, on failure, throws away every head of that device: they may build
 // on the failed write), releases the lock, then tells the observers and calls the handler.
 //
@@ -188,7 +189,8 @@ struct hub_service::impl {
     // store.commit() for writes outside the device entries (sessions, events).
     void commit_plain(store::write_batch b, std::function<void(result<void>)> on_done) {
         begin_outstanding();
-        store_.commit(std::move(b), [this, on_done = std::move(on_done)](result<void> r) {
+        store_.commit(std::move(b), [this, on_done = std::move(on_done)](result<void> r) mutable {
+            if (defer_to_group(nullptr, on_done, r)) return;
             on_done(r);
             end_outstanding();
         });
@@ -216,15 +218,75 @@ struct hub_service::impl {
                 tl_inline_sink->add([this, w, r] { complete(w, r); });
                 return;
             }
+            if (defer_to_group(w, {}, r)) return;
             complete(w, r);
         });
         tl_inline_sink = prev;
     }
 
-    void complete(const std::shared_ptr<pending_write>& w, result<void> r) {
-        result<void> outcome = r;
+    // Completions that the store runs inside a completion_group (its writer thread, back to back in
+    // commit order) are collected and handled at the group's end: applied in commit order under ONE
+    // exclusive lock acquisition, then, after the lock, finished (observers, handlers) in the same
+    // order. Plain commits' handlers are queued too, so that every handler still runs in commit
+    // order. Touched only on the store's thread, inside or at the end of a group.
+    struct completed {
+        std::shared_ptr<pending_write> w;             // a device-entry write, or
+        std::function<void(result<void>)> plain;      // a commit_plain handler
+        result<void> r;
+    };
+    std::vector<completed> group_done_;
+    store::completion_group* group_owner_ = nullptr;
+
+    bool defer_to_group(std::shared_ptr<pending_write> w, std::function<void(result<void>)>& plain, result<void>& r) {
+        auto* g = store::completion_group::current();
+        if (!g) return false;
+        if (group_owner_ != g) {
+            group_owner_ = g;
+            g->defer([this] { finish_group(); });
+        }
+        group_done_.push_back(completed{std::move(w), std::move(plain), std::move(r)});
+        return true;
+    }
+    bool defer_to_group(std::shared_ptr<pending_write> w, std::function<void(result<void>)>&& plain, result<void>& r) {
+        return defer_to_group(std::move(w), plain, r);
+    }
+
+    void finish_group() {
+        group_owner_ = nullptr;
+        std::vector<completed> items;
+        items.swap(group_done_);
+        const std::size_t n = items.size();
+        std::vector<result<void>> outcomes(n);
         {
             std::unique_lock lock(mu_);
+            for (std::size_t i = 0; i < n; ++i)
+                if (items[i].w) outcomes[i] = apply_completion(*items[i].w, items[i].r);
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            if (items[i].w)
+                items[i].w->finish(outcomes[i]);
+            else
+                items[i].plain(items[i].r);
+            items[i] = completed{};  // release what the handler captured before `this` may go away
+            end_outstanding();
+        }
+    }
+
+    void complete(const std::shared_ptr<pending_write>& w, result<void> r) {
+        result<void> outcome;
+        {
+            std::unique_lock lock(mu_);
+            outcome = apply_completion(*w, r);
+        }
+        w->finish(outcome);
+        end_outstanding();
+    }
+
+    // Under mu_ (exclusive): applies a completed write to its entry; returns what its handler gets.
+    result<void> apply_completion(pending_write& wr, const result<void>& r) {
+        result<void> outcome = r;
+        pending_write* w = &wr;
+        {
             auto it = devices_.find(w->device_id);
             if (it == devices_.end()) {
                 log::error("service.invariant", {{"what", "completion without entry"}, {"device", w->device_id}});
@@ -250,8 +312,7 @@ struct hub_service::impl {
                 if (e.in_flight == 0) settle(it);
             }
         }
-        w->finish(outcome);
-        end_outstanding();
+        return outcome;
     }
 
     static void reset_heads(device_entry& e) {

@@ -97,9 +97,12 @@ private:
                 std::lock_guard lock(listener_m_);
                 l = listener_;
             }
-            for (std::size_t i = 0; i < group.size(); ++i) {
-                if (results[i] && l) l(group[i].batch);
-                if (group[i].done) group[i].done(std::move(results[i]));
+            {
+                completion_group cg;  // completions may defer work to the end of the group
+                for (std::size_t i = 0; i < group.size(); ++i) {
+                    if (results[i] && l) l(group[i].batch);
+                    if (group[i].done) group[i].done(std::move(results[i]));
+                }
             }
         }
     }

@@ -31,6 +31,25 @@ void write_batch::delete_session(std::string client_id) { ops_.emplace_back(dele
 
 void write_batch::append_event(event_record e) { ops_.emplace_back(append_event_op{std::move(e)}); }
 
+namespace {
+thread_local completion_group* tl_completion_group = nullptr;
+}
+
+completion_group::completion_group() noexcept : prev_(tl_completion_group) { tl_completion_group = this; }
+
+completion_group::~completion_group() {
+    // Deferred work may defer more (run it too); it runs outside the group: current() is the outer one.
+    tl_completion_group = prev_;
+    for (std::size_t i = 0; i < deferred_.size(); ++i) {
+        auto f = std::move(deferred_[i]);
+        f();
+    }
+}
+
+completion_group* completion_group::current() noexcept { return tl_completion_group; }
+
+void completion_group::defer(std::function<void()> f) { deferred_.push_back(std::move(f)); }
+
 result<void> store::commit_sync(write_batch batch) {
     std::promise<result<void>> p;
     auto f = p.get_future();

@@ -180,6 +180,30 @@ public:
     virtual void close() = 0;
 };
 
+// The completions of one committed group, run back to back on the store's thread. A backend that
+// group-commits opens a completion_group around the loop that runs a group's completions; while it
+// is open, completion_group::current() returns it on that thread (nullptr elsewhere, and while a
+// completion runs inline in commit()). A completion may defer() work to run right after the last
+// completion of the group, e.g. to apply a whole group's results under one lock acquisition.
+// Deferred functions run in the order they were deferred, still on the store's thread and still
+// before the next group's completions.
+//
+// Thread safety: one thread only (the one that opened it).
+class completion_group {
+public:
+    completion_group() noexcept;
+    ~completion_group();
+    completion_group(const completion_group&) = delete;
+    completion_group& operator=(const completion_group&) = delete;
+
+    static completion_group* current() noexcept;
+    void defer(std::function<void()> f);
+
+private:
+    completion_group* prev_;
+    std::vector<std::function<void()>> deferred_;
+};
+
 // Number of partitions in the built-in endpoint log; an identity's partition is a hash of its key.
 inline constexpr std::uint32_t event_partitions = 4;
 std::uint32_t partition_of(const identity_key& k) noexcept;

@@ -152,6 +152,69 @@ protected:
 
 // ---- round trips ------------------------------------------------------------------------------
 
+// ---- completion groups ------------------------------------------------------------------------
+
+TEST_P(store_conformance, completions_run_in_a_group_and_deferred_work_runs_after_the_group_in_order) {
+    EXPECT_EQ(completion_group::current(), nullptr);
+    constexpr int n = 400;
+    std::mutex m;
+    std::vector<std::string> trace;  // "c<i>" per completion, "end" per deferred group end
+    std::atomic<int> outside_group{0};
+    completion_group* open_group = nullptr;  // store thread only
+    bool last_seen = false;
+    std::promise<void> last_group_done;
+    for (int i = 0; i < n; ++i) {
+        write_batch b;
+        b.put_session(session_record{"c" + std::to_string(i), {}});
+        s_->commit(std::move(b), [&, i](result<void> r) {
+            EXPECT_TRUE(r);
+            auto* g = completion_group::current();
+            if (!g) {
+                ++outside_group;
+                return;
+            }
+            std::lock_guard l(m);
+            trace.push_back("c" + std::to_string(i));
+            if (i == n - 1) last_seen = true;
+            if (g != open_group) {
+                open_group = g;
+                g->defer([&, g] {
+                    EXPECT_NE(completion_group::current(), g);  // the group is closed
+                    std::lock_guard l2(m);
+                    trace.push_back("end");
+                    open_group = nullptr;
+                });
+                g->defer([&] {
+                    std::lock_guard l2(m);
+                    trace.push_back("end2");  // deferred functions run in order
+                    if (last_seen) last_group_done.set_value();
+                });
+            }
+        });
+    }
+    ASSERT_EQ(last_group_done.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    EXPECT_EQ(outside_group.load(), 0);
+    std::lock_guard l(m);
+    // Completions in commit order; each group ends with "end", "end2" before the next completion.
+    int next = 0;
+    bool in_group = false;
+    for (std::size_t k = 0; k < trace.size(); ++k) {
+        if (trace[k] == "end") {
+            ASSERT_TRUE(in_group) << k;
+            ASSERT_LT(k + 1, trace.size());
+            ASSERT_EQ(trace[k + 1], "end2");
+            ++k;
+            in_group = false;
+        } else {
+            ASSERT_EQ(trace[k], "c" + std::to_string(next)) << k;
+            ++next;
+            in_group = true;
+        }
+    }
+    EXPECT_EQ(next, n);
+    EXPECT_FALSE(in_group);
+}
+
 TEST_P(store_conformance, new_store_loads_empty) {
     auto s = load();
     EXPECT_TRUE(s.policies.empty());
