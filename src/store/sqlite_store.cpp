@@ -339,7 +339,7 @@ void sqlite_store::commit(write_batch batch, commit_handler done) {
                 else if constexpr (std::is_same_v<T, write_batch::put_module_op>)
                     return boost::json::serialize(registry::to_storage_json(op.m));
                 else if constexpr (std::is_same_v<T, write_batch::put_twin_op>)
-                    return boost::json::serialize(twin::to_storage_json(op.t));
+                    return twin::to_storage_text(op.t);
                 else if constexpr (std::is_same_v<T, write_batch::put_session_op>)
                     return session_doc(op.s);
                 else if constexpr (std::is_same_v<T, write_batch::append_event_op>)

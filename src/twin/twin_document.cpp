@@ -200,6 +200,45 @@ json::object to_storage_json(const twin_document& doc) {
     return o;
 }
 
+std::string to_storage_text(const twin_document& doc) {
+    // Same members in the same order as to_storage_json; boost::json's serializer writes each
+    // section exactly as it does when the section is nested in that object.
+    std::string out;
+    out.reserve(256);
+    json::serializer sr;
+    char buf[4096];
+    auto put = [&](const auto& v) {
+        sr.reset(&v);
+        while (!sr.done()) out.append(sr.read(buf));
+    };
+    auto put_int = [&](std::int64_t v) { out.append(std::to_string(v)); };
+    out.append("{\"v\":");
+    put_int(storage_version);
+    out.append(",\"tags\":");
+    put(doc.tags);
+    out.append(",\"desired\":");
+    put(doc.desired);
+    out.append(",\"reported\":");
+    put(doc.reported);
+    out.append(",\"desired_metadata\":");
+    put(doc.desired_metadata);
+    out.append(",\"reported_metadata\":");
+    put(doc.reported_metadata);
+    out.append(",\"desired_version\":");
+    put_int(doc.desired_version);
+    out.append(",\"reported_version\":");
+    put_int(doc.reported_version);
+    out.append(",\"etag\":");
+    out.append(std::to_string(doc.etag));
+    out.append(",\"version\":");
+    put_int(doc.version);
+    out.append(",\"model_id\":");
+    sr.reset(json::string_view(doc.model_id));
+    while (!sr.done()) out.append(sr.read(buf));
+    out.push_back('}');
+    return out;
+}
+
 result<twin_document> from_storage_json(const json::value& v) {
     auto corrupt = [](std::string why) { return error{errc::corrupt_data, "Stored twin record is corrupt: " + why + "."}; };
     if (!v.is_object()) return corrupt("not an object");

@@ -81,4 +81,7 @@ boost::json::object device_view(const twin_document& doc);
 boost::json::object to_storage_json(const twin_document& doc);
 result<twin_document> from_storage_json(const boost::json::value& v);
 
+// serialize(to_storage_json(doc)), byte for byte, written directly from doc (no JSON copy of it).
+std::string to_storage_text(const twin_document& doc);
+
 }  // namespace twinhub::twin
