@@ -301,6 +301,9 @@ struct hub_client::impl {
         if (!r) co_return r.error();
         notify_connection(true, {errc::ok, ""});
         release_waiters(true);
+        // After the connection is reported up, so an app that sees the missed patch also sees
+        // connected() == true.
+        if (r->has_value()) deliver_patch(std::move(**r));
         co_return result<void>{};
     }
 
@@ -325,13 +328,15 @@ struct hub_client::impl {
 
     // GETs the twin; the first time it becomes the baseline, later a changed desired.$version
     // yields a synthesised patch.
-    awaitable<result<void>> resync() {
+    // Returns the synthesised patch for the caller to deliver once the connection is reported up.
+    awaitable<result<std::optional<boost::json::object>>> resync() {
+        using out = std::optional<boost::json::object>;
         auto t = co_await twin_request(true, {});
         if (!t) co_return t.error();
         auto v = boost::json::parse(t->body);
         const auto* o = v.if_object();
         const auto* d = o ? o->if_contains("desired") : nullptr;
-        if (!d || !d->is_object()) co_return result<void>{};
+        if (!d || !d->is_object()) co_return out{};
         const auto& desired = d->as_object();
         std::int64_t version = 0;
         if (const auto* ver = desired.if_contains("$version"); ver && ver->is_int64()) version = ver->as_int64();
@@ -339,16 +344,16 @@ struct hub_client::impl {
         if (!desired_cache) {
             desired_cache = std::move(fresh);
             desired_version = version;
-            co_return result<void>{};
+            co_return out{};
         }
         if (version != desired_version) {
             auto patch = client::merge_patch_diff(*desired_cache, fresh);
             desired_cache = std::move(fresh);
             desired_version = version;
             patch["$version"] = version;
-            deliver_patch(std::move(patch));
+            co_return out{std::move(patch)};
         }
-        co_return result<void>{};
+        co_return out{};
     }
 
     // One twin request: GET (patch == nullptr) or reported PATCH.
