@@ -1045,7 +1045,8 @@ void hub_service::patch_reported(store::identity_key id, boost::json::value patc
     impl_->write_twin<std::int64_t>(
         std::move(id), {},
         [&patch, now_t](twin::twin_document& doc) -> result<std::optional<twin::desired_change>> {
-            auto r = twin::apply_reported_patch(doc, patch, now_t);
+            // `doc` is write_twin's scratch copy, thrown away on failure: merge in place.
+            auto r = twin::apply_reported_patch_in_place(doc, patch, now_t);
             if (!r) return r.error();
             return std::optional<twin::desired_change>();
         },

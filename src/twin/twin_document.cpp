@@ -170,6 +170,23 @@ result<void> apply_reported_patch(twin_document& doc, const json::value& patch, 
     return {};
 }
 
+result<void> apply_reported_patch_in_place(twin_document& doc, const json::value& patch, time_point t) {
+    if (!patch.is_object()) return invalid("The reported properties patch must be a JSON object.");
+    const json::object& given = patch.get_object();
+    json::object cleaned;
+    const json::object* clean = &given;
+    if (given.contains("$metadata") || given.contains("$version")) {
+        cleaned = without_read_only_keys(given);
+        clean = &cleaned;
+    }
+    if (auto r = validate_patch(*clean, "properties.reported"); !r) return r;
+    merge_patch(doc.reported, &doc.reported_metadata, *clean, {format_time(t), std::nullopt});
+    if (auto r = check_section_size(doc.reported, "properties.reported", max_properties_bytes); !r) return r;
+    ++doc.reported_version;
+    ++doc.version;
+    return {};
+}
+
 json::object properties_json(const twin_document& doc) {
     json::object o;
     o["desired"] = section_json(doc.desired, &doc.desired_metadata, doc.desired_version);

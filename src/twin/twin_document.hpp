@@ -70,6 +70,10 @@ result<service_write_result> apply_service_replace(twin_document& doc, const boo
 
 // A device's reported patch (MQTT): merge into reported, reported $version +1. doc unchanged on failure.
 result<void> apply_reported_patch(twin_document& doc, const boost::json::value& patch, time_point t);
+// The same write merged straight into doc (no copy of the reported section): identical result on
+// success, but on failure doc may be partly changed. For a caller that works on its own scratch
+// copy and throws it away on failure.
+result<void> apply_reported_patch_in_place(twin_document& doc, const boost::json::value& patch, time_point t);
 
 // {"desired":{...,"$metadata":{...},"$version":n},"reported":{...}} as in the service twin JSON.
 boost::json::object properties_json(const twin_document& doc);

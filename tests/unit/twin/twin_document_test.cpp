@@ -287,6 +287,43 @@ TEST(twin_reported_patch, section_size_limit) {
     EXPECT_EQ(d.reported_version, 2);
 }
 
+TEST(twin_reported_patch, in_place_gives_the_same_document_and_errors_as_the_copying_write) {
+    auto a = new_twin(t0);
+    auto b = new_twin(t0);
+    const time_point ts[] = {t1, t2, t3};
+    int k = 0;
+    for (auto body : {R"({"fw":"1.0","nested":{"a":1,"b":[1,2]}})", R"({"fw":"2.0","nested":{"a":null},"$version":7})",
+                      R"({"$metadata":{"x":1},"z":{"deep":{"er":true}}})", R"({})", R"({"z":null,"q":-1.5})"}) {
+        const auto t = ts[k++ % 3];
+        ASSERT_TRUE(apply_reported_patch(a, val(body), t)) << body;
+        ASSERT_TRUE(apply_reported_patch_in_place(b, val(body), t)) << body;
+        EXPECT_EQ(to_storage_text(b), to_storage_text(a)) << body;
+    }
+    for (auto body : {R"([1])", R"("x")", R"({"a":[null]})", R"({"a b":1})", R"({"n":4503599627370496})",
+                      R"({"x":{"y.z":1}})"}) {
+        auto ra = apply_reported_patch(a, val(body), t1);
+        auto scratch = b;
+        auto rb = apply_reported_patch_in_place(scratch, val(body), t1);
+        ASSERT_FALSE(ra) << body;
+        ASSERT_FALSE(rb) << body;
+        EXPECT_EQ(rb.error().code, ra.error().code) << body;
+        EXPECT_EQ(rb.error().message, ra.error().message) << body;
+    }
+    // Size limit: same message; the copying write leaves its document unchanged.
+    json::object p;
+    for (char c = 'a'; c < 'a' + 7; ++c) p[std::string(1, c)] = std::string(4095, 'x');
+    ASSERT_TRUE(apply_reported_patch(a, p, t1));
+    ASSERT_TRUE(apply_reported_patch_in_place(b, p, t1));
+    EXPECT_EQ(to_storage_text(b), to_storage_text(a));
+    json::object big;
+    big["i"] = std::string(4095, 'y');
+    auto ra = apply_reported_patch(a, big, t2);
+    auto rb = apply_reported_patch_in_place(b, big, t2);
+    ASSERT_FALSE(ra);
+    ASSERT_FALSE(rb);
+    EXPECT_EQ(rb.error().message, ra.error().message);
+}
+
 TEST(twin_views, properties_and_device_view) {
     auto d = new_twin(t0);
     patch_ok(d, R"({"tags":{"t":1},"properties":{"desired":{"temp":{"max":20}}}})", t1);
