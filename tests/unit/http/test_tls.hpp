@@ -13,7 +13,8 @@ struct throwaway_certificate {
     std::string private_key_pem;
 };
 
-// A self-signed ECDSA P-256 certificate for CN=localhost with SANs localhost and 127.0.0.1, valid one day.
+// An ECDSA P-256 certificate chain (leaf + CA, made by the hub's own PKI code) for localhost and
+// 127.0.0.1, valid one day; certificate_pem holds the chain, private_key_pem the leaf's key.
 throwaway_certificate make_throwaway_certificate();
 
 // TLS 1.2+ server context with the certificate.
