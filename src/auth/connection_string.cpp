@@ -64,7 +64,8 @@ result<connection_string> parse_connection_string(std::string_view s) {
             // Do not echo the part: it may be a pasted key.
             return bad("a part has no '=' (expected key=value pairs separated by ';').");
         }
-        std::string_view name = pair.substr(0, eq);
+        // Whitespace around names and values (a pasted string, a line break) is not part of them.
+        std::string_view name = trim(pair.substr(0, eq));
         auto f = field_of(name);
         if (!f) {
             return bad("unknown key " + quoted(name) +
@@ -72,7 +73,7 @@ result<connection_string> parse_connection_string(std::string_view s) {
                        "ModuleId, GatewayHostName, x509; keys are case-sensitive).");
         }
         if (v[*f]) return bad("duplicate key " + quoted(name) + ".");
-        std::string_view value = pair.substr(eq + 1);
+        std::string_view value = trim(pair.substr(eq + 1));
         if (value.empty()) return bad("key " + quoted(name) + " has an empty value.");
         v[*f] = value;
     }

@@ -178,3 +178,23 @@ TEST(connection_string, to_string_keeps_optional_fields) {
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(to_string(*r), s);
 }
+
+// Regression (auth_fuzz): a whitespace-only value was accepted, then its formatted form no longer
+// parsed. Whitespace around names and values is not part of them.
+TEST(connection_string, whitespace_only_value_is_empty_and_rejected) {
+    auto r = parse_connection_string("HostName=es;DeviceId=d;SharedAccessKey=        \t\t;SharedAccessKeyName=V");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::invalid_argument);
+    EXPECT_NE(r.error().message.find("empty value"), std::string::npos) << r.error().message;
+}
+
+TEST(connection_string, whitespace_around_names_and_values_is_ignored) {
+    auto r = parse_connection_string(" HostName = h.example ;\n DeviceId=dev1 ; SharedAccessKey=abc= \n");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->host_name, "h.example");
+    EXPECT_EQ(r->device_id, "dev1");
+    EXPECT_EQ(r->key, "abc=");
+    auto again = parse_connection_string(to_string(*r));
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->key, "abc=");
+}
