@@ -4,6 +4,8 @@
 // Thread safety: every member function may be called from any thread.
 #pragma once
 
+#include "store/store.hpp"
+
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -54,5 +56,23 @@ private:
     std::deque<T> q_;
     bool closed_ = false;
 };
+
+// What every backend's writer thread does after a group's transaction: for each batch in commit
+// order, the change listener (successful batches only), then the batch's completion, all inside
+// one completion_group. `Pending` has `batch` and `done`; the listener is read under `listener_m`.
+template <class Pending>
+void complete_group(std::vector<Pending>& group, std::vector<result<void>>& results, std::mutex& listener_m,
+                    const change_listener& listener) {
+    change_listener l;
+    {
+        std::lock_guard lock(listener_m);
+        l = listener;
+    }
+    completion_group cg;  // completions may defer work to the end of the group
+    for (std::size_t i = 0; i < group.size(); ++i) {
+        if (results[i] && l) l(group[i].batch);
+        if (group[i].done) group[i].done(std::move(results[i]));
+    }
+}
 
 }  // namespace twinhub::store

@@ -92,18 +92,7 @@ private:
                 std::lock_guard lock(state_m_);
                 for (auto& p : group) results.push_back(apply(p.batch));
             }
-            change_listener l;
-            {
-                std::lock_guard lock(listener_m_);
-                l = listener_;
-            }
-            {
-                completion_group cg;  // completions may defer work to the end of the group
-                for (std::size_t i = 0; i < group.size(); ++i) {
-                    if (results[i] && l) l(group[i].batch);
-                    if (group[i].done) group[i].done(std::move(results[i]));
-                }
-            }
+            complete_group(group, results, listener_m_, listener_);
         }
     }
 
