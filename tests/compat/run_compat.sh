@@ -14,43 +14,18 @@ if [ ! -d "$here/node_modules" ]; then
   (cd "$here" && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
 fi
 
+# shellcheck source=../../scripts/hub.sh
+. "$here/../../scripts/hub.sh"
 work="$(mktemp -d "${TMPDIR:-/tmp}/twinhub-compat.XXXXXX")"
 data="$work/hub"
-hub_pid=""
 cleanup() {
-  if [ -n "$hub_pid" ] && kill -0 "$hub_pid" 2>/dev/null; then
-    kill -TERM "$hub_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$hub_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$hub_pid" 2>/dev/null || true
-  fi
+  hub_stop
   if [ "${TWINHUB_COMPAT_KEEP:-0}" = 1 ]; then echo "compat: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-TWINHUB_LOG_LEVEL="${TWINHUB_LOG_LEVEL:-warn}" "$bin/twinhubd" --data-dir "$data" --https-port 443 --mqtt-port 8883 \
-  >"$work/stdout" 2>"$work/stderr" &
-hub_pid=$!
-
-# Wait for the first-start banner (connection string) and for port 443 to accept connections.
-cs=""
-for _ in $(seq 300); do
-  if ! kill -0 "$hub_pid" 2>/dev/null; then
-    echo "compat: twinhubd exited during start-up:" >&2
-    cat "$work/stdout" "$work/stderr" >&2
-    exit 1
-  fi
-  cs="$(sed -n 's/^Connection string (iothubowner): //p' "$work/stdout" | head -n1)"
-  if [ -n "$cs" ] && (exec 3<>/dev/tcp/127.0.0.1/443) 2>/dev/null; then break; fi
-  sleep 0.1
-done
-if [ -z "$cs" ]; then
-  cs="$("$bin/twinhub" hub connection-string show --data-dir "$data" 2>/dev/null || true)"
-fi
-if [ -z "$cs" ]; then
-  echo "compat: no connection string from twinhubd" >&2
-  cat "$work/stdout" "$work/stderr" >&2
-  exit 1
-fi
+hub_start "$bin" "$data" 443 8883
+cs="$HUB_CS"
 
 export TWINHUB_CONNECTION_STRING="$cs"
 export TWINHUB_DATA_DIR="$data"
@@ -64,6 +39,6 @@ status=0
 node --test --test-concurrency=1 "$@" || status=$?
 if [ $status -ne 0 ]; then
   echo "compat: twinhubd log (last 50 lines):" >&2
-  tail -n 50 "$work/stderr" >&2
+  tail -n 50 "$data.stderr" >&2
 fi
 exit $status
