@@ -2,21 +2,14 @@
 
 #include "auth/connection_string.hpp"
 #include "common/log.hpp"
+#include "http/https_server.hpp"
+#include "methods/method_router.hpp"
+#include "methods/mqtt_method_channel.hpp"
+#include "mqtt/mqtt_server.hpp"
+#include "query/query_engine.hpp"
 #include "server/data_dir.hpp"
 #include "service/hub_service.hpp"
 #include "store/sqlite_store.hpp"
-
-#if __has_include("http/https_server.hpp")
-#include "http/https_server.hpp"
-#define TWINHUB_HAVE_HTTP 1
-#endif
-#if __has_include("mqtt/mqtt_server.hpp")
-#include "methods/mqtt_method_channel.hpp"
-#include "mqtt/mqtt_server.hpp"
-#define TWINHUB_HAVE_MQTT 1
-#endif
-#include "methods/method_router.hpp"
-#include "query/query_engine.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -39,14 +32,10 @@ struct server::impl {
     boost::asio::io_context ioc;
     boost::asio::ssl::context tls{boost::asio::ssl::context::tls_server};
     boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
-#ifdef TWINHUB_HAVE_HTTP
     std::unique_ptr<http::https_server> https;
-#endif
     std::unique_ptr<methods::method_router> methods;
-#ifdef TWINHUB_HAVE_MQTT
     std::unique_ptr<mqtt::mqtt_server> mqtt;
     std::unique_ptr<methods::mqtt_method_channel> method_channel;
-#endif
     bool stopped = false;
 
     explicit impl(const config& c) : cfg(c), ioc(static_cast<int>(c.threads)) {}
@@ -67,13 +56,9 @@ struct server::impl {
         if (stopped) return;
         stopped = true;
         log::info("server.stopping");
-#ifdef TWINHUB_HAVE_MQTT
         if (mqtt) mqtt->stop();
-#endif
         if (methods) methods->stop();
-#ifdef TWINHUB_HAVE_HTTP
         if (https) https->stop();
-#endif
         signals.cancel();
         ioc.stop();
     }
@@ -92,7 +77,6 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.configure_tls();
     m.methods = std::make_unique<methods::method_router>(m.ioc);
 
-#ifdef TWINHUB_HAVE_MQTT
     mqtt::mqtt_options mo;
     mo.host_names = m.dir.host_names;
     mo.bind_address = c.bind_address;
@@ -100,8 +84,6 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.mqtt = std::make_unique<mqtt::mqtt_server>(m.ioc, m.tls, *m.hub, mo);
     m.method_channel = std::make_unique<methods::mqtt_method_channel>(*m.methods, *m.mqtt);
     if (auto r = m.mqtt->start(); !r) throw std::runtime_error(r.error().message);
-#endif
-#ifdef TWINHUB_HAVE_HTTP
     http::https_options ho;
     ho.host_names = m.dir.host_names;
     ho.bind_address = c.bind_address;
@@ -109,12 +91,9 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.methods = m.methods.get();
     ho.queries = m.queries.get();
     http::websocket_handler ws;
-#ifdef TWINHUB_HAVE_MQTT
     ws = m.mqtt->websocket_handler();
-#endif
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
-#endif
 
     m.signals.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (!ec) {
@@ -144,13 +123,9 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
 server::~server() {
     auto& m = *impl_;
     m.stop();
-#ifdef TWINHUB_HAVE_HTTP
     m.https.reset();
-#endif
-#ifdef TWINHUB_HAVE_MQTT
     m.method_channel.reset();
     m.mqtt.reset();
-#endif
     m.methods.reset();
     m.queries.reset();
     m.hub.reset();
