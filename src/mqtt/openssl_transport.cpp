@@ -24,6 +24,9 @@ public:
         sock_.set_option(tcp::no_delay(true), ec);
         if (ssl_) {
             SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+            // Read ahead: one read() takes a whole record (header and body) and whatever follows it,
+            // instead of one read for the 5-byte header and another for the body.
+            SSL_set_read_ahead(ssl_, 1);
             SSL_set_fd(ssl_, static_cast<int>(sock_.native_handle()));
             SSL_set_accept_state(ssl_);
         }
