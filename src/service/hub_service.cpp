@@ -49,22 +49,27 @@ using twin::twin_document;
 
 // A record as readers see it (`committed`) and as the next write sees it (`head`, set only while
 // writes are in flight; an inner nullopt means "deleted by an in-flight write").
-template <class T>
+// `H` holds one T or none: std::optional<T>, or for twins a shared immutable document, so that
+// the head, the store batch and the committed value of a twin write are one document, not copies.
+template <class T, class H = std::optional<T>>
 struct slot {
-    std::optional<T> committed;
-    std::optional<std::optional<T>> head;
+    H committed;
+    std::optional<H> head;
 
-    const std::optional<T>& view() const { return head ? *head : committed; }
+    const H& view() const { return head ? *head : committed; }
 };
+
+using shared_twin = std::shared_ptr<const twin_document>;
+using twin_slot = slot<twin_document, shared_twin>;
 
 struct module_entry {
     slot<module_identity> identity;
-    slot<twin_document> twin;
+    twin_slot twin;
 };
 
 struct device_entry {
     slot<device_identity> identity;
-    slot<twin_document> twin;
+    twin_slot twin;
     std::map<std::string, module_entry, std::less<>> modules;
     std::uint64_t in_flight = 0;  // writes of this entry committed to the store, not yet completed
     std::uint64_t epoch = 0;      // +1 when a write of this entry fails
@@ -400,7 +405,7 @@ struct hub_service::impl {
         d.cloud_to_device_message_count = 0;
         fill_keys(d.authentication, nullptr, false);
         if (d.iot_edge) d.device_scope = "ms-azure-iot-edge://" + d.device_id + "-" + d.generation_id;
-        twin_document tw = twin::new_twin(t);
+        auto tw = std::make_shared<const twin_document>(twin::new_twin(t));
 
         device_entry& e = devices_[d.device_id];
         e.identity.head = d;
@@ -496,11 +501,11 @@ struct hub_service::impl {
         for (auto& [mid, m] : e->modules) {
             if (m.identity.view()) revoked.push_back({device_id, mid});
             m.identity.head = std::optional<module_identity>();
-            m.twin.head = std::optional<twin_document>();
+            m.twin.head = shared_twin();
         }
         const std::uint64_t base = cur.etag;
         e->identity.head = std::optional<device_identity>();
-        e->twin.head = std::optional<twin_document>();
+        e->twin.head = shared_twin();
 
         store::write_batch b;
         b.delete_device(device_id, store::expect::revision(base));
@@ -562,7 +567,7 @@ struct hub_service::impl {
         m.last_activity_time.reset();
         m.cloud_to_device_message_count = 0;
         fill_keys(m.authentication, nullptr, false);
-        twin_document tw = twin::new_twin(now());
+        auto tw = std::make_shared<const twin_document>(twin::new_twin(now()));
 
         module_entry& me = e->modules[m.module_id];
         me.identity.head = m;
@@ -649,7 +654,7 @@ struct hub_service::impl {
                                                              if_match + "."});
         const std::uint64_t base = cur.etag;
         me->identity.head = std::optional<module_identity>();
-        me->twin.head = std::optional<twin_document>();
+        me->twin.head = shared_twin();
 
         store::write_batch b;
         b.delete_module(device_id, module_id, store::expect::revision(base));
@@ -673,7 +678,7 @@ struct hub_service::impl {
     // ---- twins ----
 
     // The twin slot a write to `id` builds on, or the error for a missing identity.
-    result<slot<twin_document>*> head_twin(const store::identity_key& id, device_entry*& dev) {
+    result<twin_slot*> head_twin(const store::identity_key& id, device_entry*& dev) {
         dev = head_device(id.device_id);
         if (!dev) return error{errc::device_not_found, device_not_found_message(id.device_id)};
         if (!id.is_module()) return &dev->twin;
@@ -682,7 +687,7 @@ struct hub_service::impl {
         return &m->twin;
     }
 
-    static slot<twin_document>& twin_slot_of(device_entry& e, const store::identity_key& id) {
+    static twin_slot& twin_slot_of(device_entry& e, const store::identity_key& id) {
         return id.is_module() ? e.modules[id.module_id].twin : e.twin;
     }
 
@@ -705,24 +710,25 @@ struct hub_service::impl {
                                                              describe_key(id) + "' is \"" +
                                                              twin::etag_to_string(cur.etag) + "\", If-Match was " +
                                                              if_match + "."});
-        twin_document doc = cur;
-        auto changed = mutate(doc);
+        // The write's one copy: `mutate` changes it, then the head, the store batch and (once
+        // durable) `committed` share it.
+        auto written = std::make_shared<twin_document>(cur);
+        auto changed = mutate(*written);
         if (!changed) return fail(after, done, changed.error());
         const auto base = static_cast<std::uint64_t>(cur.version);
-        (*ts)->head = doc;
+        (*ts)->head = written;
 
         store::write_batch b;
-        b.put_twin(id, doc, store::expect::revision(base));
+        b.put_twin(id, written, store::expect::revision(base));
         auto w = std::make_shared<pending_write>();
         w->device_id = id.device_id;
         auto result_value = std::make_shared<std::optional<T>>();
-        // The document moves into `committed` when the write completes (apply runs at most once),
-        // so a write copies its document twice (head and batch), not four times.
-        auto written = std::make_shared<twin_document>(std::move(doc));
         w->apply = [id, written, make_result = std::move(make_result), result_value](device_entry& e) {
             auto& s = twin_slot_of(e, id);
+            // modelId is presence (set at connect, kept in memory): the committed value wins. The
+            // store has serialized `written` by now, and readers never saw it.
             if (s.committed) written->model_id = s.committed->model_id;
-            s.committed = std::move(*written);
+            s.committed = written;
             *result_value = make_result(*s.committed, e);  // the identity mirrors as of commit
         };
         w->finish = [this, id, done, result_value, change = std::move(*changed)](result<void> r) {
@@ -778,7 +784,7 @@ struct hub_service::impl {
             d.identity.connection_state = registry::connection_state::disconnected;
             device_entry& e = devices_[d.identity.device_id];
             e.identity.committed = std::move(d.identity);
-            e.twin.committed = std::move(d.twin);
+            e.twin.committed = std::make_shared<const twin_document>(std::move(d.twin));
         }
         for (auto& m : s.modules) {
             auto it = devices_.find(m.identity.device_id);
@@ -790,7 +796,7 @@ struct hub_service::impl {
             m.identity.connection_state = registry::connection_state::disconnected;
             module_entry& me = it->second.modules[m.identity.module_id];
             me.identity.committed = std::move(m.identity);
-            me.twin.committed = std::move(m.twin);
+            me.twin.committed = std::make_shared<const twin_document>(std::move(m.twin));
         }
         for (auto& x : s.sessions) sessions_[x.client_id] = std::move(x);
     }
@@ -1115,14 +1121,20 @@ void hub_service::set_model_id(const store::identity_key& id, std::string model_
     std::unique_lock lock(impl_->mu_);
     auto it = impl_->devices_.find(id.device_id);
     if (it == impl_->devices_.end()) return;
-    slot<twin::twin_document>* s = &it->second.twin;
+    twin_slot* s = &it->second.twin;
     if (id.is_module()) {
         auto mit = it->second.modules.find(id.module_id);
         if (mit == it->second.modules.end()) return;
         s = &mit->second.twin;
     }
-    if (s->committed) s->committed->model_id = model_id;
-    if (s->head && *s->head) (*s->head)->model_id = model_id;
+    // The documents are shared with store batches in flight: replace them, never change them.
+    auto with_model = [&](const shared_twin& d) {
+        auto copy = std::make_shared<twin::twin_document>(*d);
+        copy->model_id = model_id;
+        return shared_twin(std::move(copy));
+    };
+    if (s->committed && s->committed->model_id != model_id) s->committed = with_model(s->committed);
+    if (s->head && *s->head && (*s->head)->model_id != model_id) *s->head = with_model(*s->head);
     if (impl_->twin_listener_) impl_->twin_listener_->on_twin_changed(id);
 }
 

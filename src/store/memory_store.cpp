@@ -232,7 +232,7 @@ private:
         // Undo finds the slot again by key: a later op of the batch may have erased and the undo
         // of that op re-created the entry.
         undo.push_back([this, id = op.id, prev = *slot] { twin_slot(id) = prev; });
-        *slot = op.t;
+        *slot = *op.t;
         return {};
     }
 

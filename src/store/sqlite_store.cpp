@@ -339,7 +339,7 @@ void sqlite_store::commit(write_batch batch, commit_handler done) {
                 else if constexpr (std::is_same_v<T, write_batch::put_module_op>)
                     return boost::json::serialize(registry::to_storage_json(op.m));
                 else if constexpr (std::is_same_v<T, write_batch::put_twin_op>)
-                    return twin::to_storage_text(op.t);
+                    return twin::to_storage_text(*op.t);
                 else if constexpr (std::is_same_v<T, write_batch::put_session_op>)
                     return session_doc(op.s);
                 else if constexpr (std::is_same_v<T, write_batch::append_event_op>)
@@ -442,7 +442,7 @@ result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) 
             statement_guard g(*s);
             bind_text(*s, 1, id.device_id);
             bind_text(*s, 2, id.module_id);
-            bind_int(*s, 3, static_cast<std::int64_t>(op->t.version));
+            bind_int(*s, 3, static_cast<std::int64_t>(op->t->version));
             bind_text(*s, 4, doc);
             if (if_version) bind_int(*s, 5, *if_version);
             int rc = sqlite3_step(*s);

@@ -22,6 +22,10 @@ void write_batch::delete_module(std::string device_id, std::string module_id, ex
 }
 
 void write_batch::put_twin(identity_key id, twin::twin_document t, expect e) {
+    ops_.emplace_back(put_twin_op{std::move(id), std::make_shared<const twin::twin_document>(std::move(t)), e});
+}
+
+void write_batch::put_twin(identity_key id, std::shared_ptr<const twin::twin_document> t, expect e) {
     ops_.emplace_back(put_twin_op{std::move(id), std::move(t), e});
 }
 

@@ -96,6 +96,8 @@ public:
 
     // Twin writes; the identity must exist (in the store or earlier in this batch).
     void put_twin(identity_key id, twin::twin_document t, expect e = expect::any());
+    // The same, sharing a document the caller keeps (hub_service's head and committed value).
+    void put_twin(identity_key id, std::shared_ptr<const twin::twin_document> t, expect e = expect::any());
 
     void put_session(session_record s);
     void delete_session(std::string client_id);
@@ -111,7 +113,7 @@ public:
     struct delete_device_op { std::string device_id; expect e; };
     struct put_module_op { registry::module_identity m; expect e; };
     struct delete_module_op { std::string device_id, module_id; expect e; };
-    struct put_twin_op { identity_key id; twin::twin_document t; expect e; };
+    struct put_twin_op { identity_key id; std::shared_ptr<const twin::twin_document> t; expect e; };
     struct put_session_op { session_record s; };
     struct delete_session_op { std::string client_id; };
     struct append_event_op { event_record e; };
