@@ -1,7 +1,8 @@
 // MQTT over TLS with OpenSSL on the socket itself (see make_openssl_transport in transport.hpp).
 // Every SSL_* call happens on the connection's strand; a call that needs the socket to become
-// readable or writable waits for that with async_wait and is retried. Completions are posted, never
-// invoked from inside the initiating call, so a fast peer cannot grow the stack.
+// readable or writable waits for that with async_wait and is retried. A completion is never invoked
+// from inside the initiating call (it is posted), so a fast peer cannot grow the stack; from inside
+// a wait's handler it is invoked at once.
 #include "mqtt/transport.hpp"
 
 #include <boost/asio/post.hpp>
@@ -51,18 +52,13 @@ public:
         complete(std::move(h), failure(e));
     }
 
+    // With nothing buffered in OpenSSL, wait for the socket before reading: a request/response
+    // peer has usually sent nothing more yet, and reading first would cost a read() that returns
+    // EAGAIN on every packet. Waiting is safe when data is already there: Asio re-arms the
+    // descriptor (EPOLL_CTL_MOD) for every wait, which reports a socket that is readable now.
     void async_read_some(asio::mutable_buffer b, io_handler h) override {
-        std::size_t got = 0;
-        ERR_clear_error();
-        const int r = SSL_read_ex(ssl_, b.data(), b.size(), &got);
-        if (r == 1) return complete(std::move(h), boost::system::error_code{}, got);
-        const int e = SSL_get_error(ssl_, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            return sock_.async_wait(wait_for(e), [this, b, h = std::move(h)](boost::system::error_code ec) mutable {
-                if (ec) return h(ec, 0);
-                async_read_some(b, std::move(h));
-            });
-        complete(std::move(h), failure(e), 0);
+        if (SSL_has_pending(ssl_) == 1) return read_now(b, std::move(h), false);
+        wait_then_read(b, std::move(h));
     }
 
     void async_write(asio::const_buffer b, io_handler h) override { write_from(b, 0, std::move(h)); }
@@ -92,6 +88,33 @@ private:
     template <class H, class... Args>
     void complete(H&& h, Args... args) {
         asio::post(sock_.get_executor(), [h = std::forward<H>(h), args...]() mutable { h(args...); });
+    }
+
+    // `direct`: called from a completion handler (not from async_read_some itself), so the handler
+    // may run at once instead of being posted.
+    void read_now(asio::mutable_buffer b, io_handler h, bool direct) {
+        std::size_t got = 0;
+        ERR_clear_error();
+        const int r = SSL_read_ex(ssl_, b.data(), b.size(), &got);
+        if (r == 1) {
+            if (direct) return h(boost::system::error_code{}, got);
+            return complete(std::move(h), boost::system::error_code{}, got);
+        }
+        const int e = SSL_get_error(ssl_, r);
+        if (e == SSL_ERROR_WANT_READ) return wait_then_read(b, std::move(h));
+        if (e == SSL_ERROR_WANT_WRITE)
+            return sock_.async_wait(tcp::socket::wait_write, [this, b, h = std::move(h)](boost::system::error_code ec) mutable {
+                if (ec) return h(ec, 0);
+                read_now(b, std::move(h), true);
+            });
+        if (direct) return h(failure(e), 0);
+        complete(std::move(h), failure(e), 0);
+    }
+    void wait_then_read(asio::mutable_buffer b, io_handler h) {
+        sock_.async_wait(tcp::socket::wait_read, [this, b, h = std::move(h)](boost::system::error_code ec) mutable {
+            if (ec) return h(ec, 0);
+            read_now(b, std::move(h), true);
+        });
     }
 
     void write_from(asio::const_buffer b, std::size_t done, io_handler h) {
