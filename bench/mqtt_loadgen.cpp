@@ -12,6 +12,7 @@
 //         desired: clients subscribe to desired patches and report notification latency.
 //         idle:    clients connect and stay connected for S seconds.
 // Output: one line of key=value results on stdout.
+#include "asio/io_pool.hpp"
 #include "auth/sas_token.hpp"
 #include "common/encoding.hpp"
 #include "common/log.hpp"
@@ -140,8 +141,12 @@ int run_hub(const std::map<std::string, std::string>& a) {
     std::ofstream(dir / "server.pem") << cert.certificate << ca.certificate;
     std::ofstream(dir / "server.key") << cert.private_key;
 
+    // --threads T: the MQTT sessions run on an io_pool of T contexts with a thread each (as in
+    // twinhubd); --shared-context 1 runs them on one io_context with T threads instead.
     const unsigned threads = std::stoi(arg(a, "threads", "2"));
-    asio::io_context ioc(static_cast<int>(threads));
+    const bool shared_context = arg(a, "shared-context", "0") == "1";
+    asio::io_context ioc(shared_context ? static_cast<int>(threads) : 1);
+    io_pool pool(threads);
     asio::ssl::context tls(asio::ssl::context::tls_server);
     tls.use_certificate_chain(asio::buffer(cert.certificate));
     tls.use_private_key(asio::buffer(cert.private_key), asio::ssl::context::pem);
@@ -149,6 +154,7 @@ int run_hub(const std::map<std::string, std::string>& a) {
     mo.host_names = {bench_host};
     mo.bind_address = "127.0.0.1";
     mo.port = static_cast<unsigned short>(std::stoi(arg(a, "port", "18883")));
+    if (!shared_context) mo.session_context = [&pool]() -> asio::io_context& { return pool.next(); };
     mqtt::mqtt_server srv(ioc, tls, **hub, mo);
     if (auto r = srv.start(); !r) {
         std::cerr << r.error().message << "\n";
@@ -189,10 +195,14 @@ int run_hub(const std::map<std::string, std::string>& a) {
         });
     }
 
-    std::vector<std::thread> pool;
-    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+    std::vector<std::thread> shared_threads;
+    if (shared_context)
+        for (unsigned i = 1; i < threads; ++i) shared_threads.emplace_back([&] { ioc.run(); });
+    else
+        pool.start();
     ioc.run();
-    for (auto& t : pool) t.join();
+    for (auto& t : shared_threads) t.join();
+    pool.stop();
     stop_driver = true;
     if (driver.joinable()) driver.join();
     hub->reset();

@@ -117,7 +117,8 @@ struct mqtt_server::listener : std::enable_shared_from_this<listener> {
     listener(std::shared_ptr<mqtt_server::state> s) : st(std::move(s)), acceptor(asio::make_strand(st->ioc)), retry(acceptor.get_executor()) {}
 
     void do_accept() {
-        acceptor.async_accept(asio::make_strand(st->ioc), [self = shared_from_this()](boost::system::error_code ec, tcp::socket sock) {
+        asio::io_context& ctx = st->opts.session_context ? st->opts.session_context() : st->ioc;
+        acceptor.async_accept(asio::make_strand(ctx), [self = shared_from_this()](boost::system::error_code ec, tcp::socket sock) {
             self->on_accept(ec, std::move(sock));
         });
     }

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,10 @@ struct mqtt_options {
     std::size_t max_inflight_operations = 128;
     std::size_t max_subscriptions = 10;
     std::size_t read_buffer_size = 4096;
+    // The io_context a new MQTT/TLS connection runs on (e.g. twinhub::io_pool::next, one context
+    // per thread); unset: the server's io_context. MQTT over WebSocket stays where the HTTPS head
+    // accepted it.
+    std::function<boost::asio::io_context&()> session_context;
 };
 
 class mqtt_server {

@@ -1,4 +1,5 @@
 #include "server/server.hpp"
+#include "asio/io_pool.hpp"
 
 #include "auth/connection_string.hpp"
 #include "common/log.hpp"
@@ -30,6 +31,9 @@ struct server::impl {
     std::unique_ptr<service::hub_service> hub;
     std::unique_ptr<query::query_engine> queries;  // registered with hub; destroyed before it
     boost::asio::io_context ioc;
+    // MQTT/TLS sessions: one io_context per thread (see io_pool.hpp); the shared `ioc` runs the
+    // listeners, the HTTPS head (and MQTT over WebSocket), timers and signals.
+    io_pool mqtt_pool;
     boost::asio::ssl::context tls{boost::asio::ssl::context::tls_server};
     boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
     std::unique_ptr<http::https_server> https;
@@ -38,7 +42,7 @@ struct server::impl {
     std::unique_ptr<methods::mqtt_method_channel> method_channel;
     bool stopped = false;
 
-    explicit impl(const config& c) : cfg(c), ioc(static_cast<int>(c.threads)) {}
+    explicit impl(const config& c) : cfg(c), ioc(static_cast<int>(c.threads)), mqtt_pool(c.threads) {}
 
     void configure_tls() {
         SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
@@ -81,6 +85,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     mo.host_names = m.dir.host_names;
     mo.bind_address = c.bind_address;
     mo.port = c.mqtt_port;
+    mo.session_context = [&m]() -> boost::asio::io_context& { return m.mqtt_pool.next(); };
     m.mqtt = std::make_unique<mqtt::mqtt_server>(m.ioc, m.tls, *m.hub, mo);
     m.method_channel = std::make_unique<methods::mqtt_method_channel>(*m.methods, *m.mqtt);
     if (auto r = m.mqtt->start(); !r) throw std::runtime_error(r.error().message);
@@ -137,8 +142,10 @@ void server::run() {
     auto& m = *impl_;
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < m.cfg.threads; ++i) threads.emplace_back([&m] { m.ioc.run(); });
+    m.mqtt_pool.start();
     m.ioc.run();
     for (auto& t : threads) t.join();
+    m.mqtt_pool.stop();
 }
 
 void server::request_stop() {
