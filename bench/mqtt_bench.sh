@@ -33,11 +33,18 @@ start_hub() {  # dir port clients [extra args]
 }
 stop_hub() { kill "$hub_pid" 2>/dev/null || true; wait "$hub_pid" 2>/dev/null || true; }
 
+# The disk's fdatasync latency right before each durable run (the reference for stalls: every
+# acknowledgement behind a stalled fdatasync waits for it).
+probe() { python3 "$(dirname "$0")/fsync_probe.py" "$work" 5; }
+
+echo "== disk: fdatasync latency before the twin run (reference)"
+probe
 echo "== twinhub: $clients modules, durable reported-patch round trips over TLS, payload $payload B"
 port=$(free_port)
 start_hub "$work/hub1" "$port" "$clients"
-"$bin/mqtt_loadgen" load --port "$port" --clients "$clients" --mode twin --payload "$payload" --seconds "$seconds" \
-  --hub-pid "$hub_pid" --ca "$work/hub1/ca.pem"
+twin_line=$("$bin/mqtt_loadgen" load --port "$port" --clients "$clients" --mode twin --payload "$payload" --seconds "$seconds" \
+  --hub-pid "$hub_pid" --ca "$work/hub1/ca.pem")
+echo "$twin_line"
 
 echo "== mosquitto $(mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}'): $clients clients, QoS 1 publish round trips over TLS, payload $payload B, no persistence"
 mport=$(free_port)
@@ -56,11 +63,17 @@ mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 mpid=$!
 pids+=("$mpid")
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
-"$bin/mqtt_loadgen" load --port "$mport" --clients "$clients" --mode publish --payload "$payload" --seconds "$seconds" \
-  --hub-pid "$mpid" --ca "$work/hub1/ca.pem" || { cat "$work/mosquitto.log" >&2; exit 1; }
+mosq_line=$("$bin/mqtt_loadgen" load --port "$mport" --clients "$clients" --mode publish --payload "$payload" --seconds "$seconds" \
+  --hub-pid "$mpid" --ca "$work/hub1/ca.pem") || { cat "$work/mosquitto.log" >&2; exit 1; }
+echo "$mosq_line"
+rate() { sed -n 's/.* ops_per_s=\([0-9]*\).*/\1/p' <<<"$1"; }
+awk -v t="$(rate "$twin_line")" -v m="$(rate "$mosq_line")" \
+  'BEGIN { if (m > 0) printf "ratio twinhub_durable_patches/mosquitto_qos1 = %d / %d = %.2f\n", t, m, t / m }'
 kill "$mpid"; wait "$mpid" 2>/dev/null || true
 stop_hub
 
+echo "== disk: fdatasync latency before the desired run (reference)"
+probe
 echo "== twinhub: desired-notification latency, $rate patches/s over $clients subscribed modules (commit -> device)"
 port=$(free_port)
 start_hub "$work/hub2" "$port" "$clients" --desired-rate "$rate" --desired-seconds "$seconds" --desired-delay 6

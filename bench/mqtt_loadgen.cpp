@@ -454,6 +454,7 @@ int run_load(const std::map<std::string, std::string>& a) {
     std::this_thread::sleep_for(1s);  // warm-up
     long rss_before = hub_pid.empty() ? -1 : rss_kb_of(hub_pid);
     const double cpu_before = hub_pid.empty() ? -1 : cpu_seconds_of(hub_pid);
+    const double self_before = cpu_seconds_of("self");
     stats.measuring = true;
     const auto m0 = std::chrono::steady_clock::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(c.seconds));
@@ -461,6 +462,7 @@ int run_load(const std::map<std::string, std::string>& a) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
     long rss_after = hub_pid.empty() ? -1 : rss_kb_of(hub_pid);
     const double cpu_used = hub_pid.empty() ? -1 : cpu_seconds_of(hub_pid) - cpu_before;
+    const double self_used = cpu_seconds_of("self") - self_before;
     stats.stopping = true;
     for (int t = 0; t < threads; ++t) {
         asio::post(*iocs[t], [&, t] {
@@ -478,6 +480,9 @@ int run_load(const std::map<std::string, std::string>& a) {
     if (cpu_used >= 0 && stats.ops.load() > 0 && (c.mode == "twin" || c.mode == "publish"))
         std::printf(" server_cpu_cores=%.2f server_cpu_us_per_op=%.1f ops_per_free_core=%.0f", cpu_used / elapsed,
                     cpu_used * 1e6 / stats.ops.load(), stats.ops.load() / cpu_used);
+    // The load generator's own CPU: it shares the cores with the server it measures.
+    if (stats.ops.load() > 0 && (c.mode == "twin" || c.mode == "publish"))
+        std::printf(" client_cpu_cores=%.2f client_cpu_us_per_op=%.1f", self_used / elapsed, self_used * 1e6 / stats.ops.load());
     if (c.mode == "desired") {
         auto& v = stats.latencies_ms;
         std::sort(v.begin(), v.end());
