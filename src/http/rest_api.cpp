@@ -295,8 +295,13 @@ void rest_api::handle(rest_request req, completion done) const {
 
     auto target = parse_request_target(req.target);
     if (!target) return fail(target.error());
-    auto matched = match_route(req.method, target->segments);
-    if (!matched) return fail(matched.error());
+    std::string_view allow;
+    auto matched = match_route(req.method, target->segments, &allow);
+    if (!matched) {
+        rest_response out = error_response(matched.error());
+        if (!allow.empty()) out.headers.emplace_back("Allow", std::string(allow));  // RFC 9110 15.5.6
+        return done(std::move(out));
+    }
     route r = std::move(*matched);
 
     // Authorisation (spec 2.6) before anything else is looked at.

@@ -64,7 +64,7 @@ error no_route(std::string_view what) {
 
 }  // namespace
 
-result<route> match_route(std::string_view method, const std::vector<std::string>& s) {
+result<route> match_route(std::string_view method, const std::vector<std::string>& s, std::string_view* allow) {
     route r;
     r.method = parse_method(method);
     const std::size_t n = s.size();
@@ -121,6 +121,7 @@ result<route> match_route(std::string_view method, const std::vector<std::string
     }
     if (!found) return no_route("No resource matches the request path.");
     if (!allowed(r.kind, r.method)) {
+        if (allow) *allow = allowed_methods(r.kind);
         return error{errc::method_not_allowed, "The method " + std::string(method) +
                                                    " is not allowed on this resource; allowed: " +
                                                    std::string(allowed_methods(r.kind)) + "."};

@@ -39,8 +39,10 @@ struct route {
 
 // Matches decoded path segments (request_target::segments) and a method. Fails with not_found for a
 // path that names no resource (including the query and direct-method routes this head does not
-// serve), method_not_allowed for a known path with another method. Ids are not validated here.
-result<route> match_route(std::string_view method, const std::vector<std::string>& segments);
+// serve), method_not_allowed for a known path with another method (then `allow`, when given, gets
+// the Allow header value for the 405). Ids are not validated here.
+result<route> match_route(std::string_view method, const std::vector<std::string>& segments,
+                          std::string_view* allow = nullptr);
 
 // The permission bits of auth::permission of which the caller needs at least one (spec 2.6):
 // registry reads RegistryRead, registry writes RegistryWrite, twins and service statistics

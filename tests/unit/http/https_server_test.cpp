@@ -426,6 +426,12 @@ TEST_F(bad_input, wrong_methods_are_405) {
     expect_error(call(verb::put, "/devices", "[]"), 405, "InvalidOperation");
     expect_error(call(verb::post, "/statistics/devices"), 405, "InvalidOperation");
     expect_error(call(verb::options, "/devices/dev1"), 405, "InvalidOperation");
+    // The 405 says what the resource does allow.
+    EXPECT_EQ(call(verb::patch, "/devices/dev1", "{}").header("allow"), "GET, PUT, DELETE");
+    EXPECT_EQ(call(verb::delete_, "/twins/dev1").header("allow"), "GET, PATCH, PUT");
+    EXPECT_EQ(call(verb::put, "/devices", "[]").header("allow"), "GET, POST");
+    // Other errors carry no Allow header.
+    EXPECT_EQ(call(verb::get, "/nothing").header("allow"), "");
 }
 
 TEST_F(bad_input, missing_authorization_is_401) {
