@@ -9,6 +9,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,6 +88,39 @@ std::vector<std::string> read_host_names(const fs::path& root) {
     auto names = recorded_names(d);
     if (names.empty()) names.emplace_back("localhost");
     return names;
+}
+
+data_dir_lock::data_dir_lock(const fs::path& root) {
+    std::error_code ec;
+    if (!fs::exists(root)) {
+        fs::create_directories(root, ec);
+        if (ec) throw std::runtime_error("cannot create data directory " + root.string() + ": " + ec.message());
+        ::chmod(root.c_str(), 0700);
+    }
+    const fs::path path = root / "twinhubd.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        char buf[32] = {};
+        const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+        std::string owner = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+        owner.erase(std::remove_if(owner.begin(), owner.end(), [](char c) { return c < '0' || c > '9'; }), owner.end());
+        ::close(fd_);
+        fd_ = -1;
+        if (err == EWOULDBLOCK)
+            throw std::runtime_error("data directory " + root.string() + " is in use by another twinhubd" +
+                                     (owner.empty() ? std::string() : " (pid " + owner + ")") +
+                                     "; stop it or choose another --data-dir");
+        throw std::runtime_error("cannot lock " + path.string() + ": " + std::strerror(err));
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0)
+        log::warn("data_dir.lock_pid_not_written", {{"path", path.string()}, {"error", std::strerror(errno)}});
+}
+
+data_dir_lock::~data_dir_lock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the flock; the file stays (a stale pid is harmless)
 }
 
 prepared_data_dir prepare_data_dir(const fs::path& root, std::vector<std::string> host_names) {

@@ -1,6 +1,7 @@
 // The hub's data directory: layout, first-start creation, and the files in it.
 //   DIR/                 0700
 //   DIR/hub.json         host names of the hub (not secret)
+//   DIR/twinhubd.lock    held (flock) by the twinhubd serving DIR; holds its pid
 //   DIR/twinhub.db       SQLite store (+ -wal, -shm), 0600
 //   DIR/tls/ca.pem       hub CA certificate: what clients must trust
 //   DIR/tls/ca.key       0600
@@ -39,6 +40,21 @@ prepared_data_dir prepare_data_dir(const std::filesystem::path& root, std::vecto
 
 // The host names recorded in DIR/hub.json ("localhost" if none). Throws if DIR is not a hub data dir.
 std::vector<std::string> read_host_names(const std::filesystem::path& root);
+
+// Held while a twinhubd serves DIR: an exclusive flock(2) on DIR/twinhubd.lock, which also holds
+// the owner's pid. The kernel releases it when the process ends, kill -9 included. A second
+// twinhubd on the same DIR would keep its own copy of the hub in memory and diverge from the
+// first; it fails at start instead (std::runtime_error naming the pid that holds the lock).
+class data_dir_lock {
+public:
+    explicit data_dir_lock(const std::filesystem::path& root);  // creates DIR (0700) when missing
+    ~data_dir_lock();
+    data_dir_lock(const data_dir_lock&) = delete;
+    data_dir_lock& operator=(const data_dir_lock&) = delete;
+
+private:
+    int fd_ = -1;
+};
 
 // Writes `content` to `path` atomically (temp file + rename) with the given mode.
 void write_file(const std::filesystem::path& path, const std::string& content, unsigned mode);

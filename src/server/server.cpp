@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -26,6 +27,7 @@ namespace twinhub::server {
 
 struct server::impl {
     config cfg;
+    std::optional<data_dir_lock> dir_lock;  // before anything in the directory is read or written
     prepared_data_dir dir;
     std::unique_ptr<store::store> store;
     std::unique_ptr<service::hub_service> hub;
@@ -70,6 +72,7 @@ struct server::impl {
 
 server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     auto& m = *impl_;
+    m.dir_lock.emplace(c.data_dir);
     m.dir = prepare_data_dir(c.data_dir, c.host_names);
     auto st = store::open_sqlite_store(m.dir.dir.store_file());
     if (!st) throw std::runtime_error("cannot open the store " + m.dir.dir.store_file().string() + ": " + st.error().message);

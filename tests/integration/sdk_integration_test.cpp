@@ -11,8 +11,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -512,4 +517,26 @@ TEST(query, paged_with_continuation) {
     auto bad = rm.query("SELECT FROM WHERE");
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().code, errc::invalid_argument);
+}
+
+// A second twinhubd on the same data directory would serve its own diverging copy of the hub: it
+// must refuse to start, name the running one, and leave it serving.
+TEST(twinhubd, second_instance_on_the_same_data_dir_refuses_to_start) {
+    auto& h = hub();
+    const std::string out_file = (std::filesystem::temp_directory_path() / unique("second-hub.log")).string();
+    // `timeout`: without the lock the second hub would serve until killed.
+    const std::string cmd = "timeout 20 " + h.bin("twinhubd") + " --data-dir " + h.data_dir().string() + " --https-port " +
+                            std::to_string(test_support::free_port()) + " --mqtt-port " +
+                            std::to_string(test_support::free_port()) + " >" + out_file + " 2>&1";
+    const int status = std::system(cmd.c_str());
+    ASSERT_NE(status, -1);
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_NE(WEXITSTATUS(status), 0);
+    std::ifstream f(out_file);
+    const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::filesystem::remove(out_file);
+    EXPECT_NE(out.find("is in use by another twinhubd (pid "), std::string::npos) << out;
+    auto rm = service(h);
+    auto dev = unique("still-serving");
+    EXPECT_TRUE(rm.create_device(dev));
 }

@@ -109,3 +109,22 @@ TEST(data_dir, read_host_names_of_a_non_hub_directory_fails_clearly) {
         EXPECT_NE(std::string(e.what()).find("not a twinhub data directory"), std::string::npos);
     }
 }
+
+TEST(data_dir_lock, one_holder_at_a_time_and_released_on_destruction) {
+    temp_dir t;
+    const fs::path root = t.path / "hub";
+    {
+        data_dir_lock first(root);  // creates the directory
+        EXPECT_TRUE(fs::exists(root / "twinhubd.lock"));
+        EXPECT_EQ(mode_of(root / "twinhubd.lock"), 0600u);
+        try {
+            data_dir_lock second(root);
+            ADD_FAILURE() << "a second lock on the same directory was granted";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find("in use by another twinhubd (pid " + std::to_string(::getpid()) + ")"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+    EXPECT_NO_THROW(data_dir_lock again(root));  // the first one released it
+}
