@@ -117,10 +117,13 @@ struct mqtt_server::listener : std::enable_shared_from_this<listener> {
     listener(std::shared_ptr<mqtt_server::state> s) : st(std::move(s)), acceptor(asio::make_strand(st->ioc)), retry(acceptor.get_executor()) {}
 
     void do_accept() {
-        asio::io_context& ctx = st->opts.session_context ? st->opts.session_context() : st->ioc;
-        acceptor.async_accept(asio::make_strand(ctx), [self = shared_from_this()](boost::system::error_code ec, tcp::socket sock) {
+        auto on_accept = [self = shared_from_this()](boost::system::error_code ec, tcp::socket sock) {
             self->on_accept(ec, std::move(sock));
-        });
+        };
+        // A session context has one thread, which serializes the connection's handlers already; the
+        // server's own context may have several, so its connections get a strand.
+        if (st->opts.session_context) acceptor.async_accept(st->opts.session_context().get_executor(), std::move(on_accept));
+        else acceptor.async_accept(asio::make_strand(st->ioc), std::move(on_accept));
     }
 
     void on_accept(boost::system::error_code ec, tcp::socket sock) {

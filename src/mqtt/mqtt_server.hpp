@@ -60,8 +60,9 @@ struct mqtt_options {
     std::size_t max_subscriptions = 10;
     std::size_t read_buffer_size = 4096;
     // The io_context a new MQTT/TLS connection runs on (e.g. twinhub::io_pool::next, one context
-    // per thread); unset: the server's io_context. MQTT over WebSocket stays where the HTTPS head
-    // accepted it.
+    // per thread); unset: the server's io_context. Every context it returns must be run by exactly
+    // one thread: the connection then uses the context's executor itself, without a strand. MQTT
+    // over WebSocket stays where the HTTPS head accepted it.
     std::function<boost::asio::io_context&()> session_context;
 };
 

@@ -17,6 +17,12 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+// SSL_get_error needs an empty error queue before each call; ERR_clear_error walks all of its
+// slots, so it runs only when something is there.
+void clear_errors() {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 class openssl_transport final : public transport {
 public:
     openssl_transport(tcp::socket&& s, asio::ssl::context& tls) : sock_(std::move(s)), ssl_(SSL_new(tls.native_handle())) {
@@ -40,7 +46,7 @@ public:
 
     void async_handshake(handshake_handler h) override {
         if (!ssl_) return complete(std::move(h), asio::error::no_memory);
-        ERR_clear_error();
+        clear_errors();
         const int r = SSL_do_handshake(ssl_);
         if (r == 1) return complete(std::move(h), boost::system::error_code{});
         const int e = SSL_get_error(ssl_, r);
@@ -94,7 +100,7 @@ private:
     // may run at once instead of being posted.
     void read_now(asio::mutable_buffer b, io_handler h, bool direct) {
         std::size_t got = 0;
-        ERR_clear_error();
+        clear_errors();
         const int r = SSL_read_ex(ssl_, b.data(), b.size(), &got);
         if (r == 1) {
             if (direct) return h(boost::system::error_code{}, got);
@@ -120,7 +126,7 @@ private:
     void write_from(asio::const_buffer b, std::size_t done, io_handler h) {
         while (done < b.size()) {
             std::size_t n = 0;
-            ERR_clear_error();
+            clear_errors();
             const int r = SSL_write_ex(ssl_, static_cast<const char*>(b.data()) + done, b.size() - done, &n);
             if (r == 1) {
                 done += n;

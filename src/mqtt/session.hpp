@@ -1,6 +1,7 @@
 // One MQTT connection, TLS or WebSocket (spec 5): the Beast/Asio session model. A session lives in
-// a shared_ptr; every handler binds shared_from_this() and runs on the connection's strand, which
-// alone touches the session's state. Reads have a deadline (handshake + CONNECT before
+// a shared_ptr; every handler binds shared_from_this() and runs on the connection's strand (a real
+// strand, or the one thread of an io_pool context: either way serial), which alone touches the
+// session's state. Reads have a deadline (handshake + CONNECT before
 // authentication, then 1.5 x keep-alive and the SAS expiry); one write is in flight with a bounded
 // queue behind it (packets queued meanwhile are coalesced into the next write).
 //

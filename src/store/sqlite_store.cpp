@@ -371,9 +371,19 @@ void sqlite_store::commit_group(std::vector<pending>& group, std::vector<result<
     if (auto r = w_->exec_cached(q_begin, "starting a transaction"); !r) return fail_all(r.error());
     for (std::size_t i = 0; i < group.size(); ++i) {
         const auto seq_at_batch = next_seq_;
-        auto r = w_->exec_cached(q_savepoint, "starting a batch");
+        // A batch that is one twin write runs at most one statement that changes anything (the
+        // UPDATE, or the INSERT after it matched nothing), and a failed statement leaves nothing
+        // behind on its own: no savepoint needed. Everything else is all-or-nothing by savepoint.
+        const auto& ops = group[i].batch.ops();
+        const bool single = ops.size() == 1 && std::holds_alternative<write_batch::put_twin_op>(ops[0]);
+        auto r = single ? result<void>{} : w_->exec_cached(q_savepoint, "starting a batch");
         if (r) r = apply(group[i]);
-        if (r) r = w_->exec_cached(q_release, "ending a batch");
+        if (r && !single) r = w_->exec_cached(q_release, "ending a batch");
+        if (!r && single && !sqlite3_get_autocommit(w_->handle())) {
+            next_seq_ = seq_at_batch;
+            results[i] = std::move(r);
+            continue;
+        }
         if (!r) {
             next_seq_ = seq_at_batch;
             if (sqlite3_get_autocommit(w_->handle())) {
