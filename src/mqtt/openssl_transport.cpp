@@ -69,6 +69,27 @@ public:
 
     void async_write(asio::const_buffer b, io_handler h) override { write_from(b, 0, std::move(h)); }
 
+    std::size_t try_write(asio::const_buffer b, boost::system::error_code& ec) override {
+        if (!ssl_) {
+            ec = asio::error::no_memory;
+            return 0;
+        }
+        std::size_t done = 0;
+        while (done < b.size()) {
+            std::size_t n = 0;
+            clear_errors();
+            const int r = SSL_write_ex(ssl_, static_cast<const char*>(b.data()) + done, b.size() - done, &n);
+            if (r == 1) {
+                done += n;
+                continue;
+            }
+            const int e = SSL_get_error(ssl_, r);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ec = failure(e);
+            break;  // the rest (from `done`, the same bytes) goes to async_write
+        }
+        return done;
+    }
+
     void close() override {
         boost::system::error_code ec;
         sock_.shutdown(tcp::socket::shutdown_both, ec);

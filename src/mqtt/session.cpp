@@ -479,6 +479,16 @@ void session::send(const packet& p) {
 
 void session::flush() {
     if (writing_ || pending_.empty() || closed_) return;
+    // Most writes complete at once (the socket has room): no handler round trip for those.
+    boost::system::error_code ec;
+    const std::size_t n = transport_->try_write(asio::buffer(pending_), ec);
+    if (ec) return close_now("write failed: " + ec.message());
+    if (n == pending_.size()) {
+        pending_.clear();
+        if (pending_.capacity() > 64 * 1024) std::string().swap(pending_);
+        return;
+    }
+    pending_.erase(0, n);
     std::swap(in_write_, pending_);
     pending_.clear();
     writing_ = true;

@@ -35,6 +35,10 @@ public:
     virtual void async_read_some(boost::asio::mutable_buffer b, io_handler h) = 0;
     // Writes all of `b` (one WebSocket binary message).
     virtual void async_write(boost::asio::const_buffer b, io_handler h) = 0;
+    // Writes what it can of `b` now, without waiting; returns how much. The rest, if any, must be
+    // passed next, unchanged, to async_write. Sets `ec` (and returns what was written before) on
+    // failure. Only when no write is in flight. Default: nothing (everything goes by async_write).
+    virtual std::size_t try_write(boost::asio::const_buffer, boost::system::error_code&) { return 0; }
     // Closes the socket now; outstanding operations complete with an error. Idempotent.
     virtual void close() = 0;
     // "tls" or "wss", for logs.
