@@ -68,7 +68,9 @@ public:
     std::string utf8(const char* field) {
         std::string s = binary(field);
         if (failed()) return s;
-        if (auto r = validate_utf8_string(s, prefix(type_) + field); !r) fail(r.error());
+        // The packet type goes in front of the message only on failure (no string per field).
+        if (auto r = validate_utf8_string(s, field); !r)
+            fail(error{r.error().code, prefix(type_) + r.error().message});
         return s;
     }
 

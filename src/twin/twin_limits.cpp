@@ -29,6 +29,13 @@ error invalid(std::string m) { return error{errc::invalid_argument, std::move(m)
 
 // UTF-8 length without C0 controls (U+0000-U+001F) and C1 controls (U+0080-U+009F, 0xC2 0x80-0x9F).
 std::size_t counted_length(std::string_view s) {
+    // Fast path, no C1 control characters (U+0080-U+009F, encoded C2 80-C2 9F) possible: count
+    // the bytes from U+0020 up, in a loop the compiler vectorizes.
+    if (s.find('\xC2') == std::string_view::npos) {
+        std::size_t n = 0;
+        for (char ch : s) n += static_cast<unsigned char>(ch) >= 0x20 ? 1 : 0;
+        return n;
+    }
     std::size_t n = 0;
     for (std::size_t i = 0; i < s.size(); ++i) {
         auto c = static_cast<unsigned char>(s[i]);

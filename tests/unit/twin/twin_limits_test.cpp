@@ -134,6 +134,9 @@ TEST(twin_limits, size_algorithm) {
     EXPECT_EQ(section_size(obj(R"({"a":{"bb":{"c":false}}})")), 1u + 2u + 1u + 4u);
     EXPECT_EQ(section_size(obj(R"({"a":[1,"xy",true]})")), 1u + 8u + 2u + 4u);
     EXPECT_EQ(section_size(obj(R"({"s":"a\nb\u0085c\u00e9"})")), 1u + 3u + 2u);  // controls not counted
+    // Without a C1 control (no C2 lead byte) only C0 controls drop out; other UTF-8 counts by bytes.
+    EXPECT_EQ(section_size(obj(R"({"s":"a\tb\u0001c\u00e9\u20ac"})")), 1u + 3u + 2u + 3u);
+    EXPECT_EQ(section_size(obj(R"({"s":"\u00c2\u0085"})")), 1u + 2u);  // U+00C2 (C3 82) then a C1 control
 }
 
 TEST(twin_limits, section_size_limit_is_inclusive) {
