@@ -467,11 +467,18 @@ void session::touch() {
 
 // ---- writing ----
 
-void session::send(const packet& p) {
+void session::log_send(const packet& p) const {
+    log::debug("mqtt.send", {{"conn", conn_id_}, {"packet", to_string(type_of(p))},
+                             {"topic", std::holds_alternative<publish>(p) ? std::get<publish>(p).topic : std::string()}});
+}
+
+template <class P>
+void session::send(const P& p) {
     if (closed_) return;
-    if (log::get_level() == log::level::debug)
-        log::debug("mqtt.send", {{"conn", conn_id_}, {"packet", to_string(type_of(p))},
-                                 {"topic", std::holds_alternative<publish>(p) ? std::get<publish>(p).topic : std::string()}});
+    if (log::get_level() == log::level::debug) {
+        if constexpr (std::is_same_v<P, packet>) log_send(p);
+        else log_send(packet(p));  // a copy, for debug logging only
+    }
     encode(p, pending_);
     if (pending_.size() > st_->opts.max_write_queue_bytes) return close_now("write queue full: the client is not reading");
     flush();

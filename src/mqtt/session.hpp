@@ -72,7 +72,10 @@ private:
     void touch();
     void notify_methods(bool was_subscribed);
 
-    void send(const packet& p);
+    // Queues `p` (a packet, or one packet struct: no variant copy) and flushes.
+    template <class P>
+    void send(const P& p);
+    void log_send(const packet& p) const;
     void flush();
     void on_write(boost::system::error_code ec);
 

@@ -221,7 +221,7 @@ std::string to_storage_text(const twin_document& doc) {
     // Same members in the same order as to_storage_json; boost::json's serializer writes each
     // section exactly as it does when the section is nested in that object.
     std::string out;
-    out.reserve(256);
+    out.reserve(1024);  // most twins fit: one allocation
     json::serializer sr;
     char buf[4096];
     auto put = [&](const auto& v) {

@@ -14,15 +14,17 @@ std::string shorten(std::string_view s) {
     return std::string(s.substr(0, n)) + "...";
 }
 
-std::string child_path(std::string_view parent, std::string_view key) {
-    std::string p(parent);
-    p += '.';
-    p += shorten(key);
-    return p;
+// The validators share one path string: a step appends ".key" or "[i]" and truncates it after.
+void push_key(std::string& path, std::string_view key) {
+    path += '.';
+    if (key.size() <= 64) path += key;
+    else path += shorten(key);
 }
 
-std::string element_path(std::string_view parent, std::size_t i) {
-    return std::string(parent) + "[" + std::to_string(i) + "]";
+void push_index(std::string& path, std::size_t i) {
+    path += '[';
+    path += std::to_string(i);
+    path += ']';
 }
 
 error invalid(std::string m) { return error{errc::invalid_argument, std::move(m)}; }
@@ -72,26 +74,29 @@ result<void> validate_key(std::string_view key, std::string_view parent) {
     return {};
 }
 
-result<void> validate_value(const json::value& v, const std::string& path, int level, bool in_array);
+result<void> validate_value(const json::value& v, std::string& path, int level, bool in_array);
 
-result<void> validate_object(const json::object& o, const std::string& path, int level) {
+result<void> validate_object(const json::object& o, std::string& path, int level) {
+    const std::size_t mark = path.size();
     for (const auto& kv : o) {
         if (auto r = validate_key(kv.key(), path); !r) return r;
-        std::string p = child_path(path, kv.key());
         if (kv.value().is_null()) continue;  // a delete
-        if (auto r = validate_value(kv.value(), p, level + 1, false); !r) return r;
-        if (!kv.value().is_object()) {
+        push_key(path, kv.key());
+        auto r = validate_value(kv.value(), path, level + 1, false);
+        if (r && !kv.value().is_object()) {
             auto size = value_size(kv.value());
-            if (size > max_property_bytes) {
-                return invalid("Value of '" + p + "' is " + std::to_string(size) + " bytes; the maximum is 4096.");
-            }
+            if (size > max_property_bytes)
+                r = invalid("Value of '" + path + "' is " + std::to_string(size) + " bytes; the maximum is 4096.");
         }
+        path.resize(mark);
+        if (!r) return r;
     }
     return {};
 }
 
-// `level` is the nesting level of v itself (a member of the section root is level 1).
-result<void> validate_value(const json::value& v, const std::string& path, int level, bool in_array) {
+// `level` is the nesting level of v itself (a member of the section root is level 1). `path` names
+// v; it is the same string on return.
+result<void> validate_value(const json::value& v, std::string& path, int level, bool in_array) {
     switch (v.kind()) {
     case json::kind::null:
         return invalid("Value of Property or Tag cannot be null. Error in Property/Tag '" + path + "'.");
@@ -126,21 +131,31 @@ result<void> validate_value(const json::value& v, const std::string& path, int l
             return invalid("'" + path + "' is nested too deeply; objects and arrays may nest at most 10 levels.");
         }
         const auto& a = v.get_array();
+        const std::size_t mark = path.size();
         for (std::size_t i = 0; i < a.size(); ++i) {
             const auto& e = a[i];
-            std::string p = element_path(path, i);
+            push_index(path, i);
+            result<void> r;
             if (e.is_object()) {
                 // Members of objects inside arrays are values like any other; nulls there are not deletes.
                 if (level + 1 > max_depth) {
-                    return invalid("'" + p + "' is nested too deeply; objects and arrays may nest at most 10 levels.");
+                    r = invalid("'" + path + "' is nested too deeply; objects and arrays may nest at most 10 levels.");
+                } else {
+                    const std::size_t element_mark = path.size();
+                    for (const auto& kv : e.get_object()) {
+                        r = validate_key(kv.key(), path);
+                        if (!r) break;
+                        push_key(path, kv.key());
+                        r = validate_value(kv.value(), path, level + 2, true);
+                        path.resize(element_mark);
+                        if (!r) break;
+                    }
                 }
-                for (const auto& kv : e.get_object()) {
-                    if (auto r = validate_key(kv.key(), p); !r) return r;
-                    if (auto r = validate_value(kv.value(), child_path(p, kv.key()), level + 2, true); !r) return r;
-                }
-            } else if (auto r = validate_value(e, p, level + 1, true); !r) {
-                return r;
+            } else {
+                r = validate_value(e, path, level + 1, true);
             }
+            path.resize(mark);
+            if (!r) return r;
         }
         return {};
     }
@@ -151,7 +166,10 @@ result<void> validate_value(const json::value& v, const std::string& path, int l
 }  // namespace
 
 result<void> validate_patch(const json::object& patch, std::string_view path) {
-    return validate_object(patch, std::string(path), 0);
+    std::string p;
+    p.reserve(path.size() + 64);
+    p.append(path);
+    return validate_object(patch, p, 0);
 }
 
 std::size_t value_size(const json::value& v) {
