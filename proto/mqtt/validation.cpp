@@ -4,6 +4,7 @@
 #include "proto/mqtt/encoder.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -29,6 +30,14 @@ result<void> validate_utf8_string(std::string_view s, std::string_view what) {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     const std::size_t n = s.size();
     std::size_t i = 0;
+    // ASCII without NUL, eight bytes at a time (topics and ids usually are all of it).
+    constexpr std::uint64_t high = 0x8080808080808080ULL, ones = 0x0101010101010101ULL;
+    while (n - i >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        if ((w & high) != 0 || ((w - ones) & ~w & high) != 0) break;  // non-ASCII or a zero byte
+        i += 8;
+    }
     while (i < n) {
         const unsigned char c = p[i];
         if (c < 0x80) {
@@ -69,8 +78,9 @@ result<void> validate_utf8_string(std::string_view s, std::string_view what) {
 
 result<void> validate_topic_name(std::string_view topic, std::string_view what) {
     if (topic.empty()) return invalid(what, "topic name must not be empty");
-    if (auto pos = topic.find_first_of("+#"); pos != std::string_view::npos) {
-        return invalid_at(what, "topic name must not contain wildcards '+' or '#'", pos);
+    for (std::size_t pos = 0; pos < topic.size(); ++pos) {
+        if (topic[pos] == '+' || topic[pos] == '#')
+            return invalid_at(what, "topic name must not contain wildcards '+' or '#'", pos);
     }
     return validate_utf8_string(topic, what);
 }

@@ -28,6 +28,26 @@ TEST(mqtt_validation, ill_formed_utf8_is_refused_with_its_offset) {
     EXPECT_FALSE(validate_utf8_string(std::string(1, '\0'), "s"));
 }
 
+TEST(mqtt_validation, every_offset_is_checked_past_the_ascii_fast_path) {
+    // The validator skips plain ASCII eight bytes at a time: a NUL or a bad byte anywhere in a
+    // long string, inside or after a word, is still found at its own offset.
+    for (std::size_t at = 0; at < 40; ++at) {
+        std::string s(40, 'a');
+        s[at] = '\0';
+        auto r = validate_utf8_string(s, "s");
+        ASSERT_FALSE(r) << at;
+        EXPECT_EQ(r.error().message, "s: contains U+0000 at byte " + std::to_string(at));
+        s[at] = '\xff';
+        r = validate_utf8_string(s, "s");
+        ASSERT_FALSE(r) << at;
+        EXPECT_EQ(r.error().message, "s: is not well-formed UTF-8 at byte " + std::to_string(at));
+        s.replace(at, 1, "\xc3\xa9");  // U+00E9 anywhere is fine
+        EXPECT_TRUE(validate_utf8_string(s, "s")) << at;
+    }
+    // Bytes 0x7f and 0x01 are ASCII but not NUL.
+    EXPECT_TRUE(validate_utf8_string(std::string(17, '\x7f') + std::string(9, '\x01'), "s"));
+}
+
 TEST(mqtt_validation, string_longer_than_65535_bytes_is_refused) {
     EXPECT_TRUE(validate_utf8_string(std::string(65535, 'a'), "s"));
     EXPECT_FALSE(validate_utf8_string(std::string(65536, 'a'), "s"));
@@ -38,6 +58,9 @@ TEST(mqtt_validation, topic_names_refuse_wildcards_and_empty) {
     EXPECT_TRUE(validate_topic_name("$iothub/twin/GET/?$rid=1", "t"));
     EXPECT_TRUE(validate_topic_name("/", "t"));
     EXPECT_FALSE(validate_topic_name("", "t"));
+    auto r = validate_topic_name("devices/d1/messages/events/a#", "t");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().message, "t: topic name must not contain wildcards '+' or '#' at byte 28");
     EXPECT_FALSE(validate_topic_name("a/+/b", "t"));
     EXPECT_FALSE(validate_topic_name("#", "t"));
 }
