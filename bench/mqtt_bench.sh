@@ -3,7 +3,8 @@
 # trips vs mosquitto's non-durable QoS 1 publish round trips (same client count, payload, TLS on
 # both, same load generator), desired-notification latency at a fixed rate, and the hub's memory
 # with many idle TLS connections. Usage: bench/mqtt_bench.sh [BUILD_DIR]
-# Env: CLIENTS (1000), PAYLOAD (64), SECONDS (10), IDLE_CLIENTS (10000), DESIRED_RATE (1000).
+# Env: CLIENTS (1000), PAYLOAD (64), SECONDS_PER_RUN (10), PAIRS (3), IDLE_CLIENTS (10000),
+# DESIRED_RATE (1000).
 set -euo pipefail
 build=${1:-build}
 bin="$build/bin"
@@ -37,20 +38,28 @@ stop_hub() { kill "$hub_pid" 2>/dev/null || true; wait "$hub_pid" 2>/dev/null ||
 # acknowledgement behind a stalled fdatasync waits for it).
 probe() { python3 "$(dirname "$0")/fsync_probe.py" "$work" 5; }
 
-echo "== disk: fdatasync latency before the twin run (reference)"
-probe
-echo "== twinhub: $clients modules, durable reported-patch round trips over TLS, payload $payload B"
-port=$(free_port)
-start_hub "$work/hub1" "$port" "$clients"
-twin_line=$("$bin/mqtt_loadgen" load --port "$port" --clients "$clients" --mode twin --payload "$payload" --seconds "$seconds" \
-  --hub-pid "$hub_pid" --ca "$work/hub1/ca.pem")
-echo "$twin_line"
+# Throughput: twinhub and mosquitto alternate PAIRS times (the same hub data directory and
+# mosquitto config each time), so that both see the same phases of a noisy machine; each pair gives
+# a ratio, and the median ratio is the result.
+pairs=${PAIRS:-3}
+rate() { sed -n 's/.* ops_per_s=\([0-9]*\).*/\1/p' <<<"$1"; }
+ratios=()
+for pair in $(seq "$pairs"); do
+  echo "== pair $pair/$pairs: disk fdatasync latency before the twin run (reference)"
+  probe
+  echo "== pair $pair/$pairs: twinhub, $clients modules, durable reported-patch round trips over TLS, payload $payload B"
+  port=$(free_port)
+  start_hub "$work/hub1" "$port" "$clients"
+  twin_line=$("$bin/mqtt_loadgen" load --port "$port" --clients "$clients" --mode twin --payload "$payload" --seconds "$seconds" \
+    --hub-pid "$hub_pid" --ca "$work/hub1/ca.pem")
+  echo "$twin_line"
+  stop_hub
 
-echo "== mosquitto $(mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}'): $clients clients, QoS 1 publish round trips over TLS, payload $payload B, no persistence"
-mport=$(free_port)
-# mosquitto started as root drops to user mosquitto: let it read the certificate.
-chmod a+rx "$work" "$work/hub1"; chmod a+r "$work/hub1/server.pem" "$work/hub1/server.key"
-cat >"$work/mosquitto.conf" <<CONF
+  echo "== pair $pair/$pairs: mosquitto $(mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}'): $clients clients, QoS 1 publish round trips over TLS, payload $payload B, no persistence"
+  mport=$(free_port)
+  # mosquitto started as root drops to user mosquitto: let it read the certificate.
+  chmod a+rx "$work" "$work/hub1"; chmod a+r "$work/hub1/server.pem" "$work/hub1/server.key"
+  cat >"$work/mosquitto.conf" <<CONF
 listener $mport 127.0.0.1
 certfile $work/hub1/server.pem
 keyfile $work/hub1/server.key
@@ -59,18 +68,20 @@ persistence false
 max_connections -1
 max_inflight_messages 0
 CONF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-mpid=$!
-pids+=("$mpid")
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
-mosq_line=$("$bin/mqtt_loadgen" load --port "$mport" --clients "$clients" --mode publish --payload "$payload" --seconds "$seconds" \
-  --hub-pid "$mpid" --ca "$work/hub1/ca.pem") || { cat "$work/mosquitto.log" >&2; exit 1; }
-echo "$mosq_line"
-rate() { sed -n 's/.* ops_per_s=\([0-9]*\).*/\1/p' <<<"$1"; }
-awk -v t="$(rate "$twin_line")" -v m="$(rate "$mosq_line")" \
-  'BEGIN { if (m > 0) printf "ratio twinhub_durable_patches/mosquitto_qos1 = %d / %d = %.2f\n", t, m, t / m }'
-kill "$mpid"; wait "$mpid" 2>/dev/null || true
-stop_hub
+  mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+  mpid=$!
+  pids+=("$mpid")
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
+  mosq_line=$("$bin/mqtt_loadgen" load --port "$mport" --clients "$clients" --mode publish --payload "$payload" --seconds "$seconds" \
+    --hub-pid "$mpid" --ca "$work/hub1/ca.pem") || { cat "$work/mosquitto.log" >&2; exit 1; }
+  echo "$mosq_line"
+  kill "$mpid"; wait "$mpid" 2>/dev/null || true
+  r=$(awk -v t="$(rate "$twin_line")" -v m="$(rate "$mosq_line")" 'BEGIN { if (m > 0) printf "%.2f", t / m; else print "0" }')
+  echo "pair $pair ratio twinhub_durable_patches/mosquitto_qos1 = $(rate "$twin_line") / $(rate "$mosq_line") = $r"
+  ratios+=("$r")
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
+echo "ratio twinhub_durable_patches/mosquitto_qos1: median of $pairs pairs = $median (pairs: ${ratios[*]})"
 
 echo "== disk: fdatasync latency before the desired run (reference)"
 probe
