@@ -731,7 +731,7 @@ struct hub_service::impl {
             s.committed = written;
             *result_value = make_result(*s.committed, e);  // the identity mirrors as of commit
         };
-        w->finish = [this, id, done, result_value, change = std::move(*changed)](result<void> r) {
+        w->finish = [this, id, done = std::move(done), result_value, change = std::move(*changed)](result<void> r) {
             if (!r) return done(r.error());
             if (change) notify_desired(id, *change);
             done(std::move(**result_value));
