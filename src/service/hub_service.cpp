@@ -215,20 +215,22 @@ struct hub_service::impl {
     // because the completions use this object.
     std::mutex outstanding_mu_;
     std::condition_variable outstanding_cv_;
-    std::size_t outstanding_ = 0;
+    std::atomic<std::size_t> outstanding_{0};
 
-    void begin_outstanding() {
-        std::lock_guard l(outstanding_mu_);
-        ++outstanding_;
-    }
+    // Counted without the lock, except the drop to zero: that happens under it, so the waiter
+    // cannot see zero (and destroy us) before the last end_outstanding() is done with the lock.
+    void begin_outstanding() { outstanding_.fetch_add(1, std::memory_order_relaxed); }
     void end_outstanding() {
-        std::lock_guard l(outstanding_mu_);  // notify under the lock: the waiter may destroy us next
-        --outstanding_;
+        std::size_t n = outstanding_.load(std::memory_order_relaxed);
+        while (n > 1)
+            if (outstanding_.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) return;
+        std::lock_guard l(outstanding_mu_);
+        outstanding_.fetch_sub(1, std::memory_order_acq_rel);
         outstanding_cv_.notify_all();
     }
     void wait_outstanding() {
         std::unique_lock l(outstanding_mu_);
-        outstanding_cv_.wait(l, [this] { return outstanding_ == 0; });
+        outstanding_cv_.wait(l, [this] { return outstanding_.load(std::memory_order_acquire) == 0; });
     }
 
     // store.commit() for writes outside the device entries (sessions, events).
