@@ -75,19 +75,9 @@ public:
             return 0;
         }
         std::size_t done = 0;
-        while (done < b.size()) {
-            std::size_t n = 0;
-            clear_errors();
-            const int r = SSL_write_ex(ssl_, static_cast<const char*>(b.data()) + done, b.size() - done, &n);
-            if (r == 1) {
-                done += n;
-                continue;
-            }
-            const int e = SSL_get_error(ssl_, r);
-            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ec = failure(e);
-            break;  // the rest (from `done`, the same bytes) goes to async_write
-        }
-        return done;
+        const int e = write_some(b, done);
+        if (e != 0 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ec = failure(e);
+        return done;  // the rest (from `done`, the same bytes) goes to async_write
     }
 
     void close() override {
@@ -144,24 +134,28 @@ private:
         });
     }
 
-    void write_from(asio::const_buffer b, std::size_t done, io_handler h) {
+    // Writes `b` from `done` on until all is written (returns 0) or SSL_write stops (returns its
+    // SSL_get_error code); `done` counts what was written.
+    int write_some(asio::const_buffer b, std::size_t& done) {
         while (done < b.size()) {
             std::size_t n = 0;
             clear_errors();
             const int r = SSL_write_ex(ssl_, static_cast<const char*>(b.data()) + done, b.size() - done, &n);
-            if (r == 1) {
-                done += n;
-                continue;
-            }
-            const int e = SSL_get_error(ssl_, r);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-                return sock_.async_wait(wait_for(e), [this, b, done, h = std::move(h)](boost::system::error_code ec) mutable {
-                    if (ec) return h(ec, done);
-                    write_from(b, done, std::move(h));
-                });
-            return complete(std::move(h), failure(e), done);
+            if (r != 1) return SSL_get_error(ssl_, r);
+            done += n;
         }
-        complete(std::move(h), boost::system::error_code{}, done);
+        return 0;
+    }
+
+    void write_from(asio::const_buffer b, std::size_t done, io_handler h) {
+        const int e = write_some(b, done);
+        if (e == 0) return complete(std::move(h), boost::system::error_code{}, done);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return sock_.async_wait(wait_for(e), [this, b, done, h = std::move(h)](boost::system::error_code ec) mutable {
+                if (ec) return h(ec, done);
+                write_from(b, done, std::move(h));
+            });
+        complete(std::move(h), failure(e), done);
     }
 
     tcp::socket sock_;
