@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <thread>
+#include <vector>
 
 namespace twinhub {
 

@@ -11,8 +11,6 @@
 
 #include <cstddef>
 #include <memory>
-#include <thread>
-#include <vector>
 
 namespace boost::asio {
 class io_context;

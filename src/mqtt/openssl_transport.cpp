@@ -70,10 +70,6 @@ public:
     void async_write(asio::const_buffer b, io_handler h) override { write_from(b, 0, std::move(h)); }
 
     std::size_t try_write(asio::const_buffer b, boost::system::error_code& ec) override {
-        if (!ssl_) {
-            ec = asio::error::no_memory;
-            return 0;
-        }
         std::size_t done = 0;
         const int e = write_some(b, done);
         if (e != 0 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ec = failure(e);

@@ -21,6 +21,12 @@ namespace asio = boost::asio;
 
 namespace {
 
+// Empties a write buffer; one that grew past 64 KiB (a large twin, a backlog) is given back.
+void reset_buffer(std::string& b) {
+    b.clear();
+    if (b.capacity() > 64 * 1024) std::string().swap(b);
+}
+
 std::string describe(const store::identity_key& id) {
     return id.is_module() ? id.device_id + "/" + id.module_id : id.device_id;
 }
@@ -490,11 +496,7 @@ void session::flush() {
     boost::system::error_code ec;
     const std::size_t n = transport_->try_write(asio::buffer(pending_), ec);
     if (ec) return close_now("write failed: " + ec.message());
-    if (n == pending_.size()) {
-        pending_.clear();
-        if (pending_.capacity() > 64 * 1024) std::string().swap(pending_);
-        return;
-    }
+    if (n == pending_.size()) return reset_buffer(pending_);
     pending_.erase(0, n);
     std::swap(in_write_, pending_);
     pending_.clear();
@@ -508,8 +510,7 @@ void session::on_write(boost::system::error_code ec) {
     writing_ = false;
     if (closed_) return;
     if (ec) return close_now("write failed: " + ec.message());
-    in_write_.clear();
-    if (in_write_.capacity() > 64 * 1024) std::string().swap(in_write_);
+    reset_buffer(in_write_);
     if (!pending_.empty()) return flush();
     if (closing_) close_now("CONNECT refused");
 }

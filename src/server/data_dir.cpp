@@ -78,6 +78,14 @@ std::vector<std::string> recorded_names(const data_dir& d) {
     return out;
 }
 
+// Creates `dir` (and its parents) when missing and makes it private to the owner (0700).
+void make_private_dir(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw std::runtime_error("cannot create directory " + dir.string() + ": " + ec.message());
+    ::chmod(dir.c_str(), 0700);
+}
+
 }  // namespace
 
 std::vector<std::string> read_host_names(const fs::path& root) {
@@ -91,12 +99,7 @@ std::vector<std::string> read_host_names(const fs::path& root) {
 }
 
 data_dir_lock::data_dir_lock(const fs::path& root) {
-    std::error_code ec;
-    if (!fs::exists(root)) {
-        fs::create_directories(root, ec);
-        if (ec) throw std::runtime_error("cannot create data directory " + root.string() + ": " + ec.message());
-        ::chmod(root.c_str(), 0700);
-    }
+    make_private_dir(root);
     const fs::path path = root / "twinhubd.lock";
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
@@ -127,16 +130,9 @@ prepared_data_dir prepare_data_dir(const fs::path& root, std::vector<std::string
     prepared_data_dir out;
     out.dir.root = root;
     const data_dir& d = out.dir;
-    std::error_code ec;
-    if (!fs::exists(root / "hub.json")) {
-        out.first_start = true;
-        fs::create_directories(root, ec);
-        if (ec) throw std::runtime_error("cannot create data directory " + root.string() + ": " + ec.message());
-    }
-    ::chmod(root.c_str(), 0700);
-    fs::create_directories(root / "tls", ec);
-    if (ec) throw std::runtime_error("cannot create " + (root / "tls").string() + ": " + ec.message());
-    ::chmod((root / "tls").c_str(), 0700);
+    out.first_start = !fs::exists(root / "hub.json");
+    make_private_dir(root);
+    make_private_dir(root / "tls");
 
     if (host_names.empty()) host_names = recorded_names(d);
     if (host_names.empty()) host_names.emplace_back("localhost");
@@ -147,7 +143,8 @@ prepared_data_dir prepare_data_dir(const fs::path& root, std::vector<std::string
         ca = make_ca("twinhub CA", 3650);
         write_file(d.ca_key(), ca.private_key, 0600);
         write_file(d.ca_certificate(), ca.certificate, 0644);
-        fs::remove(d.server_certificate(), ec);
+        std::error_code ec;
+        fs::remove(d.server_certificate(), ec);  // reissued below under the new CA
         log::info("tls.ca_created", {{"path", d.ca_certificate().string()}});
     } else {
         ca = {read_file(d.ca_certificate()), read_file(d.ca_key())};

@@ -1,6 +1,6 @@
 #include "server/server.hpp"
-#include "asio/io_pool.hpp"
 
+#include "asio/io_pool.hpp"
 #include "auth/connection_string.hpp"
 #include "common/log.hpp"
 #include "http/https_server.hpp"

@@ -379,11 +379,6 @@ void sqlite_store::commit_group(std::vector<pending>& group, std::vector<result<
         auto r = single ? result<void>{} : w_->exec_cached(q_savepoint, "starting a batch");
         if (r) r = apply(group[i]);
         if (r && !single) r = w_->exec_cached(q_release, "ending a batch");
-        if (!r && single && !sqlite3_get_autocommit(w_->handle())) {
-            next_seq_ = seq_at_batch;
-            results[i] = std::move(r);
-            continue;
-        }
         if (!r) {
             next_seq_ = seq_at_batch;
             if (sqlite3_get_autocommit(w_->handle())) {
@@ -392,8 +387,10 @@ void sqlite_store::commit_group(std::vector<pending>& group, std::vector<result<
                 log::error("store.transaction_lost", {{"message", r.error().message}});
                 return fail_all(r.error());
             }
-            (void)w_->exec_cached(q_rollback_to, "rolling back a batch");
-            (void)w_->exec_cached(q_release, "ending a batch");
+            if (!single) {
+                (void)w_->exec_cached(q_rollback_to, "rolling back a batch");
+                (void)w_->exec_cached(q_release, "ending a batch");
+            }
         }
         results[i] = std::move(r);
     }

@@ -7,18 +7,27 @@ namespace json = boost::json;
 namespace {
 
 // Long keys in messages are cut so a 1 KB key does not flood the error text.
-std::string shorten(std::string_view s) {
-    if (s.size() <= 64) return std::string(s);
+void append_shortened(std::string& out, std::string_view s) {
+    if (s.size() <= 64) {
+        out += s;
+        return;
+    }
     std::size_t n = 60;
     while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // do not split UTF-8
-    return std::string(s.substr(0, n)) + "...";
+    out += s.substr(0, n);
+    out += "...";
+}
+
+std::string shorten(std::string_view s) {
+    std::string out;
+    append_shortened(out, s);
+    return out;
 }
 
 // The validators share one path string: a step appends ".key" or "[i]" and truncates it after.
 void push_key(std::string& path, std::string_view key) {
     path += '.';
-    if (key.size() <= 64) path += key;
-    else path += shorten(key);
+    append_shortened(path, key);
 }
 
 void push_index(std::string& path, std::size_t i) {
@@ -76,14 +85,17 @@ result<void> validate_key(std::string_view key, std::string_view parent) {
 
 result<void> validate_value(const json::value& v, std::string& path, int level, bool in_array);
 
-result<void> validate_object(const json::object& o, std::string& path, int level) {
+// The members of an object at nesting level `level`. In a twin section (not in an array) a null
+// member is a delete, and each non-object value is held to the per-property size limit; in an
+// array, members are values like any other (a null is refused).
+result<void> validate_members(const json::object& o, std::string& path, int level, bool in_array) {
     const std::size_t mark = path.size();
     for (const auto& kv : o) {
         if (auto r = validate_key(kv.key(), path); !r) return r;
-        if (kv.value().is_null()) continue;  // a delete
+        if (!in_array && kv.value().is_null()) continue;  // a delete
         push_key(path, kv.key());
-        auto r = validate_value(kv.value(), path, level + 1, false);
-        if (r && !kv.value().is_object()) {
+        auto r = validate_value(kv.value(), path, level + 1, in_array);
+        if (r && !in_array && !kv.value().is_object()) {
             auto size = value_size(kv.value());
             if (size > max_property_bytes)
                 r = invalid("Value of '" + path + "' is " + std::to_string(size) + " bytes; the maximum is 4096.");
@@ -125,7 +137,7 @@ result<void> validate_value(const json::value& v, std::string& path, int level, 
         if (level > max_depth) {
             return invalid("'" + path + "' is nested too deeply; objects and arrays may nest at most 10 levels.");
         }
-        return validate_object(v.get_object(), path, level);
+        return validate_members(v.get_object(), path, level, false);
     case json::kind::array: {
         if (level > max_depth) {
             return invalid("'" + path + "' is nested too deeply; objects and arrays may nest at most 10 levels.");
@@ -137,20 +149,9 @@ result<void> validate_value(const json::value& v, std::string& path, int level, 
             push_index(path, i);
             result<void> r;
             if (e.is_object()) {
-                // Members of objects inside arrays are values like any other; nulls there are not deletes.
-                if (level + 1 > max_depth) {
-                    r = invalid("'" + path + "' is nested too deeply; objects and arrays may nest at most 10 levels.");
-                } else {
-                    const std::size_t element_mark = path.size();
-                    for (const auto& kv : e.get_object()) {
-                        r = validate_key(kv.key(), path);
-                        if (!r) break;
-                        push_key(path, kv.key());
-                        r = validate_value(kv.value(), path, level + 2, true);
-                        path.resize(element_mark);
-                        if (!r) break;
-                    }
-                }
+                r = level + 1 > max_depth
+                        ? invalid("'" + path + "' is nested too deeply; objects and arrays may nest at most 10 levels.")
+                        : validate_members(e.get_object(), path, level + 1, true);
             } else {
                 r = validate_value(e, path, level + 1, true);
             }
@@ -169,7 +170,7 @@ result<void> validate_patch(const json::object& patch, std::string_view path) {
     std::string p;
     p.reserve(path.size() + 64);
     p.append(path);
-    return validate_object(patch, p, 0);
+    return validate_members(patch, p, 0, false);
 }
 
 std::size_t value_size(const json::value& v) {
