@@ -38,7 +38,7 @@ result<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const tls_op
 bool prepare_tls_handle(void* native_ssl, const std::string& host) {
     auto* ssl = static_cast<SSL*>(native_ssl);
     boost::system::error_code ec;
-    auto addr = boost::asio::ip::make_address(host, ec);
+    (void)boost::asio::ip::make_address(host, ec);  // only: is `host` an IP address?
     if (ec) {
         if (!SSL_set_tlsext_host_name(ssl, host.c_str())) return false;
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

@@ -39,7 +39,7 @@ TEST(service_twin_json, device_twin_mirrors_the_identity_with_twin_names) {
 TEST(service_twin_json, module_twin_has_module_id_and_no_capabilities) {
     registry::module_identity m;
     m.device_id = "dev1";
-    m.module_id = "m1";
+    m.module_id = std::string("m1");  // not `= "m1"`: GCC 12 -Wmaybe-uninitialized false positive
     m.connection_state = registry::connection_state::connected;
     auto j = service_twin_json(m, twin::new_twin(now()));
     EXPECT_EQ(j.at("moduleId"), "m1");

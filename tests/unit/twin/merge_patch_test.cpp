@@ -160,7 +160,9 @@ void expect_mirrors(const json::object& data, const json::object& meta, const st
         }
     }
     for (const auto& mk : meta) {
-        if (mk.key()[0] != '$') EXPECT_TRUE(data.contains(mk.key())) << "stale metadata " << path << "." << mk.key();
+        if (mk.key()[0] != '$') {
+            EXPECT_TRUE(data.contains(mk.key())) << "stale metadata " << path << "." << mk.key();
+        }
     }
 }
 
