@@ -44,7 +44,7 @@ int connection_string_show(const std::string& data_dir, const std::string& polic
         return 1;
     }
     server::data_dir d{data_dir};
-    auto st = store::open_sqlite_store(d.store_file());
+    auto st = store::open_sqlite_store(d.store_file(), {.read_only = true});
     if (!st) {
         std::cerr << "twinhub: cannot open " << d.store_file().string() << ": " << st.error().message << "\n";
         return 1;

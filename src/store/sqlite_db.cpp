@@ -2,9 +2,14 @@
 
 namespace twinhub::store {
 
-result<std::unique_ptr<sqlite_db>> sqlite_db::open(const std::string& path, bool create) {
+result<std::unique_ptr<sqlite_db>> sqlite_db::open(const std::string& path, mode m) {
     sqlite3* db = nullptr;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    int flags = SQLITE_OPEN_NOMUTEX;
+    switch (m) {
+    case mode::read_write: flags |= SQLITE_OPEN_READWRITE; break;
+    case mode::create: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE; break;
+    case mode::read_only: flags |= SQLITE_OPEN_READONLY; break;
+    }
     int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     if (rc != SQLITE_OK) {
         std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);

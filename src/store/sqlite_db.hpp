@@ -18,8 +18,11 @@ namespace twinhub::store {
 
 class sqlite_db {
 public:
-    // Opens (creating it when `create`) the database file at `path`. Fails with storage_error.
-    static result<std::unique_ptr<sqlite_db>> open(const std::string& path, bool create);
+    enum class mode { read_write, create, read_only };
+
+    // Opens the database file at `path` through SQLite only (creating it for mode::create;
+    // SQLITE_OPEN_READONLY for mode::read_only). Fails with storage_error.
+    static result<std::unique_ptr<sqlite_db>> open(const std::string& path, mode m);
 
     ~sqlite_db();
     sqlite_db(const sqlite_db&) = delete;

@@ -8,9 +8,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -686,17 +684,14 @@ result<std::vector<event_record>> sqlite_store::read_events(std::uint32_t partit
     }
 }
 
-// Creates `path` with mode 0600 if it does not exist, and narrows an existing file (and its -wal
-// and -shm companions) to 0600. SQLite creates -wal and -shm with the mode of the database file.
+// Narrows the database and its -wal and -shm companions to mode 0600, by path. Never by opening
+// the file: on Linux, close() of any descriptor of the database drops every POSIX lock this process
+// holds on it, SQLite's included, after which another process's connection believes it is the
+// last one, checkpoints and deletes the WAL under the running hub (issue 12). SQLite creates -wal
+// and -shm with the mode of the database file, so narrowing the database right after SQLite
+// created it keeps its companions private too.
 result<void> secure_files(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return error{errc::storage_error, "Cannot create the store '" + path + "': " + std::strerror(errno) + "."};
-    int rc = ::fchmod(fd, 0600);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return error{errc::storage_error, "Cannot chmod the store '" + path + "': " + std::strerror(err) + "."};
-    for (auto suffix : {"-wal", "-shm"}) {
+    for (auto suffix : {"", "-wal", "-shm"}) {
         std::string p = path + suffix;
         if (::chmod(p.c_str(), 0600) != 0 && errno != ENOENT)
             return error{errc::storage_error, "Cannot chmod '" + p + "': " + std::strerror(errno) + "."};
@@ -753,16 +748,36 @@ result<void> configure(sqlite_db& db, bool writer) {
     return {};
 }
 
+// A read-only opener takes the store as it is: the schema must be the one this binary knows.
+result<void> check_schema_current(sqlite_db& db, const std::string& path) {
+    auto s = db.prepare("SELECT version FROM schema_version");
+    if (!s) return s.error();
+    statement_guard g(*s);
+    int rc = sqlite3_step(*s);
+    if (rc != SQLITE_ROW) return db.fail(rc, "reading the schema version");
+    int v = sqlite3_column_int(*s, 0);
+    if (v != sqlite_schema_version)
+        return error{errc::storage_error, "The store '" + path + "' has schema version " + std::to_string(v) +
+                                              "; this twinhub reads version " + std::to_string(sqlite_schema_version) +
+                                              " (start the matching twinhubd once to migrate it)."};
+    return {};
+}
+
 }  // namespace
 
-result<std::unique_ptr<store>> open_sqlite_store(const std::string& path) {
-    if (auto r = secure_files(path); !r) return r.error();
-    auto w = sqlite_db::open(path, true);
+result<std::unique_ptr<store>> open_sqlite_store(const std::string& path, sqlite_open_options opts) {
+    const auto rw = opts.read_only ? sqlite_db::mode::read_only : sqlite_db::mode::read_write;
+    auto w = sqlite_db::open(path, opts.read_only ? sqlite_db::mode::read_only : sqlite_db::mode::create);
     if (!w) return w.error();
-    if (auto r = configure(**w, true); !r) return r.error();
-    if (auto r = migrate(**w, path); !r) return r.error();
-    // -wal and -shm exist now (WAL mode); make sure they are private even if they pre-existed.
-    if (auto r = secure_files(path); !r) return r.error();
+    if (opts.read_only) {
+        if (auto r = configure(**w, false); !r) return r.error();
+        if (auto r = check_schema_current(**w, path); !r) return r.error();
+    } else {
+        // Before the first statement, so that the -wal and -shm that SQLite creates next are 0600.
+        if (auto r = secure_files(path); !r) return r.error();
+        if (auto r = configure(**w, true); !r) return r.error();
+        if (auto r = migrate(**w, path); !r) return r.error();
+    }
 
     std::array<std::uint64_t, event_partitions> next_seq{};
     {
@@ -778,11 +793,11 @@ result<std::unique_ptr<store>> open_sqlite_store(const std::string& path) {
                 next_seq[static_cast<std::size_t>(part)] = static_cast<std::uint64_t>(sqlite3_column_int64(*s, 1)) + 1;
         }
     }
-    auto rd = sqlite_db::open(path, false);
+    auto rd = sqlite_db::open(path, rw);
     if (!rd) return rd.error();
     if (auto r = configure(**rd, false); !r) return r.error();
     // The checkpointer writes the database file (not the WAL): it is no reader, so no query_only.
-    auto ck = sqlite_db::open(path, false);
+    auto ck = sqlite_db::open(path, rw);
     if (!ck) return ck.error();
     if (auto r = (*ck)->exec("PRAGMA busy_timeout = 10000", "configuring the store"); !r) return r.error();
     if (auto r = (*ck)->exec("PRAGMA synchronous = FULL", "configuring the store"); !r) return r.error();

@@ -22,9 +22,17 @@ namespace twinhub::store {
 // The schema version that open_sqlite_store migrates to.
 inline constexpr int sqlite_schema_version = 1;
 
-// Opens or creates the store at `path` (a file; its directory must exist) and migrates it.
-// Fails with storage_error (cannot open or create, schema newer than this binary, I/O) or
-// corrupt_data (not a database, damaged).
-result<std::unique_ptr<store>> open_sqlite_store(const std::string& path);
+struct sqlite_open_options {
+    // Open an existing store for reading only (CLI, tools, backups beside a running twinhubd): no
+    // creation, no migration (the schema must be this binary's), no change to file modes; every
+    // commit fails with storage_error. Safe while another process writes the store.
+    bool read_only = false;
+};
+
+// Opens or creates the store at `path` (a file; its directory must exist) and migrates it; with
+// `read_only`, opens an existing one as it is. The database is touched only through SQLite (never
+// a plain open/close, which would drop SQLite's POSIX locks). Fails with storage_error (cannot
+// open or create, schema newer than this binary, I/O) or corrupt_data (not a database, damaged).
+result<std::unique_ptr<store>> open_sqlite_store(const std::string& path, sqlite_open_options opts = {});
 
 }  // namespace twinhub::store
