@@ -85,7 +85,7 @@ void hub_process::start() {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     if (connection_string_.empty()) {
-        std::istringstream in(this->log());
+        std::ifstream in(log_file_);
         std::string line;
         const std::string marker = "Connection string (iothubowner): ";
         while (std::getline(in, line))
@@ -110,11 +110,27 @@ void hub_process::stop() {
     pid_ = -1;
 }
 
+void hub_process::kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+}
+
 std::string hub_process::log() const {
     std::ifstream in(log_file_);
     std::ostringstream ss;
     ss << in.rdbuf();
-    return ss.str();
+    // Test output never shows a key, not even a throwaway hub's (issue 12).
+    std::string out = ss.str();
+    const std::string marker = "SharedAccessKey=";
+    for (auto p = out.find(marker); p != std::string::npos; p = out.find(marker, p)) {
+        p += marker.size();
+        auto end = out.find_first_of(";\n", p);
+        out.replace(p, (end == std::string::npos ? out.size() : end) - p, "<redacted>");
+    }
+    return out;
 }
 
 }  // namespace twinhub::test_support

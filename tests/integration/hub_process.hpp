@@ -24,6 +24,10 @@ public:
     void start();
     // SIGTERM and wait; kill -9 after 10 s.
     void stop();
+    // kill -9 and reap: no shutdown path runs (crash tests).
+    void kill();
+    // The running hub's pid, -1 when stopped.
+    pid_t pid() const { return pid_; }
 
     const std::filesystem::path& data_dir() const { return dir_; }
     std::string ca_file() const { return (dir_ / "tls" / "ca.pem").string(); }
