@@ -23,6 +23,13 @@
 namespace twinhub::server {
 namespace fs = std::filesystem;
 
+bool make_output_private(int fd) noexcept {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return true;
+    if ((st.st_mode & 077) == 0) return true;
+    return ::fchmod(fd, st.st_mode & 0700) == 0;
+}
+
 void write_file(const fs::path& path, const std::string& content, unsigned mode) {
     fs::path tmp = path;
     tmp += ".tmp";

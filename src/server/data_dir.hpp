@@ -56,6 +56,12 @@ private:
     int fd_ = -1;
 };
 
+// twinhubd's output holds the first-start connection string. When descriptor `fd` is a regular
+// file (`twinhubd ... > twinhubd.log 2>&1`) that others may read, narrows it to 0600; returns
+// whether what is written to `fd` stays private afterwards (a terminal, a pipe, or a file that only
+// its owner can read). Never throws.
+bool make_output_private(int fd) noexcept;
+
 // Writes `content` to `path` atomically (temp file + rename) with the given mode.
 void write_file(const std::filesystem::path& path, const std::string& content, unsigned mode);
 std::string read_file(const std::filesystem::path& path);

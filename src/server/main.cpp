@@ -1,13 +1,19 @@
 // twinhubd: the hub server.
 #include "common/log.hpp"
 #include "server/config.hpp"
+#include "server/data_dir.hpp"
 #include "server/server.hpp"
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <exception>
 #include <iostream>
 
 int main(int argc, char** argv) {
+    // A log file that others can read must not receive the first-start connection string.
+    twinhub::server::make_output_private(STDOUT_FILENO);
+    twinhub::server::make_output_private(STDERR_FILENO);
     int exit_code = 0;
     auto cfg = twinhub::server::parse_config(argc, argv, exit_code);
     if (!cfg) return exit_code;

@@ -18,6 +18,8 @@
 
 #include <openssl/ssl.h>
 
+#include <unistd.h>
+
 #include <iostream>
 #include <optional>
 #include <stdexcept>
@@ -116,7 +118,10 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
             if (p.key_name != "iothubowner") continue;
             std::cout << "twinhub: new hub created in " << std::filesystem::absolute(c.data_dir).lexically_normal().string() << "\n"
                       << "Connection string (iothubowner): "
-                      << auth::format_service_connection_string(host, p.key_name, p.primary_key) << "\n"
+                      << (make_output_private(STDOUT_FILENO)
+                              ? auth::format_service_connection_string(host, p.key_name, p.primary_key)
+                              : std::string("not printed: standard output is a file that others can read"))
+                      << "\n"
                       << "CA certificate: " << std::filesystem::absolute(m.dir.dir.ca_certificate()).lexically_normal().string() << "\n"
                       << "Show it again with: twinhub hub connection-string show --data-dir " << c.data_dir.string()
                       << std::endl;
