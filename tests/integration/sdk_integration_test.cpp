@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -539,4 +540,34 @@ TEST(twinhubd, second_instance_on_the_same_data_dir_refuses_to_start) {
     auto rm = service(h);
     auto dev = unique("still-serving");
     EXPECT_TRUE(rm.create_device(dev));
+}
+
+// Issue 12: `twinhubd ... > twinhubd.log 2>&1`, as the README starts it, left the iothubowner key
+// in a file others could read. twinhubd narrows such a file to 0600 before printing the key.
+TEST(twinhubd, log_file_others_could_read_is_narrowed_before_the_key_is_printed) {
+    const auto tmp = std::filesystem::temp_directory_path() / unique("banner");
+    std::filesystem::create_directories(tmp);
+    const auto log = tmp / "twinhubd.log";
+    { std::ofstream(log.string()) << ""; }
+    std::filesystem::permissions(log, std::filesystem::perms(0644));
+    const std::string cmd = "timeout -s KILL 20 " + hub().bin("twinhubd") + " --data-dir " + (tmp / "data").string() +
+                            " --https-port " + std::to_string(test_support::free_port()) + " --mqtt-port " +
+                            std::to_string(test_support::free_port()) + " >" + log.string() + " 2>&1 & echo $!";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    int pid = 0;
+    ASSERT_EQ(std::fscanf(p, "%d", &pid), 1);
+    ::pclose(p);
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (out.find("CA certificate:") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(50ms);
+        std::ifstream f(log.string());
+        out.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    }
+    ::kill(pid, SIGTERM);
+    const auto mode = static_cast<unsigned>(std::filesystem::status(log).permissions()) & 0777;
+    std::filesystem::remove_all(tmp);
+    EXPECT_EQ(mode, 0600u);
+    EXPECT_NE(out.find("Connection string (iothubowner): HostName="), std::string::npos) << "banner missing";
 }
