@@ -171,6 +171,7 @@ void amqp_server::connection::schedule_timer() {
     // pre-authentication limit, whichever comes first; at least every 5 s.
     auto next = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     if (!authenticated_) next = std::min(next, connect_deadline_);
+    if (closing_) next = std::min(next, close_deadline_);
     timer_.expires_at(next);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
         if (!ec) self->on_timer();
@@ -184,8 +185,16 @@ void amqp_server::connection::on_timer() {
     driver_.tick(now_ms);
     if (!authenticated_ && std::chrono::steady_clock::now() >= connect_deadline_) {
         log::info("amqp.unauthenticated_timeout", {{"conn", log_id_}});
-        close("amqp:unauthorized-access", "No CBS put-token within the connect timeout.");
-        return;
+        close_now("amqp:unauthorized-access", "No CBS put-token within the connect timeout.");
+    }
+    if (closing_ && std::chrono::steady_clock::now() >= close_deadline_) {
+        if (!connection_closed_) {
+            finish_close();
+            return pump();
+        }
+        driver_.read_close();
+        driver_.write_close();
+        return pump();
     }
     // A grant ends at its token's expiry: the SDKs renew before that on the same $cbs link.
     const std::int64_t now = unix_now();
@@ -195,10 +204,11 @@ void amqp_server::connection::on_timer() {
             continue;
         }
         log::info("amqp.token_expired", {{"conn", log_id_}, {"identity", describe(it->first)}});
-        return close("amqp:unauthorized-access", "The SAS token of '" + describe(it->first) + "' expired.");
+        close_now("amqp:unauthorized-access", "The SAS token of '" + describe(it->first) + "' expired.");
+        return pump();
     }
     if (service_ && service_->expiry <= now)
-        return close("amqp:unauthorized-access", "The SAS token of policy '" + service_->policy + "' expired.");
+        close_now("amqp:unauthorized-access", "The SAS token of policy '" + service_->policy + "' expired.");
     pump();
 }
 
@@ -222,11 +232,33 @@ void amqp_server::connection::finish() {
 }
 
 void amqp_server::connection::close(std::string condition, std::string reason) {
-    post([this, condition = std::move(condition), reason = std::move(reason)] {
-        auto c = driver_.connection();
-        if (c.active() || c.uninitialized()) c.close(proton::error_condition(condition, reason));
-        driver_.read_close();
-    });
+    post([this, condition = std::move(condition), reason = std::move(reason)] { close_now(condition, reason); });
+}
+
+// Sends the AMQP close with `condition` and waits (a few seconds at most) for the peer's close, so
+// that the SDK sees the condition rather than a dropped socket: rhea would report a framing error,
+// and azure-iot-amqp-base would then wait forever for its links to detach.
+void amqp_server::connection::close_now(const std::string& condition, const std::string& reason) {
+    if (closing_) return;
+    closing_ = true;
+    close_condition_ = proton::error_condition(condition, reason);
+    // Links first: azure-iot-amqp-base detaches its links when the connection closes and waits for
+    // the hub's detach, which never comes on a closed connection; detached links it handles.
+    bool any = false;
+    for (auto s : driver_.connection().senders())
+        if (s.active()) s.close(close_condition_), any = true;
+    for (auto r : driver_.connection().receivers())
+        if (r.active()) r.close(close_condition_), any = true;
+    close_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(any ? 1 : 0);
+    if (!any) finish_close();
+}
+
+// The connection's own close, after the links had their detach (or a second to see it).
+void amqp_server::connection::finish_close() {
+    auto c = driver_.connection();
+    if (!c.closed()) c.close(close_condition_);
+    connection_closed_ = true;
+    close_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
 }
 
 void amqp_server::connection::revoke(const store::identity_key& id, std::string reason) {
@@ -237,9 +269,7 @@ void amqp_server::connection::revoke(const store::identity_key& id, std::string 
             for (auto& [g, _] : grants_) serves = serves || g.device_id == id.device_id;
         if (!serves) return;
         log::info("amqp.revoked", {{"conn", log_id_}, {"identity", describe(id)}, {"reason", reason}});
-        auto c = driver_.connection();
-        c.close(proton::error_condition("amqp:unauthorized-access", reason));
-        driver_.read_close();
+        close_now("amqp:unauthorized-access", reason);
     });
 }
 

@@ -12,6 +12,7 @@
 #include "mqtt/transport.hpp"
 
 #include <proton/delivery.hpp>
+#include <proton/error_condition.hpp>
 #include <proton/io/connection_driver.hpp>
 #include <proton/message.hpp>
 #include <proton/messaging_handler.hpp>
@@ -71,6 +72,8 @@ private:
     void schedule_timer();
     void on_timer();
     void finish();
+    void close_now(const std::string& condition, const std::string& reason);
+    void finish_close();
 
     // proton::messaging_handler
     void on_connection_open(proton::connection& c) override;
@@ -119,6 +122,10 @@ private:
     bool opened_ = false;      // the AMQP open arrived
     bool authenticated_ = false;
     std::chrono::steady_clock::time_point connect_deadline_;
+    bool closing_ = false;  // our close is sent; the socket goes at the peer's close or the deadline
+    std::chrono::steady_clock::time_point close_deadline_;
+    bool connection_closed_ = false;
+    proton::error_condition close_condition_;
 
     std::map<store::identity_key, grant> grants_;
     std::optional<service_grant> service_;
