@@ -66,8 +66,28 @@ std::optional<std::span<const std::string_view>> identity_prefix(std::span<const
 std::optional<link_address> parse_link_address(std::string_view address) {
     auto path = strip_uri(address);
     if (path == "$cbs" || path == "/$cbs") return link_address{link_kind::cbs, {}};
+    if (path == "$management" || path == "/$management") return link_address{link_kind::eventhub_management, {}};
     auto w = words(path);
     if (!w) return std::nullopt;
+    // Event Hubs: the entity is one word, or IoT Hub's "messages/events".
+    {
+        std::size_t n = w->size() >= 2 && iequals((*w)[0], "messages") && iequals((*w)[1], "events") ? 2 : 1;
+        if (w->size() == n + 1 && (*w)[n] == "$management") {
+            link_address a{link_kind::eventhub_management, {}};
+            a.entity = n == 2 ? "messages/events" : std::string((*w)[0]);
+            return a;
+        }
+        if (w->size() == n + 4 && iequals((*w)[n], "ConsumerGroups") && iequals((*w)[n + 2], "Partitions")) {
+            auto cg = id((*w)[n + 1]);
+            auto p = id((*w)[n + 3]);
+            if (!cg || !p) return std::nullopt;
+            link_address a{link_kind::eventhub_partition, {}};
+            a.entity = n == 2 ? "messages/events" : std::string((*w)[0]);
+            a.consumer_group = std::move(*cg);
+            a.partition = std::move(*p);
+            return a;
+        }
+    }
     if (w->size() == 2 && iequals((*w)[0], "messages") && iequals((*w)[1], "devicebound"))
         return link_address{link_kind::service_c2d, {}};
     if (w->size() == 3 && iequals((*w)[0], "messages") && iequals((*w)[1], "servicebound")) {
@@ -112,9 +132,10 @@ std::optional<audience> parse_audience(std::string_view sr, std::span<const std:
         out.hub = true;
         return out;
     }
+    out.path = std::string(path.substr(1));
     auto w = words(path);
     if (!w || w->empty()) return std::nullopt;
-    if (iequals((*w)[0], "messages")) {  // {host}/messages/events..., {host}/messages/devicebound
+    if (!iequals((*w)[0], "devices")) {  // {host}/messages/events..., {host}/{eventhub}/...
         out.hub = true;
         return out;
     }

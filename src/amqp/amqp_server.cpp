@@ -46,6 +46,20 @@ void amqp_server::state::add_open(const std::shared_ptr<connection>& c) {
 void amqp_server::state::remove_open(const connection* c) {
     std::lock_guard l(mu_);
     open_.erase(c);
+    readers_.erase(c);
+}
+
+void amqp_server::state::add_reader(const std::shared_ptr<connection>& c) {
+    std::lock_guard l(mu_);
+    readers_[c.get()] = c;
+}
+
+std::vector<std::shared_ptr<amqp_server::connection>> amqp_server::state::readers() const {
+    std::lock_guard l(mu_);
+    std::vector<std::shared_ptr<connection>> v;
+    for (auto& [_, w] : readers_)
+        if (auto c = w.lock()) v.push_back(std::move(c));
+    return v;
 }
 
 std::vector<std::shared_ptr<amqp_server::connection>> amqp_server::state::open_connections() const {
@@ -71,6 +85,11 @@ public:
         auto st = lock();
         if (!st) return;
         if (auto c = st->find(id)) c->deliver_desired(id, std::make_shared<const std::string>(boost::json::serialize(change.patch)));
+    }
+    void on_events_appended(std::uint32_t partition) override {
+        auto st = lock();
+        if (!st) return;
+        for (auto& c : st->readers()) c->wake_readers(partition);
     }
     void on_identity_revoked(const store::identity_key& id) override {
         auto st = lock();

@@ -43,6 +43,9 @@ namespace twinhub::amqp {
 
 struct amqp_options {
     std::vector<std::string> host_names;  // accepted in token audiences
+    // The built-in endpoint's Event Hub name (EntityPath of the Event Hubs-compatible connection
+    // string); IoT Hub's own "messages/events" is accepted too.
+    std::string event_hub_name = "twinhub";
     std::string bind_address = "0.0.0.0";
     unsigned short port = 5671;  // 0: any free port (tests); port() tells which
     std::size_t max_telemetry_size = 256 * 1024;  // Azure's D2C message limit

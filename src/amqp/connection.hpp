@@ -21,6 +21,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -45,6 +46,8 @@ public:
     // Closes the connection if it holds links or a grant of `id`.
     void revoke(const store::identity_key& id, std::string reason);
     void close(std::string condition, std::string reason);
+    // Telemetry was committed to `partition`: Event Hubs readers of it send what they have credit for.
+    void wake_readers(std::uint32_t partition);
     // True when `id` has its method link pair open here; then queues `call` and returns true.
     bool deliver_method(const store::identity_key& id, methods::method_call call);
 
@@ -98,6 +101,17 @@ private:
     void link_gone(const std::string& name, bool sender);
     void settle(proton::delivery d, const error* e);
 
+    // Event Hubs-compatible endpoint (spec: iothub-amqp 5)
+    struct eh_reader {
+        proton::sender link;
+        std::uint32_t partition = 0;
+        std::uint64_t next = 0;  // the next sequence number to send
+    };
+    void eh_open(proton::sender& s, const link_address& a);
+    void eh_send(eh_reader& r);
+    void management_request(proton::delivery& d, proton::message& m);
+    bool eh_entity(const std::string& entity) const;
+
     // requests
     void put_token(proton::delivery& d, proton::message& m);
     void telemetry(const store::identity_key& id, proton::delivery& d, proton::message& m);
@@ -137,6 +151,9 @@ private:
     std::map<store::identity_key, proton::sender> method_senders_;
     std::map<std::string, std::deque<proton::message>> outbox_;  // by sender link name
     std::set<store::identity_key> claimed_;
+    std::map<std::string, eh_reader> eh_readers_;         // by link name
+    std::map<std::string, proton::sender> mgmt_senders_;  // by link name
+    std::atomic<bool> wake_pending_{false};
 
     // deliver_method() reads this from other threads.
     mutable std::mutex methods_mu_;

@@ -134,4 +134,34 @@ void telemetry_properties(const proton::message& m, store::event_record& e) {
     }
 }
 
+proton::message event_message(const store::event_record& e) {
+    proton::message m;
+    set_body_bytes(m, e.body);
+    auto& ma = m.message_annotations();
+    const auto enqueued = proton::timestamp(e.enqueued_time_ns / 1'000'000);
+    ma.put(proton::symbol("x-opt-sequence-number"), proton::value(static_cast<std::int64_t>(e.sequence_number)));
+    ma.put(proton::symbol("x-opt-offset"), proton::value(std::to_string(e.sequence_number)));
+    ma.put(proton::symbol("x-opt-enqueued-time"), proton::value(enqueued));
+    ma.put(proton::symbol("iothub-enqueuedtime"), proton::value(enqueued));
+    bool auth_method = false;
+    for (auto& [k, v] : e.system_properties) {
+        if (k == "message-id") m.id(proton::message_id(v));
+        else if (k == "correlation-id") m.correlation_id(proton::message_id(v));
+        else if (k == "user-id") m.user(v);
+        else if (k == "to") m.to(v);
+        else if (k == "content-type") m.content_type(v);
+        else if (k == "content-encoding") m.content_encoding(v);
+        else if (k == "absolute-expiry-time") continue;
+        else {
+            auth_method = auth_method || k == "iothub-connection-auth-method";
+            ma.put(proton::symbol(k), proton::value(v));
+        }
+    }
+    if (!auth_method)
+        ma.put(proton::symbol("iothub-connection-auth-method"),
+               proton::value(std::string(R"({"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null})")));
+    for (auto& [k, v] : e.application_properties) m.properties().put(k, proton::scalar(v));
+    return m;
+}
+
 }  // namespace twinhub::amqp

@@ -35,5 +35,12 @@ std::string message_id_text(const proton::message_id& id);
 // (the names MQTT's property bag maps to: message-id, correlation-id, content-type, ...).
 void telemetry_properties(const proton::message& m, store::event_record& e);
 
+// An event of the log as the Event Hubs SDKs read it (spec: iothub-amqp 5.4): the body as one data
+// section, x-opt-sequence-number / x-opt-offset / x-opt-enqueued-time and the iothub-* system
+// properties as message annotations, message-id, correlation-id, content-type ... in the
+// properties section, the device's application properties unchanged.
+proton::message event_message(const store::event_record& e);
+
+
 
 }  // namespace twinhub::amqp

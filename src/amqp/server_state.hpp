@@ -31,14 +31,19 @@ struct amqp_server::state {
     void release(const store::identity_key& id, const connection* c);
     std::shared_ptr<connection> find(const store::identity_key& id) const;
 
+    // Connections with Event Hubs readers: woken when telemetry is committed.
+    void add_reader(const std::shared_ptr<connection>& c);
+    std::vector<std::shared_ptr<connection>> readers() const;
+
     void add_open(const std::shared_ptr<connection>& c);
-    void remove_open(const connection* c);
+    void remove_open(const connection* c);  // also forgets it as a reader
     std::vector<std::shared_ptr<connection>> open_connections() const;
 
 private:
     mutable std::mutex mu_;
     std::map<store::identity_key, std::weak_ptr<connection>> by_identity_;
     std::map<const connection*, std::weak_ptr<connection>> open_;
+    std::map<const connection*, std::weak_ptr<connection>> readers_;
 };
 
 }  // namespace twinhub::amqp

@@ -104,6 +104,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ao.host_names = m.dir.host_names;
     ao.bind_address = c.bind_address;
     ao.port = c.amqp_port;
+    ao.event_hub_name = auth::event_hub_name(m.dir.host_names.front());
     ao.session_context = [&m]() -> boost::asio::io_context& { return m.mqtt_pool.next(); };
     m.amqp = std::make_unique<amqp::amqp_server>(m.ioc, m.tls, *m.hub, ao);
     m.amqp->set_method_router(m.methods.get());
