@@ -163,7 +163,11 @@ void amqp_server::connection::read_more() {
             self->pump();
             return;
         }
-        const char* p = self->read_buf_.data();
+        // Frames on a session the client already ended never reach Proton (frame_filter.hpp).
+        self->filtered_.clear();
+        self->filter_.feed(self->read_buf_.data(), n, self->filtered_);
+        const char* p = self->filtered_.data();
+        n = self->filtered_.size();
         while (n > 0) {
             auto b = self->driver_.read_buffer();
             if (b.size == 0) break;  // the driver stopped reading (closing)
@@ -260,6 +264,7 @@ void amqp_server::connection::finish() {
     finished_ = true;
     timer_.cancel();
     transport_->close();
+    pending_.clear();
     for (auto& id : claimed_) st_->release(id, this);
     std::set<store::identity_key> had;
     {
@@ -562,6 +567,11 @@ void amqp_server::connection::put_token(proton::delivery& d, proton::message& m)
                                              auth::permission::registry_write | auth::permission::device_connect,
                                          now(), aud->path);
         if (!r) fail(401, r.error().message);
+        else if (!((*r)->rights & (auth::permission::service_connect | auth::permission::device_connect)))
+            // Everything a hub-scoped token opens over AMQP (C2D, feedback, the Event Hubs
+            // endpoint) needs ServiceConnect; refusing here gives the SDK a typed 401 at once.
+            fail(401, "Unauthorized: policy '" + (*r)->key_name +
+                          "' lacks ServiceConnect, which AMQP service links need.");
         else {
             auto t = auth::parse_sas_token(token);
             service_ = service_grant{(*r)->key_name, (*r)->rights, t ? t->expiry : 0};
@@ -612,11 +622,19 @@ void amqp_server::connection::telemetry(const store::identity_key& id, proton::d
     if (id.is_module()) e.system_properties.emplace_back("iothub-connection-module-id", id.module_id);
     e.system_properties.emplace_back("iothub-message-source", "Telemetry");
     st_->hub.touch_activity(id);
-    st_->hub.append_event(std::move(e), [self = shared_from_this(), d](result<void> r) {
-        self->post([self, d, r = std::move(r)] {
-            if (r) return self->settle(d, nullptr);
+    // Proton objects are not thread-safe, not even their reference counts: the store thread's
+    // completion carries a number, and the delivery stays on this connection's strand.
+    const std::uint64_t token = ++next_pending_;
+    pending_.emplace(token, d);
+    st_->hub.append_event(std::move(e), [self = shared_from_this(), token](result<void> r) {
+        self->post([self, token, r = std::move(r)] {
+            auto it = self->pending_.find(token);
+            if (it == self->pending_.end()) return;
+            proton::delivery pd = it->second;
+            self->pending_.erase(it);
+            if (r) return self->settle(pd, nullptr);
             const error e = r.error();
-            self->settle(d, &e);
+            self->settle(pd, &e);
         });
     });
 }
@@ -663,14 +681,18 @@ void amqp_server::connection::twin_request(const store::identity_key& id, proton
         if (ec) return error_reply(error{errc::format_error, "Reported properties patch is not valid JSON: " + ec.message()});
         if (!patch.is_object())
             return error_reply(error{errc::invalid_argument, "Reported properties patch must be a JSON object."});
-        st_->hub.patch_reported(id, std::move(patch), [self = shared_from_this(), id, m](result<std::int64_t> r) {
-            self->post([self, id, m, r = std::move(r)] {
+        // Only plain values cross to the store thread (see telemetry()).
+        proton::message_id correlation = m.correlation_id();  // a value type, no Proton object
+        st_->hub.patch_reported(id, std::move(patch), [self = shared_from_this(), id, correlation](result<std::int64_t> r) {
+            self->post([self, id, correlation, r = std::move(r)] {
+                proton::message request;
+                request.correlation_id(correlation);
                 if (!r) {
                     const auto w = to_wire(r.error().code);
                     boost::json::object b{{"errorCode", w.code_number}, {"message", r.error().message}};
-                    return self->twin_reply(id, m, w.http_status, boost::json::serialize(b));
+                    return self->twin_reply(id, request, w.http_status, boost::json::serialize(b));
                 }
-                self->twin_reply(id, m, 204, "", *r);
+                self->twin_reply(id, request, 204, "", *r);
             });
         });
         return;

@@ -12,6 +12,8 @@
 #include "mqtt/transport.hpp"
 
 #include <proton/delivery.hpp>
+
+#include "amqp/frame_filter.hpp"
 #include <proton/error_condition.hpp>
 #include <proton/io/connection_driver.hpp>
 #include <proton/message.hpp>
@@ -130,6 +132,11 @@ private:
     boost::asio::steady_timer timer_;
     std::vector<char> read_buf_;
     std::vector<char> write_buf_;
+    frame_filter filter_;
+    std::string filtered_;
+    // Deliveries waiting for the store (telemetry); only this strand touches them.
+    std::map<std::uint64_t, proton::delivery> pending_;
+    std::uint64_t next_pending_ = 0;
     bool writing_ = false;
     bool reading_ = false;
     bool finished_ = false;    // the transport is closed; proton objects are no longer touched

@@ -1221,6 +1221,8 @@ void hub_service::delete_session(std::string client_id, handler<void> done) {
 
 void hub_service::append_event(store::event_record e, handler<void> done) {
     const std::uint32_t partition = store::partition_of(e.source);
+    if (e.enqueued_time_ns == 0)  // the hub's enqueue time, unless the head stamped it at arrival
+        e.enqueued_time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now().time_since_epoch()).count();
     store::write_batch b;
     b.append_event(std::move(e));
     impl_->commit_plain(std::move(b), [this, partition, done = std::move(done)](result<void> r) {
