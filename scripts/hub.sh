@@ -4,14 +4,14 @@
 #       HUB_PID and HUB_CS (the iothubowner connection string); stdout/stderr go to
 #       DATA_DIR.stdout / DATA_DIR.stderr. Exits the calling script with 1 if the hub does not come up.
 #   hub_stop    SIGTERM, wait up to 5 s, then SIGKILL.
-# TWINHUB_LOG_LEVEL defaults to warn.
+# TWINHUB_LOG_LEVEL defaults to warn; HUB_AMQP_PORT (default 5671) is the AMQP port.
 HUB_PID=""
 HUB_CS=""
 
 hub_start() {
   local bin="$1" data="$2" https_port="$3" mqtt_port="$4"
   TWINHUB_LOG_LEVEL="${TWINHUB_LOG_LEVEL:-warn}" "$bin/twinhubd" --data-dir "$data" --https-port "$https_port" \
-    --mqtt-port "$mqtt_port" >"$data.stdout" 2>"$data.stderr" &
+    --mqtt-port "$mqtt_port" --amqp-port "${HUB_AMQP_PORT:-5671}" >"$data.stdout" 2>"$data.stderr" &
   HUB_PID=$!
   for _ in $(seq 300); do
     if ! kill -0 "$HUB_PID" 2>/dev/null; then

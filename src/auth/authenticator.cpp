@@ -45,11 +45,18 @@ struct sr_forms {
     std::string raw;
 };
 
+// Drops a leading "sb://", "amqps://" or "https://": AMQP clients (Event Hubs, CBS) sign URIs.
+std::string_view strip_scheme(std::string_view s) {
+    for (std::string_view scheme : {"sb://", "amqps://", "amqp://", "https://"})
+        if (s.size() > scheme.size() && resource_authorizes(scheme, s.substr(0, scheme.size()))) return s.substr(scheme.size());
+    return s;
+}
+
 sr_forms forms_of(const sas_token& t) {
     sr_forms f;
-    f.raw = strip_port(t.resource);
+    f.raw = strip_port(strip_scheme(t.resource));
     if (auto d = decode_resource(t.resource)) {
-        f.decoded = strip_port(*d);
+        f.decoded = strip_port(strip_scheme(*d));
         f.decoded_ok = true;
     }
     return f;

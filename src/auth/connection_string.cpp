@@ -117,6 +117,22 @@ result<connection_string> parse_connection_string(std::string_view s) {
     return cs;
 }
 
+std::string event_hub_name(std::string_view host_name) {
+    auto colon = host_name.find(':');
+    host_name = host_name.substr(0, colon);
+    return std::string(host_name.substr(0, host_name.find('.')));
+}
+
+std::string format_event_hub_connection_string(std::string_view host_name, std::string_view key_name,
+                                               std::string_view key) {
+    std::string out;
+    out.append("Endpoint=sb://").append(host_name).append("/");
+    out.append(";SharedAccessKeyName=").append(key_name);
+    out.append(";SharedAccessKey=").append(key);
+    out.append(";EntityPath=").append(event_hub_name(host_name));
+    return out;
+}
+
 std::string format_service_connection_string(std::string_view host_name, std::string_view key_name,
                                              std::string_view key) {
     std::string out;

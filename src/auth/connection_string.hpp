@@ -38,6 +38,13 @@ result<connection_string> parse_connection_string(std::string_view s);
 // "HostName=h;SharedAccessKeyName=n;SharedAccessKey=k"
 std::string format_service_connection_string(std::string_view host_name, std::string_view key_name,
                                              std::string_view key);
+// The built-in endpoint's Event Hub name for a hub host name: its first label ("hub" for
+// "hub.local"), as IoT Hub names it after the hub.
+std::string event_hub_name(std::string_view host_name);
+// The Event Hubs-compatible connection string of the built-in endpoint:
+// "Endpoint=sb://h/;SharedAccessKeyName=n;SharedAccessKey=k;EntityPath=e"
+std::string format_event_hub_connection_string(std::string_view host_name, std::string_view key_name,
+                                               std::string_view key);
 // "HostName=h;DeviceId=d;SharedAccessKey=k"
 std::string format_device_connection_string(std::string_view host_name, std::string_view device_id,
                                             std::string_view key);

@@ -112,7 +112,11 @@ bool signature_matches(const sas_token& t, std::string_view key_base64) noexcept
         if (!received) return false;
         std::string to_sign = t.resource;
         to_sign.append("\n").append(std::to_string(t.expiry));
-        return secure_equals(base64_encode(hmac_sha256(*key, to_sign)), *received);
+        // IoT Hub signs with the decoded key; Event Hubs and Service Bus clients (the built-in
+        // endpoint's readers) sign with the key's text itself. Both prove the same secret.
+        const bool iothub = secure_equals(base64_encode(hmac_sha256(*key, to_sign)), *received);
+        const bool servicebus = secure_equals(base64_encode(hmac_sha256(std::string(key_base64), to_sign)), *received);
+        return iothub || servicebus;
     } catch (...) {
         return false;  // allocation failure: treat as no match
     }

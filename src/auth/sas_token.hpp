@@ -44,7 +44,8 @@ result<std::string> compute_signature(std::string_view key_base64, std::string_v
 result<std::string> generate_sas_token(std::string_view resource, std::string_view key_base64, std::int64_t expiry,
                                        std::string_view key_name = {});
 
-// True when t.signature was made over t.resource and t.expiry with key_base64. Compares in constant
+// True when t.signature was made over t.resource and t.expiry with key_base64 (HMAC keyed with the
+// decoded key, as IoT Hub signs, or with the key text, as Event Hubs and Service Bus clients sign). Compares in constant
 // time; an empty or non-base64 key never verifies. Accepts sig with upper- or lowercase escapes.
 bool signature_matches(const sas_token& t, std::string_view key_base64) noexcept;
 

@@ -34,7 +34,7 @@ constexpr const char* exit_codes_text =
 // Prints the bare connection string (what an SDK or TWINHUB_CONNECTION_STRING takes), or with
 // `json` the az shape {"connectionString": "..."}. Reads only the policies, so it is quick for any
 // hub size and works while twinhubd runs (SQLite WAL readers do not block the writer).
-int connection_string_show(const std::string& data_dir, const std::string& policy_name, bool json) {
+int connection_string_show(const std::string& data_dir, const std::string& policy_name, bool json, bool eventhub) {
     using namespace twinhub;
     std::vector<std::string> names;
     try {
@@ -57,7 +57,8 @@ int connection_string_show(const std::string& data_dir, const std::string& polic
     }
     for (const auto& p : *policies) {
         if (p.key_name != policy_name) continue;
-        std::string cs = auth::format_service_connection_string(names.front(), p.key_name, p.primary_key);
+        std::string cs = eventhub ? auth::format_event_hub_connection_string(names.front(), p.key_name, p.primary_key)
+                                  : auth::format_service_connection_string(names.front(), p.key_name, p.primary_key);
         if (json) std::cout << boost::json::serialize(boost::json::object{{"connectionString", cs}}) << "\n";
         else std::cout << cs << "\n";
         return 0;
@@ -177,8 +178,12 @@ int main(int argc, char** argv) {
                      "tsv: the bare connection string (default); json: {\"connectionString\": \"...\"} as az prints it")
         ->check(CLI::IsMember({"tsv", "json"}))
         ->capture_default_str();
+    bool eventhub = false;
+    show->add_flag("--eventhub,--eh", eventhub,
+                   "The built-in endpoint's Event Hubs-compatible connection string (Endpoint=sb://...;EntityPath=...), "
+                   "for @azure/event-hubs and other Event Hubs clients");
     int rc = 0;
-    show->callback([&] { rc = connection_string_show(data_dir, policy, cs_output == "json"); });
+    show->callback([&] { rc = connection_string_show(data_dir, policy, cs_output == "json", eventhub); });
 
     hub_args a;
     std::function<int()> action;

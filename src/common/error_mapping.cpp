@@ -31,4 +31,33 @@ wire_error to_wire(errc e) noexcept {
     return {500, "ServerError", 500001};
 }
 
+const char* to_amqp_condition(errc e) noexcept {
+    switch (e) {
+    case errc::ok: return "";
+    case errc::invalid_argument: return "com.microsoft:argument-error";
+    case errc::format_error: return "com.microsoft:argument-error";
+    case errc::unauthorized: return "amqp:unauthorized-access";
+    case errc::device_not_found: return "amqp:not-found";
+    case errc::module_not_found: return "amqp:not-found";
+    case errc::device_not_online: return "amqp:not-found";
+    case errc::not_found: return "amqp:not-found";
+    case errc::method_not_allowed: return "amqp:not-allowed";
+    case errc::device_already_exists: return "com.microsoft:device-already-exists";
+    case errc::module_already_exists: return "com.microsoft:device-already-exists";
+    case errc::precondition_failed: return "com.microsoft:precondition-failed";
+    case errc::message_too_large: return "amqp:link:message-size-exceeded";
+    case errc::too_many_modules: return "amqp:resource-limit-exceeded";
+    case errc::too_many_devices: return "com.microsoft:quota-exceeded";
+    case errc::throttled: return "com.microsoft:device-container-throttled";
+    case errc::gateway_timeout: return "com.microsoft:timeout";
+    case errc::storage_error: return "amqp:internal-error";
+    case errc::corrupt_data: return "amqp:internal-error";
+    case errc::shutting_down: return "amqp:link:detach-forced";
+    case errc::internal: return "amqp:internal-error";
+    case errc::device_defined_multiple_times: return "com.microsoft:argument-error";
+    case errc::connection_failed: return "amqp:internal-error";
+    }
+    return "amqp:internal-error";
+}
+
 }  // namespace twinhub

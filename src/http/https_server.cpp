@@ -53,7 +53,7 @@ class session;
 }  // namespace
 
 struct https_server::state : std::enable_shared_from_this<https_server::state> {
-    state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, websocket_handler ws)
+    state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, websocket_handlers ws)
         : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries), opts(std::move(o)), on_websocket(std::move(ws)),
           acceptor(asio::make_strand(io)) {}
 
@@ -61,7 +61,7 @@ struct https_server::state : std::enable_shared_from_this<https_server::state> {
     asio::ssl::context& tls;
     rest_api api;
     https_options opts;
-    websocket_handler on_websocket;
+    websocket_handlers on_websocket;
     tcp::acceptor acceptor;
     unsigned short bound_port = 0;
 
@@ -186,12 +186,22 @@ private:
     }
 
     void on_upgrade(bhttp::request<bhttp::string_body>&& req) {
-        const bool mqtt = lists_token(req[bhttp::field::sec_websocket_protocol], "mqtt");
-        if (target_path(req.target()) != websocket_path || !mqtt || !st_->on_websocket) {
+        const auto asked = req[bhttp::field::sec_websocket_protocol];
+        const websocket_handler* handler = nullptr;
+        for (auto& [name, h] : st_->on_websocket)
+            if (h && lists_token(asked, name)) {
+                handler = &h;
+                break;
+            }
+        if (target_path(req.target()) != websocket_path || !handler) {
+            std::string served;
+            for (auto& [name, h] : st_->on_websocket)
+                if (h) served += (served.empty() ? "'" : ", '") + name + "'";
             std::string why = target_path(req.target()) != websocket_path
                                   ? "WebSocket upgrades are served only on /$iothub/websocket."
-                                  : !mqtt ? "Only the WebSocket subprotocol 'mqtt' is served."
-                                          : "MQTT over WebSocket is not enabled on this hub.";
+                                  : "The WebSocket subprotocol '" + std::string(asked) + "' is not served (served: " +
+                                        (served.empty() ? std::string("none") : served) + ").";
+            log::info("http.websocket_refused", {{"subprotocol", std::string(asked)}, {"path", std::string(target_path(req.target()))}});
             return send(error_response(error{errc::not_found, why}), req.version(), false);
         }
         handed_off_ = true;
@@ -201,7 +211,7 @@ private:
             st_->sessions.erase(this);
         }
         log::debug("http.websocket_handoff", {});
-        st_->on_websocket(std::move(stream_), std::move(req));
+        (*handler)(std::move(stream_), std::move(req));
     }
 
     void send(rest_response r, unsigned version, bool keep_alive) {
@@ -285,6 +295,10 @@ void https_server::state::on_accept(beast::error_code ec, tcp::socket socket) {
 
 https_server::https_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub,
                            https_options opts, websocket_handler on_websocket)
+    : https_server(ioc, tls, hub, std::move(opts), websocket_handlers{{"mqtt", std::move(on_websocket)}}) {}
+
+https_server::https_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub,
+                           https_options opts, websocket_handlers on_websocket)
     : state_(std::make_shared<state>(ioc, tls, hub, std::move(opts), std::move(on_websocket))) {}
 
 https_server::~https_server() { stop(); }

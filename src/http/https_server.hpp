@@ -46,9 +46,11 @@ struct https_options {
 
 class https_server {
 public:
-    // on_websocket may be empty: upgrade requests then get 404.
+    // on_websocket may be empty: upgrade requests then get 404. The first form serves only "mqtt".
     https_server(boost::asio::io_context& ioc, boost::asio::ssl::context& tls, service::hub_service& hub,
                  https_options opts, websocket_handler on_websocket);
+    https_server(boost::asio::io_context& ioc, boost::asio::ssl::context& tls, service::hub_service& hub,
+                 https_options opts, websocket_handlers on_websocket);
     ~https_server();
 
     https_server(const https_server&) = delete;

@@ -56,7 +56,8 @@ private:
 
 class websocket_transport final : public transport {
 public:
-    websocket_transport(http::tls_stream&& s, http::upgrade_request&& req) : ws_(std::move(s)), req_(std::move(req)) {
+    websocket_transport(http::tls_stream&& s, http::upgrade_request&& req, const char* subprotocol)
+        : ws_(std::move(s)), req_(std::move(req)) {
         beast::get_lowest_layer(ws_).expires_never();
         release_idle_buffers(ws_.next_layer());
         websocket::stream_base::timeout t{};
@@ -64,8 +65,8 @@ public:
         t.idle_timeout = websocket::stream_base::none();  // MQTT keep-alive is the session's deadline
         t.keep_alive_pings = false;
         ws_.set_option(t);
-        ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-            res.set(beast::http::field::sec_websocket_protocol, "mqtt");
+        ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
+            res.set(beast::http::field::sec_websocket_protocol, subprotocol);
             res.set(beast::http::field::server, "twinhub");
         }));
         ws_.binary(true);
@@ -99,8 +100,9 @@ std::unique_ptr<transport> make_tls_transport(http::tls_stream&& stream) {
     return std::make_unique<tls_transport>(std::move(stream));
 }
 
-std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req) {
-    return std::make_unique<websocket_transport>(std::move(stream), std::move(req));
+std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req,
+                                                    const char* subprotocol) {
+    return std::make_unique<websocket_transport>(std::move(stream), std::move(req), subprotocol);
 }
 
 }  // namespace twinhub::mqtt

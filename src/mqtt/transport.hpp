@@ -57,7 +57,9 @@ std::unique_ptr<transport> make_tls_transport(http::tls_stream&& stream);
 // hundred MB); make_tls_transport is its Beast-stream equivalent.
 std::unique_ptr<transport> make_openssl_transport(boost::asio::ip::tcp::socket&& socket, boost::asio::ssl::context& tls);
 
-// MQTT over WebSocket on a TLS stream handed over by the HTTPS listener with its upgrade request.
-std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req);
+// A WebSocket on a TLS stream handed over by the HTTPS listener with its upgrade request; the
+// handshake answer echoes `subprotocol` ("mqtt", or "AMQPWSB10" for the AMQP head).
+std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req,
+                                                    const char* subprotocol = "mqtt");
 
 }  // namespace twinhub::mqtt

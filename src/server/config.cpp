@@ -25,6 +25,7 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     if (const char* v = env("TWINHUB_BIND")) c.bind_address = v;
     if (const char* v = env("TWINHUB_HTTPS_PORT")) c.https_port = static_cast<unsigned short>(std::atoi(v));
     if (const char* v = env("TWINHUB_MQTT_PORT")) c.mqtt_port = static_cast<unsigned short>(std::atoi(v));
+    if (const char* v = env("TWINHUB_AMQP_PORT")) c.amqp_port = static_cast<unsigned short>(std::atoi(v));
     if (const char* v = env("TWINHUB_THREADS")) c.threads = static_cast<unsigned>(std::atoi(v));
     if (const char* v = env("TWINHUB_LOG_LEVEL")) c.log_level = v;
 
@@ -39,6 +40,7 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     app.add_option("--https-port", c.https_port, "HTTPS REST and MQTT-over-WebSocket port [env TWINHUB_HTTPS_PORT]")
         ->capture_default_str();
     app.add_option("--mqtt-port", c.mqtt_port, "MQTT over TLS port [env TWINHUB_MQTT_PORT]")->capture_default_str();
+    app.add_option("--amqp-port", c.amqp_port, "AMQP 1.0 over TLS port [env TWINHUB_AMQP_PORT]")->capture_default_str();
     app.add_option("--threads", c.threads, "I/O threads, 0 = one per core [env TWINHUB_THREADS]")
         ->capture_default_str();
     app.add_option("--log-level", c.log_level, "debug, info, warn, error or off [env TWINHUB_LOG_LEVEL]")

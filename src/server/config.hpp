@@ -15,6 +15,7 @@ struct config {
     std::string bind_address = "0.0.0.0";      // --bind / TWINHUB_BIND
     unsigned short https_port = 443;           // --https-port / TWINHUB_HTTPS_PORT
     unsigned short mqtt_port = 8883;           // --mqtt-port / TWINHUB_MQTT_PORT
+    unsigned short amqp_port = 5671;           // --amqp-port / TWINHUB_AMQP_PORT
     unsigned threads = 0;                      // --threads / TWINHUB_THREADS; 0 = one per core
     std::string log_level = "info";            // --log-level / TWINHUB_LOG_LEVEL
 };

@@ -5,6 +5,8 @@
 #include "common/log.hpp"
 #include "http/https_server.hpp"
 #include "methods/method_router.hpp"
+#include "amqp/amqp_server.hpp"
+#include "methods/channel_set.hpp"
 #include "methods/mqtt_method_channel.hpp"
 #include "mqtt/mqtt_server.hpp"
 #include "query/query_engine.hpp"
@@ -44,6 +46,8 @@ struct server::impl {
     std::unique_ptr<methods::method_router> methods;
     std::unique_ptr<mqtt::mqtt_server> mqtt;
     std::unique_ptr<methods::mqtt_method_channel> method_channel;
+    std::unique_ptr<amqp::amqp_server> amqp;
+    methods::channel_set method_channels;  // MQTT, then AMQP
     bool stopped = false;
 
     explicit impl(const config& c) : cfg(c), ioc(static_cast<int>(c.threads)), mqtt_pool(c.threads) {}
@@ -65,6 +69,7 @@ struct server::impl {
         stopped = true;
         log::info("server.stopping");
         if (mqtt) mqtt->stop();
+        if (amqp) amqp->stop();
         if (methods) methods->stop();
         if (https) https->stop();
         signals.cancel();
@@ -94,14 +99,27 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.mqtt = std::make_unique<mqtt::mqtt_server>(m.ioc, m.tls, *m.hub, mo);
     m.method_channel = std::make_unique<methods::mqtt_method_channel>(*m.methods, *m.mqtt);
     if (auto r = m.mqtt->start(); !r) throw std::runtime_error(r.error().message);
+
+    amqp::amqp_options ao;
+    ao.host_names = m.dir.host_names;
+    ao.bind_address = c.bind_address;
+    ao.port = c.amqp_port;
+    ao.event_hub_name = auth::event_hub_name(m.dir.host_names.front());
+    ao.session_context = [&m]() -> boost::asio::io_context& { return m.mqtt_pool.next(); };
+    m.amqp = std::make_unique<amqp::amqp_server>(m.ioc, m.tls, *m.hub, ao);
+    m.amqp->set_method_router(m.methods.get());
+    m.method_channels.add(m.method_channel.get());
+    m.method_channels.add(&m.amqp->method_channel());
+    m.methods->set_channel(&m.method_channels);
+    if (auto r = m.amqp->start(); !r) throw std::runtime_error(r.error().message);
+
     http::https_options ho;
     ho.host_names = m.dir.host_names;
     ho.bind_address = c.bind_address;
     ho.port = c.https_port;
     ho.methods = m.methods.get();
     ho.queries = m.queries.get();
-    http::websocket_handler ws;
-    ws = m.mqtt->websocket_handler();
+    http::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
 
@@ -130,6 +148,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     log::info("server.ready", {{"host", host},
                                {"https_port", static_cast<std::int64_t>(c.https_port)},
                                {"mqtt_port", static_cast<std::int64_t>(c.mqtt_port)},
+                               {"amqp_port", static_cast<std::int64_t>(c.amqp_port)},
                                {"threads", static_cast<std::int64_t>(c.threads)}});
 }
 

@@ -421,6 +421,10 @@ struct hub_service::impl {
     void notify_desired(const store::identity_key& id, const twin::desired_change& c) const {
         for (auto* o : observers_) o->on_desired_change(id, c);
     }
+    void notify_events(std::uint32_t partition) const {
+        for (auto* o : observers_) o->on_events_appended(partition);
+    }
+
     void notify_revoked(const std::vector<store::identity_key>& ids) const {
         for (auto& id : ids)
             for (auto* o : observers_) o->on_identity_revoked(id);
@@ -1216,9 +1220,25 @@ void hub_service::delete_session(std::string client_id, handler<void> done) {
 // ---- telemetry ----
 
 void hub_service::append_event(store::event_record e, handler<void> done) {
+    const std::uint32_t partition = store::partition_of(e.source);
+    if (e.enqueued_time_ns == 0)  // the hub's enqueue time, unless the head stamped it at arrival
+        e.enqueued_time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now().time_since_epoch()).count();
     store::write_batch b;
     b.append_event(std::move(e));
-    impl_->commit_plain(std::move(b), std::move(done));
+    impl_->commit_plain(std::move(b), [this, partition, done = std::move(done)](result<void> r) {
+        const bool ok = static_cast<bool>(r);
+        done(std::move(r));
+        if (ok) impl_->notify_events(partition);
+    });
+}
+
+result<std::vector<store::event_record>> hub_service::read_events(std::uint32_t partition, std::uint64_t from,
+                                                                  std::size_t max_count) const {
+    return impl_->store_.read_events(partition, from, max_count);
+}
+
+result<store::store::partition_info> hub_service::event_partition_info(std::uint32_t partition) const {
+    return impl_->store_.event_partition_info(partition);
 }
 
 }  // namespace twinhub::service

@@ -57,6 +57,8 @@ public:
     virtual void on_desired_change(const store::identity_key& id, const twin::desired_change& change) = 0;
     // The identity was deleted or disabled (a device's modules are reported too): drop its connections.
     virtual void on_identity_revoked(const store::identity_key& id) = 0;
+    // Telemetry was committed to `partition` of the built-in endpoint log (readers may wake up).
+    virtual void on_events_appended(std::uint32_t partition) {}
 };
 
 // Query support (src/query): told the key of every twin whose readable state changed.
@@ -174,7 +176,12 @@ public:
     void delete_session(std::string client_id, handler<void> done);
 
     // ---- telemetry ----
+    // Appends to the built-in endpoint log, group-committed; observers hear of it after the commit.
     void append_event(store::event_record e, handler<void> done);
+    // Reads the log (the store's read connection; callable from any thread, blocks on I/O).
+    result<std::vector<store::event_record>> read_events(std::uint32_t partition, std::uint64_t from,
+                                                         std::size_t max_count) const;
+    result<store::store::partition_info> event_partition_info(std::uint32_t partition) const;
 
     struct impl;
 

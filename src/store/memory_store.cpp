@@ -66,6 +66,20 @@ public:
         return out;
     }
 
+    result<partition_info> event_partition_info(std::uint32_t partition) override {
+        if (partition >= event_partitions)
+            return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
+        std::lock_guard lock(state_m_);
+        partition_info i;
+        auto& log = st_.events[partition];
+        if (!log.empty()) {
+            i.begin_sequence_number = log.front().sequence_number;
+            i.last_sequence_number = static_cast<std::int64_t>(log.back().sequence_number);
+            i.last_enqueued_time_ns = log.back().enqueued_time_ns;
+        }
+        return i;
+    }
+
     void set_change_listener(change_listener l) override {
         std::lock_guard lock(listener_m_);
         listener_ = std::move(l);

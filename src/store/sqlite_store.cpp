@@ -92,6 +92,9 @@ constexpr const char* q_load_sessions = "SELECT client_id, doc FROM sessions ORD
 constexpr const char* q_read_events =
     "SELECT seq, device_id, module_id, enqueued_ns, body, props FROM events "
     "WHERE part = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3";
+constexpr const char* q_event_bounds =
+    "SELECT (SELECT MIN(seq) FROM events WHERE part = ?1), seq, enqueued_ns FROM events WHERE part = ?1 "
+    "ORDER BY seq DESC LIMIT 1";
 constexpr const char* q_read_begin = "BEGIN";
 constexpr const char* q_read_end = "COMMIT";
 
@@ -243,6 +246,26 @@ public:
     void commit(write_batch batch, commit_handler done) override;
     result<std::vector<event_record>> read_events(std::uint32_t partition, std::uint64_t from,
                                                   std::size_t max_count) override;
+
+    result<partition_info> event_partition_info(std::uint32_t partition) override {
+        if (partition >= event_partitions)
+            return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
+        std::lock_guard lock(reader_m_);
+        auto s = r_->prepare(q_event_bounds);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        bind_int(*s, 1, static_cast<std::int64_t>(partition));
+        partition_info i;
+        int rc = sqlite3_step(*s);
+        if (rc == SQLITE_ROW) {
+            i.begin_sequence_number = static_cast<std::uint64_t>(sqlite3_column_int64(*s, 0));
+            i.last_sequence_number = sqlite3_column_int64(*s, 1);
+            i.last_enqueued_time_ns = sqlite3_column_int64(*s, 2);
+        } else if (rc != SQLITE_DONE) {
+            return r_->fail(rc, "reading partition bounds");
+        }
+        return i;
+    }
 
     void set_change_listener(change_listener l) override {
         std::lock_guard lock(listener_m_);

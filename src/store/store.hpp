@@ -176,6 +176,14 @@ public:
     virtual result<std::vector<event_record>> read_events(std::uint32_t partition, std::uint64_t from,
                                                           std::size_t max_count) = 0;
 
+    // The first and last event of one partition (begin > last when it is empty).
+    struct partition_info {
+        std::uint64_t begin_sequence_number = 0;
+        std::int64_t last_sequence_number = -1;  // -1: empty
+        std::int64_t last_enqueued_time_ns = 0;
+    };
+    virtual result<partition_info> event_partition_info(std::uint32_t partition) = 0;
+
     virtual void set_change_listener(change_listener l) = 0;
 
     // Finishes the queued commits, then stops accepting new ones. Idempotent.

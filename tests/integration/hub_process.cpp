@@ -52,6 +52,8 @@ hub_process::hub_process(std::string binary_dir) : binary_dir_(std::move(binary_
     https_port_ = free_port();
     mqtt_port_ = free_port();
     while (mqtt_port_ == https_port_) mqtt_port_ = free_port();
+    amqp_port_ = free_port();
+    while (amqp_port_ == https_port_ || amqp_port_ == mqtt_port_) amqp_port_ = free_port();
 }
 
 hub_process::~hub_process() {
@@ -62,7 +64,7 @@ hub_process::~hub_process() {
 
 void hub_process::start() {
     if (pid_ > 0) return;
-    auto https = std::to_string(https_port_), mqtt = std::to_string(mqtt_port_);
+    auto https = std::to_string(https_port_), mqtt = std::to_string(mqtt_port_), amqp = std::to_string(amqp_port_);
     std::string dir = dir_.string(), log = log_file_.string();
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -71,11 +73,11 @@ void hub_process::start() {
         ::dup2(fd, 2);
         std::string exe = binary_dir_ + "/twinhubd";
         ::execl(exe.c_str(), exe.c_str(), "--data-dir", dir.c_str(), "--https-port", https.c_str(), "--mqtt-port",
-                mqtt.c_str(), "--log-level", "warn", static_cast<char*>(nullptr));
+                mqtt.c_str(), "--amqp-port", amqp.c_str(), "--log-level", "warn", static_cast<char*>(nullptr));
         ::_exit(127);
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!(port_open(https_port_) && port_open(mqtt_port_))) {
+    while (!(port_open(https_port_) && port_open(mqtt_port_) && port_open(amqp_port_))) {
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;

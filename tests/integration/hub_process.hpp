@@ -33,6 +33,7 @@ public:
     std::string ca_file() const { return (dir_ / "tls" / "ca.pem").string(); }
     std::uint16_t https_port() const { return https_port_; }
     std::uint16_t mqtt_port() const { return mqtt_port_; }
+    std::uint16_t amqp_port() const { return amqp_port_; }
     // The iothubowner connection string printed on first start.
     const std::string& connection_string() const { return connection_string_; }
     std::string bin(const std::string& name) const { return binary_dir_ + "/" + name; }
@@ -44,6 +45,7 @@ private:
     std::filesystem::path log_file_;
     std::uint16_t https_port_ = 0;
     std::uint16_t mqtt_port_ = 0;
+    std::uint16_t amqp_port_ = 0;
     pid_t pid_ = -1;
     std::string connection_string_;
 };

@@ -528,6 +528,7 @@ TEST(twinhubd, second_instance_on_the_same_data_dir_refuses_to_start) {
     // `timeout`: without the lock the second hub would serve until killed.
     const std::string cmd = "timeout 20 " + h.bin("twinhubd") + " --data-dir " + h.data_dir().string() + " --https-port " +
                             std::to_string(test_support::free_port()) + " --mqtt-port " +
+                            std::to_string(test_support::free_port()) + " --amqp-port " +
                             std::to_string(test_support::free_port()) + " >" + out_file + " 2>&1";
     const int status = std::system(cmd.c_str());
     ASSERT_NE(status, -1);
@@ -552,6 +553,7 @@ TEST(twinhubd, log_file_others_could_read_is_narrowed_before_the_key_is_printed)
     std::filesystem::permissions(log, std::filesystem::perms(0644));
     const std::string cmd = "timeout -s KILL 20 " + hub().bin("twinhubd") + " --data-dir " + (tmp / "data").string() +
                             " --https-port " + std::to_string(test_support::free_port()) + " --mqtt-port " +
+                            std::to_string(test_support::free_port()) + " --amqp-port " +
                             std::to_string(test_support::free_port()) + " >" + log.string() + " 2>&1 & echo $!";
     FILE* p = ::popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);

@@ -1,0 +1,238 @@
+#include "amqp/amqp_server.hpp"
+
+#include "amqp/connection.hpp"
+#include "common/log.hpp"
+#include "service/hub_service.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <csignal>
+
+namespace twinhub::amqp {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// ---- registry ----
+
+void amqp_server::state::claim(const store::identity_key& id, const std::shared_ptr<connection>& c) {
+    std::lock_guard l(mu_);
+    by_identity_[id] = c;
+}
+
+void amqp_server::state::release(const store::identity_key& id, const connection* c) {
+    std::lock_guard l(mu_);
+    auto it = by_identity_.find(id);
+    if (it == by_identity_.end()) return;
+    auto cur = it->second.lock();
+    if (!cur || cur.get() == c) by_identity_.erase(it);
+}
+
+std::shared_ptr<amqp_server::connection> amqp_server::state::find(const store::identity_key& id) const {
+    std::lock_guard l(mu_);
+    auto it = by_identity_.find(id);
+    return it == by_identity_.end() ? nullptr : it->second.lock();
+}
+
+void amqp_server::state::add_open(const std::shared_ptr<connection>& c) {
+    std::lock_guard l(mu_);
+    open_[c.get()] = c;
+}
+
+void amqp_server::state::remove_open(const connection* c) {
+    std::lock_guard l(mu_);
+    open_.erase(c);
+    readers_.erase(c);
+}
+
+void amqp_server::state::add_reader(const std::shared_ptr<connection>& c) {
+    std::lock_guard l(mu_);
+    readers_[c.get()] = c;
+}
+
+std::vector<std::shared_ptr<amqp_server::connection>> amqp_server::state::readers() const {
+    std::lock_guard l(mu_);
+    std::vector<std::shared_ptr<connection>> v;
+    for (auto& [_, w] : readers_)
+        if (auto c = w.lock()) v.push_back(std::move(c));
+    return v;
+}
+
+std::vector<std::shared_ptr<amqp_server::connection>> amqp_server::state::open_connections() const {
+    std::lock_guard l(mu_);
+    std::vector<std::shared_ptr<connection>> v;
+    for (auto& [_, w] : open_)
+        if (auto c = w.lock()) v.push_back(std::move(c));
+    return v;
+}
+
+// ---- hub observer ----
+
+// hub_service cannot remove observers: this one outlives the server in a static list and forgets
+// the server on destruction (as the MQTT head's does).
+class amqp_server::observer final : public service::change_observer {
+public:
+    explicit observer(std::weak_ptr<state> st) : st_(std::move(st)) {}
+    void detach() {
+        std::lock_guard l(mu_);
+        st_.reset();
+    }
+    void on_desired_change(const store::identity_key& id, const twin::desired_change& change) override {
+        auto st = lock();
+        if (!st) return;
+        if (auto c = st->find(id)) c->deliver_desired(id, std::make_shared<const std::string>(boost::json::serialize(change.patch)));
+    }
+    void on_events_appended(std::uint32_t partition) override {
+        auto st = lock();
+        if (!st) return;
+        for (auto& c : st->readers()) c->wake_readers(partition);
+    }
+    void on_identity_revoked(const store::identity_key& id) override {
+        auto st = lock();
+        if (!st) return;
+        // The identity may hold a grant on a connection where no link is open yet.
+        for (auto& c : st->open_connections()) c->revoke(id, "identity disabled or deleted");
+    }
+
+private:
+    std::shared_ptr<state> lock() {
+        std::lock_guard l(mu_);
+        return st_.lock();
+    }
+    std::mutex mu_;
+    std::weak_ptr<state> st_;
+};
+
+namespace {
+std::mutex observers_mu;
+std::vector<std::unique_ptr<amqp_server::observer>>& observers() {
+    static std::vector<std::unique_ptr<amqp_server::observer>> v;
+    return v;
+}
+
+// The method router's channel into this head.
+class channel final : public methods::method_channel {
+public:
+    explicit channel(std::shared_ptr<amqp_server::state> st) : st_(std::move(st)) {}
+    result<std::uint64_t> deliver(const store::identity_key& id, methods::method_call call) override {
+        auto c = st_->find(id);
+        if (!c || !c->deliver_method(id, std::move(call)))
+            return error{errc::device_not_online,
+                         "The operation failed because the requested device isn't online or hasn't "
+                         "registered the direct method callback."};
+        return c->number();
+    }
+
+private:
+    std::shared_ptr<amqp_server::state> st_;
+};
+}  // namespace
+
+// ---- listener ----
+
+struct amqp_server::listener : std::enable_shared_from_this<listener> {
+    explicit listener(std::shared_ptr<state> s)
+        : st(std::move(s)), acceptor(asio::make_strand(st->ioc)), retry(acceptor.get_executor()) {}
+
+    void do_accept() {
+        auto on = [self = shared_from_this()](boost::system::error_code ec, tcp::socket sock) {
+            self->on_accept(ec, std::move(sock));
+        };
+        if (st->opts.session_context) acceptor.async_accept(st->opts.session_context().get_executor(), std::move(on));
+        else acceptor.async_accept(asio::make_strand(st->ioc), std::move(on));
+    }
+
+    void on_accept(boost::system::error_code ec, tcp::socket sock) {
+        if (st->stopped || !acceptor.is_open()) return;
+        if (ec) {
+            log::warn("amqp.accept_failed", {{"error", ec.message()}});
+            retry.expires_after(std::chrono::milliseconds(100));
+            retry.async_wait([self = shared_from_this()](boost::system::error_code e) {
+                if (!e) self->do_accept();
+            });
+            return;
+        }
+        std::make_shared<connection>(mqtt::make_openssl_transport(std::move(sock), st->tls), st)->start();
+        do_accept();
+    }
+
+    std::shared_ptr<state> st;
+    tcp::acceptor acceptor;
+    asio::steady_timer retry;
+    unsigned short bound_port = 0;
+};
+
+amqp_server::amqp_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub, amqp_options opts)
+    : state_(std::make_shared<state>(ioc, tls, hub, std::move(opts))), channel_(std::make_unique<channel>(state_)) {
+    std::signal(SIGPIPE, SIG_IGN);
+    auto obs = std::make_unique<observer>(state_);
+    observer* raw = obs.get();
+    {
+        std::lock_guard l(observers_mu);
+        observers().push_back(std::move(obs));
+    }
+    hub.add_observer(raw);
+    observer_ = raw;
+}
+
+amqp_server::~amqp_server() {
+    stop();
+    observer_->detach();
+}
+
+result<void> amqp_server::start() {
+    auto lst = std::make_shared<listener>(state_);
+    const auto& o = state_->opts;
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(o.bind_address, ec);
+    auto fail = [&](std::string_view what) -> result<void> {
+        return error{errc::invalid_argument, "cannot listen for AMQP on " + o.bind_address + ":" + std::to_string(o.port) +
+                                                 " (" + std::string(what) + ": " + ec.message() +
+                                                 "); choose another port with --amqp-port"};
+    };
+    if (ec) return fail("bad bind address");
+    tcp::endpoint ep(addr, o.port);
+    lst->acceptor.open(ep.protocol(), ec);
+    if (ec) return fail("open");
+    lst->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    lst->acceptor.bind(ep, ec);
+    if (ec) return fail("bind");
+    lst->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail("listen");
+    lst->bound_port = lst->acceptor.local_endpoint(ec).port();
+    log::info("amqp.listening", {{"address", o.bind_address}, {"port", static_cast<int>(lst->bound_port)}});
+    listener_ = lst;
+    asio::post(lst->acceptor.get_executor(), [lst] { lst->do_accept(); });
+    return {};
+}
+
+void amqp_server::stop() {
+    if (state_->stopped.exchange(true)) return;
+    if (auto lst = listener_)
+        asio::post(lst->acceptor.get_executor(), [lst] {
+            boost::system::error_code ec;
+            lst->acceptor.close(ec);
+            lst->retry.cancel();
+        });
+    for (auto& c : state_->open_connections()) c->close("amqp:connection:forced", "The hub is stopping.");
+}
+
+unsigned short amqp_server::port() const { return listener_ ? listener_->bound_port : state_->opts.port; }
+
+http::websocket_handler amqp_server::websocket_handler() {
+    return [st = state_](http::tls_stream&& stream, http::upgrade_request&& req) {
+        if (st->stopped) return;
+        std::make_shared<connection>(mqtt::make_websocket_transport(std::move(stream), std::move(req), "AMQPWSB10"), st)
+            ->start();
+    };
+}
+
+methods::method_channel& amqp_server::method_channel() { return *channel_; }
+
+void amqp_server::set_method_router(methods::method_router* router) { state_->router.store(router); }
+
+}  // namespace twinhub::amqp

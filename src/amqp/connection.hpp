@@ -1,0 +1,170 @@
+// Internal to src/amqp: one AMQP connection. Bytes from the transport (TLS or WebSocket) go into
+// Qpid Proton's connection driver; the driver calls back the handler below for every AMQP event;
+// what the driver wants to send goes out through the transport, one write at a time.
+//
+// Threading: everything runs on the transport's executor (an io_pool context, or a strand). Other
+// threads (the store's, the method router's) reach the connection only through post().
+#pragma once
+
+#include "amqp/address.hpp"
+#include "amqp/server_state.hpp"
+#include "methods/method_router.hpp"
+#include "mqtt/transport.hpp"
+
+#include <proton/delivery.hpp>
+
+#include "amqp/frame_filter.hpp"
+#include <proton/error_condition.hpp>
+#include <proton/io/connection_driver.hpp>
+#include <proton/message.hpp>
+#include <proton/messaging_handler.hpp>
+#include <proton/receiver.hpp>
+#include <proton/sender.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace twinhub::amqp {
+
+class amqp_server::connection : public std::enable_shared_from_this<connection>, private proton::messaging_handler {
+public:
+    connection(std::unique_ptr<mqtt::transport> t, std::shared_ptr<state> st);
+    ~connection() override;
+
+    void start();
+    std::uint64_t number() const noexcept { return number_; }
+
+    // ---- from any thread ----
+    void deliver_desired(const store::identity_key& id, std::shared_ptr<const std::string> patch);
+    // Closes the connection if it holds links or a grant of `id`.
+    void revoke(const store::identity_key& id, std::string reason);
+    void close(std::string condition, std::string reason);
+    // Telemetry was committed to `partition`: Event Hubs readers of it send what they have credit for.
+    void wake_readers(std::uint32_t partition);
+    // True when `id` has its method link pair open here; then queues `call` and returns true.
+    bool deliver_method(const store::identity_key& id, methods::method_call call);
+
+private:
+    struct grant {
+        std::int64_t expiry = 0;  // token se, Unix seconds
+    };
+    struct service_grant {
+        std::string policy;
+        std::uint32_t permissions = 0;
+        std::int64_t expiry = 0;
+    };
+    struct receiver_info {
+        link_address address;
+        proton::receiver link;
+    };
+
+    template <class F>
+    void post(F&& f);
+
+    // I/O
+    void read_more();
+    void pump();
+    void flush();
+    void schedule_timer();
+    void on_timer();
+    void finish();
+    void close_now(const std::string& condition, const std::string& reason);
+    void finish_close();
+
+    // proton::messaging_handler
+    void on_connection_open(proton::connection& c) override;
+    void on_connection_close(proton::connection& c) override;
+    void on_transport_close(proton::transport& t) override;
+    void on_transport_error(proton::transport& t) override;
+    void on_session_open(proton::session& s) override;
+    void on_receiver_open(proton::receiver& r) override;
+    void on_sender_open(proton::sender& s) override;
+    void on_receiver_close(proton::receiver& r) override;
+    void on_sender_close(proton::sender& s) override;
+    void on_receiver_detach(proton::receiver& r) override;
+    void on_sender_detach(proton::sender& s) override;
+    void on_message(proton::delivery& d, proton::message& m) override;
+    void on_sendable(proton::sender& s) override;
+
+    // links
+    bool authorized(const link_address& a, std::string& why) const;
+    void refuse(proton::link l, const char* condition, const std::string& why);
+    void send(proton::sender s, proton::message m);
+    void drain(proton::sender& s);
+    void link_gone(const std::string& name, bool sender);
+    void settle(proton::delivery d, const error* e);
+
+    // Event Hubs-compatible endpoint (spec: iothub-amqp 5)
+    struct eh_reader {
+        proton::sender link;
+        std::uint32_t partition = 0;
+        std::uint64_t next = 0;  // the next sequence number to send
+    };
+    void eh_open(proton::sender& s, const link_address& a);
+    void eh_send(eh_reader& r);
+    void management_request(proton::delivery& d, proton::message& m);
+    bool eh_entity(const std::string& entity) const;
+
+    // requests
+    void put_token(proton::delivery& d, proton::message& m);
+    void telemetry(const store::identity_key& id, proton::delivery& d, proton::message& m);
+    void twin_request(const store::identity_key& id, proton::delivery& d, proton::message& m);
+    void twin_reply(const store::identity_key& id, const proton::message& request, int status, std::string body,
+                    std::optional<std::int64_t> version = {});
+    void method_response(const store::identity_key& id, proton::message& m);
+    void methods_ready(const store::identity_key& id);
+    void methods_gone(const store::identity_key& id);
+
+    std::unique_ptr<mqtt::transport> transport_;
+    std::shared_ptr<state> st_;
+    const std::uint64_t number_;
+    const std::string log_id_;
+    proton::io::connection_driver driver_;
+    boost::asio::steady_timer timer_;
+    std::vector<char> read_buf_;
+    std::vector<char> write_buf_;
+    frame_filter filter_;
+    std::string filtered_;
+    // Deliveries waiting for the store (telemetry); only this strand touches them.
+    std::map<std::uint64_t, proton::delivery> pending_;
+    std::uint64_t next_pending_ = 0;
+    bool writing_ = false;
+    bool reading_ = false;
+    bool finished_ = false;    // the transport is closed; proton objects are no longer touched
+    bool opened_ = false;      // the AMQP open arrived
+    bool authenticated_ = false;
+    std::chrono::steady_clock::time_point connect_deadline_;
+    bool closing_ = false;  // our close is sent; the socket goes at the peer's close or the deadline
+    std::chrono::steady_clock::time_point close_deadline_;
+    bool connection_closed_ = false;
+    proton::error_condition close_condition_;
+
+    std::map<store::identity_key, grant> grants_;
+    std::optional<service_grant> service_;
+    std::map<std::string, receiver_info> receivers_;  // by link name
+    std::map<std::string, link_address> senders_;     // by link name
+    std::optional<proton::sender> cbs_sender_;
+    std::map<store::identity_key, proton::sender> twin_senders_;
+    std::set<store::identity_key> desired_subscribed_;
+    std::map<store::identity_key, proton::sender> method_senders_;
+    std::map<std::string, std::deque<proton::message>> outbox_;  // by sender link name
+    std::set<store::identity_key> claimed_;
+    std::map<std::string, eh_reader> eh_readers_;         // by link name
+    std::map<std::string, proton::sender> mgmt_senders_;  // by link name
+    std::atomic<bool> wake_pending_{false};
+
+    // deliver_method() reads this from other threads.
+    mutable std::mutex methods_mu_;
+    std::set<store::identity_key> methods_ready_;
+};
+
+}  // namespace twinhub::amqp

@@ -1,0 +1,49 @@
+// Internal to src/amqp: what the amqp_server shares with its connections.
+#pragma once
+
+#include "amqp/amqp_server.hpp"
+#include "store/store.hpp"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace twinhub::amqp {
+
+struct amqp_server::state {
+    state(boost::asio::io_context& i, boost::asio::ssl::context& t, service::hub_service& h, amqp_options o)
+        : ioc(i), tls(t), hub(h), opts(std::move(o)) {}
+
+    boost::asio::io_context& ioc;
+    boost::asio::ssl::context& tls;
+    service::hub_service& hub;
+    const amqp_options opts;
+    std::atomic<methods::method_router*> router{nullptr};
+    std::atomic<bool> stopped{false};
+    // AMQP connection numbers live above 2^62 so that the method router never confuses them with
+    // MQTT's (which count from 1).
+    std::atomic<std::uint64_t> next_connection{(std::uint64_t{1} << 62) + 1};
+
+    // The connection that holds an identity's device links (the latest to attach one).
+    void claim(const store::identity_key& id, const std::shared_ptr<connection>& c);
+    void release(const store::identity_key& id, const connection* c);
+    std::shared_ptr<connection> find(const store::identity_key& id) const;
+
+    // Connections with Event Hubs readers: woken when telemetry is committed.
+    void add_reader(const std::shared_ptr<connection>& c);
+    std::vector<std::shared_ptr<connection>> readers() const;
+
+    void add_open(const std::shared_ptr<connection>& c);
+    void remove_open(const connection* c);  // also forgets it as a reader
+    std::vector<std::shared_ptr<connection>> open_connections() const;
+
+private:
+    mutable std::mutex mu_;
+    std::map<store::identity_key, std::weak_ptr<connection>> by_identity_;
+    std::map<const connection*, std::weak_ptr<connection>> open_;
+    std::map<const connection*, std::weak_ptr<connection>> readers_;
+};
+
+}  // namespace twinhub::amqp
