@@ -10,7 +10,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="$(cd "${1:-$here/../../build/bin}" && pwd)"
 shift || true
 
-if [ ! -d "$here/node_modules" ]; then
+# Installs the pinned SDKs when node_modules is missing or older than package-lock.json (npm
+# writes node_modules/.package-lock.json at each install), so a checkout that gained a package
+# does not run against the old tree.
+if [ ! -f "$here/node_modules/.package-lock.json" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
   (cd "$here" && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
 fi
 
