@@ -152,11 +152,13 @@ TEST_F(rest, list_devices_with_and_without_trailing_slash_and_top) {
     expect_error(call(verb::get, "/devices?top=-1"), 400, "ArgumentInvalid");
 }
 
-TEST_F(rest, any_api_version_is_accepted) {
+TEST_F(rest, any_api_version_value_is_accepted) {
+    // Spec 3.1: the SDKs send 2016-11-14 .. 2021-04-12; the hub requires presence only.
     ASSERT_EQ(create_device("dev1").status, 200);
-    EXPECT_EQ(call(verb::get, "/devices/dev1").status, 200);
-    EXPECT_EQ(call(verb::get, "/devices/dev1?api-version=1999-01-01").status, 200);
-    EXPECT_EQ(call(verb::get, "/devices/dev1?api-version=preview&other=x").status, 200);
+    for (auto v : {"2021-04-12", "2020-09-30", "2019-10-01", "2016-11-14", "1999-01-01", "2021-06-30-preview", "preview"}) {
+        EXPECT_EQ(call_as_is(verb::get, std::string("/devices/dev1?api-version=") + v).status, 200) << v;
+    }
+    EXPECT_EQ(call_as_is(verb::get, "/devices?top=1&api-version=2020-09-30&other=x").status, 200);
 }
 
 TEST_F(rest, path_segments_are_percent_decoded_after_splitting) {
@@ -434,6 +436,30 @@ TEST_F(bad_input, wrong_methods_are_405) {
     EXPECT_EQ(call(verb::get, "/nothing").header("allow"), "");
 }
 
+TEST_F(bad_input, missing_api_version_is_400_invalid_protocol_version) {
+    // IoT Hub answers 400 InvalidProtocolVersion (400001) when the query has no api-version.
+    auto r = call_as_is(verb::get, "/devices/dev1");
+    expect_error(r, 400, "InvalidProtocolVersion");
+    EXPECT_NE(r.body.find("api-version"), std::string::npos) << r.body;
+    expect_error(call_as_is(verb::get, "/devices/dev1?api-version="), 400, "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::get, "/devices/dev1?top=1&apiversion=2021-04-12"), 400, "InvalidProtocolVersion");
+    // Writes are refused before they reach the store (the fixture checks it is unchanged).
+    expect_error(call_as_is(verb::put, "/devices/dev2", new_device_body), 400, "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::put, "/devices/dev1", R"({"deviceId":"dev1","status":"disabled"})", {{"If-Match", "*"}}),
+                 400, "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::patch, "/twins/dev1", R"({"tags":{"a":2}})", {{"If-Match", "*"}}), 400,
+                 "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::post, "/devices", R"([{"id":"z","importMode":"create"}])"), 400, "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::delete_, "/devices/dev1/modules/mod1", "", {{"If-Match", "*"}}), 400,
+                 "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::get, "/statistics/devices"), 400, "InvalidProtocolVersion");
+    // The version is checked after the route and before the credentials.
+    expect_error(call_as_is(verb::get, "/nothing"), 404, "NotFound");
+    expect_error(call_as_is(verb::patch, "/devices/dev1", "{}"), 405, "InvalidOperation");
+    expect_error(call_as_is(verb::get, "/devices/dev1", "", {}, std::nullopt), 400, "InvalidProtocolVersion");
+    expect_error(call(verb::get, "/devices/dev1", "", {}, std::nullopt), 401, "IotHubUnauthorizedAccess");
+}
+
 TEST_F(bad_input, missing_authorization_is_401) {
     expect_error(call(verb::get, "/devices/dev1", "", {}, std::nullopt), 401, "IotHubUnauthorizedAccess");
     expect_error(call(verb::put, "/devices/dev2", new_device_body, {}, std::nullopt), 401, "IotHubUnauthorizedAccess");
@@ -509,7 +535,8 @@ TEST_F(rest, expect_100_continue_is_answered_before_the_body) {
 TEST_F(rest, announced_oversize_body_is_refused_before_it_is_sent) {
     client_->connect();
     auto& s = *client_->raw();
-    const std::string head = "PUT /devices/dev1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + token("iothubowner") +
+    const std::string head = "PUT /devices/dev1?api-version=2021-04-12 HTTP/1.1\r\nHost: localhost\r\nAuthorization: " +
+                             token("iothubowner") +
                              "\r\nContent-Length: 100000000\r\n\r\n";
     asio::write(s, asio::buffer(head));
     beast::flat_buffer b;
@@ -530,7 +557,7 @@ TEST_F(rest, many_concurrent_clients) {
         threads.emplace_back([&, t] {
             client c(port, client_tls_);
             for (int i = 0; i < 10; ++i) {
-                bhttp::request<bhttp::string_body> req{i % 2 ? verb::get : verb::patch, "/twins/dev1", 11};
+                bhttp::request<bhttp::string_body> req{i % 2 ? verb::get : verb::patch, "/twins/dev1?api-version=2021-04-12", 11};
                 req.set(bhttp::field::authorization, tok);
                 req.set(bhttp::field::if_match, "*");
                 if (i % 2 == 0) req.body() = R"({"properties":{"desired":{"t)" + std::to_string(t) + R"(":)" + std::to_string(i) + "}}}";
