@@ -72,9 +72,12 @@ TEST_F(rest, device_get_update_with_etag_and_stale_etag) {
     ASSERT_EQ(got.status, 200);
     EXPECT_EQ(got.json.at("etag").as_string(), etag);
 
-    // Disable, as Node's registry.update({deviceId, status}) sends it: empty keys keep the stored ones.
+    // Disable, sending the current keys back (an update with empty keys regenerates them).
     auto upd = call(verb::put, "/devices/dev1",
-                    R"({"deviceId":"dev1","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":"","secondaryKey":""}}})",
+                    R"({"deviceId":"dev1","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":")" +
+                        key + R"(","secondaryKey":")" +
+                        std::string(created.json.at("authentication").at("symmetricKey").at("secondaryKey").as_string()) +
+                        R"("}}})",
                     {{"If-Match", "\"" + etag + "\""}});
     ASSERT_EQ(upd.status, 200) << upd.body;
     EXPECT_EQ(upd.json.at("status").as_string(), "disabled");
@@ -114,6 +117,60 @@ TEST_F(rest, key_regeneration_keeps_ids) {
     EXPECT_EQ(upd.json.at("authentication").at("symmetricKey").at("primaryKey").as_string(), k1);
     EXPECT_EQ(upd.json.at("deviceId").as_string(), "dev1");
     EXPECT_EQ(upd.json.at("generationId").as_string(), generation);
+}
+
+// IoT Hub regenerates the keys of an update that carries empty ones (az iot's live-hub tests reset
+// keys with `device-identity update --set authentication.symmetricKey.primaryKey=""`), so Node's
+// registry.update({deviceId, status}) resets them; the ids and the etag rules stay as they are.
+TEST_F(rest, update_with_empty_keys_generates_new_keys) {
+    auto created = create_device("dev1");
+    ASSERT_EQ(created.status, 200);
+    const auto& ck = created.json.at("authentication").at("symmetricKey");
+    for (auto body : {R"({"deviceId":"dev1","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":"","secondaryKey":""}}})",
+                      R"({"deviceId":"dev1","status":"enabled"})",
+                      R"({"deviceId":"dev1","authentication":{"symmetricKey":{"primaryKey":null,"secondaryKey":null}}})"}) {
+        auto before = call(verb::get, "/devices/dev1");
+        const auto& bk = before.json.at("authentication").at("symmetricKey");
+        auto upd = call(verb::put, "/devices/dev1", body, {{"If-Match", "*"}});
+        ASSERT_EQ(upd.status, 200) << body << " " << upd.body;
+        const auto& k = upd.json.at("authentication").at("symmetricKey");
+        EXPECT_EQ(k.at("primaryKey").as_string().size(), 44u) << body;
+        EXPECT_EQ(k.at("secondaryKey").as_string().size(), 44u) << body;
+        EXPECT_NE(k.at("primaryKey"), bk.at("primaryKey")) << body;
+        EXPECT_NE(k.at("secondaryKey"), bk.at("secondaryKey")) << body;
+        EXPECT_NE(k.at("primaryKey"), ck.at("primaryKey")) << body;
+        EXPECT_EQ(upd.json.at("generationId"), created.json.at("generationId"));
+        EXPECT_EQ(call(verb::get, "/devices/dev1").json.at("authentication"), upd.json.at("authentication"));
+    }
+    // One empty key: only that one is new.
+    auto cur = call(verb::get, "/devices/dev1");
+    std::string pk(cur.json.at("authentication").at("symmetricKey").at("primaryKey").as_string());
+    auto one = call(verb::put, "/devices/dev1",
+                    R"({"deviceId":"dev1","authentication":{"type":"sas","symmetricKey":{"primaryKey":")" + pk +
+                        R"(","secondaryKey":""}}})",
+                    {{"If-Match", "*"}});
+    ASSERT_EQ(one.status, 200) << one.body;
+    EXPECT_EQ(one.json.at("authentication").at("symmetricKey").at("primaryKey").as_string(), pk);
+    EXPECT_NE(one.json.at("authentication").at("symmetricKey").at("secondaryKey"),
+              cur.json.at("authentication").at("symmetricKey").at("secondaryKey"));
+
+    // Modules alike (az iot hub module-identity update --set ...primaryKey="" regenerates).
+    auto mod = create_module("dev1", "mod1");
+    ASSERT_EQ(mod.status, 200);
+    auto mu = call(verb::put, "/devices/dev1/modules/mod1", R"({"deviceId":"dev1","moduleId":"mod1","managedBy":"x"})",
+                   {{"If-Match", "*"}});
+    ASSERT_EQ(mu.status, 200) << mu.body;
+    EXPECT_EQ(mu.json.at("managedBy").as_string(), "x");
+    EXPECT_EQ(mu.json.at("authentication").at("symmetricKey").at("primaryKey").as_string().size(), 44u);
+    EXPECT_NE(mu.json.at("authentication").at("symmetricKey").at("primaryKey"),
+              mod.json.at("authentication").at("symmetricKey").at("primaryKey"));
+    // ...and sending the keys back keeps them.
+    auto mk = call(verb::put, "/devices/dev1/modules/mod1",
+                   R"({"deviceId":"dev1","moduleId":"mod1","authentication":)" +
+                       json::serialize(mu.json.at("authentication")) + "}",
+                   {{"If-Match", "*"}});
+    ASSERT_EQ(mk.status, 200) << mk.body;
+    EXPECT_EQ(mk.json.at("authentication"), mu.json.at("authentication"));
 }
 
 TEST_F(rest, update_of_missing_device_is_404) {
