@@ -564,6 +564,34 @@ TEST_F(rest, keep_alive_serves_many_requests_on_one_connection) {
     EXPECT_EQ(client_->connections(), 1);
 }
 
+TEST_F(rest, tls_serves_tls13_and_tls12_aead_and_refuses_cbc) {
+    // The REST head (and the WebSocket upgrade behind it) uses the hub's policy (src/server/server_tls).
+    auto restricted = [](int version, const char* ciphers) {
+        auto ctx = make_client_context(cert());
+        SSL_CTX_set_min_proto_version(ctx.native_handle(), version);
+        SSL_CTX_set_max_proto_version(ctx.native_handle(), version);
+        if (ciphers) EXPECT_EQ(SSL_CTX_set_cipher_list(ctx.native_handle(), ciphers), 1);
+        return ctx;
+    };
+    auto cbc_ctx = restricted(TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA:AES128-SHA");
+    client cbc(server_->port(), cbc_ctx);
+    EXPECT_THROW(cbc.connect(), boost::system::system_error);
+
+    for (auto suite : {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"}) {
+        auto ctx = restricted(TLS1_2_VERSION, suite);
+        client c(server_->port(), ctx);
+        c.connect();
+        EXPECT_STREQ(SSL_CIPHER_get_name(SSL_get_current_cipher(c.raw()->native_handle())), suite);
+        bhttp::request<bhttp::string_body> req{verb::get, "/statistics/service?api-version=2021-04-12", 11};
+        req.set(bhttp::field::authorization, token("iothubowner"));
+        EXPECT_EQ(c.request(std::move(req)).status, 200) << suite;
+    }
+    auto v13 = restricted(TLS1_3_VERSION, nullptr);
+    client c13(server_->port(), v13);
+    c13.connect();
+    EXPECT_STREQ(SSL_get_version(c13.raw()->native_handle()), "TLSv1.3");
+}
+
 TEST_F(rest, connection_close_is_honoured) {
     auto r = call(verb::get, "/statistics/service", "", {{"Connection", "close"}});
     EXPECT_EQ(r.status, 200);
