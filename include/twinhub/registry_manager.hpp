@@ -71,7 +71,8 @@ public:
                                           std::string_view status = "enabled");
     result<device_identity> get_device(std::string_view device_id);
     result<std::vector<device_identity>> list_devices(int top = 1000);
-    // Writes status, status_reason, keys (empty keys keep the stored ones) and iot_edge of `device`.
+    // Writes status, status_reason, keys and iot_edge of `device`. An empty key makes the hub
+    // generate a new one, as IoT Hub does: update a device read with get_device to keep its keys.
     result<device_identity> update_device(const device_identity& device, std::string_view etag = "*");
     result<void> delete_device(std::string_view device_id, std::string_view etag = "*");
 
@@ -80,6 +81,7 @@ public:
                                           const symmetric_keys& keys = {}, std::string_view managed_by = {});
     result<module_identity> get_module(std::string_view device_id, std::string_view module_id);
     result<std::vector<module_identity>> list_modules(std::string_view device_id);
+    // Writes keys and managed_by of `module`; an empty key is generated anew, as for devices.
     result<module_identity> update_module(const module_identity& module, std::string_view etag = "*");
     result<void> delete_module(std::string_view device_id, std::string_view module_id, std::string_view etag = "*");
 

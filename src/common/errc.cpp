@@ -43,6 +43,7 @@ const char* to_string(errc e) noexcept {
     case errc::internal: return "internal";
     case errc::device_defined_multiple_times: return "device_defined_multiple_times";
     case errc::connection_failed: return "connection_failed";
+    case errc::invalid_protocol_version: return "invalid_protocol_version";
     }
     return "unknown";
 }

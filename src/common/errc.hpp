@@ -37,6 +37,7 @@ enum class errc {
     device_defined_multiple_times,  // a bulk request names one id twice: 400 DeviceDefinedMultipleTimes
     connection_failed,      // client side (SDK, CLI): the hub could not be reached, TLS failed or the
                             // connection dropped; never sent by the hub (maps to 503 if it ever is)
+    invalid_protocol_version,  // a REST request without api-version: 400 InvalidProtocolVersion (400001)
 };
 
 const boost::system::error_category& twinhub_category() noexcept;

@@ -27,6 +27,7 @@ wire_error to_wire(errc e) noexcept {
     case errc::internal: return {500, "ServerError", 500001};
     case errc::device_defined_multiple_times: return {400, "DeviceDefinedMultipleTimes", 400011};
     case errc::connection_failed: return {503, "ServiceUnavailable", 503001};
+    case errc::invalid_protocol_version: return {400, "InvalidProtocolVersion", 400001};
     }
     return {500, "ServerError", 500001};
 }

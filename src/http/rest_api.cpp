@@ -304,7 +304,15 @@ void rest_api::handle(rest_request req, completion done) const {
     }
     route r = std::move(*matched);
 
-    // Authorisation (spec 2.6) before anything else is looked at.
+    // Every SDK puts api-version in the query (spec 3.1); IoT Hub answers a request without one with
+    // 400 InvalidProtocolVersion. Any non-empty value is accepted: the SDKs send versions from
+    // 2016-11-14 to 2021-04-12 and this hub serves one behaviour for all of them.
+    if (auto v = target->query_value("api-version"); !v || v->empty()) {
+        return fail(error{errc::invalid_protocol_version,
+                          "The request has no api-version query parameter; add one, e.g. ?api-version=2021-04-12."});
+    }
+
+    // Authorisation (spec 2.6) before the ids and the body are looked at.
     if (!req.authorization || req.authorization->empty()) {
         return fail(error{errc::unauthorized, "The request has no Authorization header; send a service SAS token "
                                               "(SharedAccessSignature sr=...&sig=...&se=...&skn=...)."});

@@ -1,6 +1,9 @@
 // The service REST API (spec 3.2 rows 1-14, 18-20; 3.6; 3.9; 4.3) without any socket: takes one
-// parsed request, validates it at the edge (path, ids, Authorization per spec 2.6, JSON shape),
-// calls service::hub_service and formats the response, errors included (spec 3.11).
+// parsed request, validates it at the edge (path, api-version, Authorization per spec 2.6, ids,
+// JSON shape), calls service::hub_service and formats the response, errors included (spec 3.11).
+// Order of the edge checks: unknown path 404 / wrong method 405, then a missing or empty
+// api-version query parameter 400 InvalidProtocolVersion (any non-empty value is accepted), then
+// authorisation 401, then the request itself.
 //
 // Lifetime: the hub_service must outlive the rest_api and every call still in flight.
 // Thread safety: handle() may be called from any thread concurrently. `done` is called exactly

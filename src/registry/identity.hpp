@@ -95,7 +95,8 @@ boost::json::object to_json(const module_identity& m);
 // keys are validated (non-empty values must be base64); the id must be present and valid.
 // Fails with invalid_argument (wrong types, bad ids, bad keys, unknown enum values), e.g.
 // "Invalid value for 'status': expected 'enabled' or 'disabled'."
-// - Missing/null authentication -> sas with empty keys (the service generates keys on create).
+// - Missing/null authentication -> sas with empty keys (the service generates them, on create and
+//   on update alike).
 // - authentication without type -> selfSigned if a thumbprint is set, else sas (Node's rule, 3.5).
 // - Thumbprints must be 40 or 64 hex characters; selfSigned needs at least one. Keys of a non-sas
 //   identity are dropped (shown as null on the wire).

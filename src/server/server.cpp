@@ -11,14 +11,13 @@
 #include "mqtt/mqtt_server.hpp"
 #include "query/query_engine.hpp"
 #include "server/data_dir.hpp"
+#include "server/server_tls.hpp"
 #include "service/hub_service.hpp"
 #include "store/sqlite_store.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
-
-#include <openssl/ssl.h>
 
 #include <unistd.h>
 
@@ -52,11 +51,10 @@ struct server::impl {
 
     explicit impl(const config& c) : cfg(c), ioc(static_cast<int>(c.threads)), mqtt_pool(c.threads) {}
 
+    // The one server context: the HTTPS head (and MQTT over WebSocket behind it) and the MQTT/TLS
+    // head both terminate TLS with it.
     void configure_tls() {
-        SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
-        tls.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
-                        boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
-                        boost::asio::ssl::context::no_tlsv1_1 | boost::asio::ssl::context::single_dh_use);
+        apply_server_tls_policy(tls);
         boost::system::error_code ec;
         tls.use_certificate_chain_file(dir.dir.server_certificate().string(), ec);
         if (!ec) tls.use_private_key_file(dir.dir.server_key().string(), boost::asio::ssl::context::pem, ec);

@@ -152,7 +152,8 @@ bool is_condition_failure(errc c) {
     }
 }
 
-// Fills empty symmetric keys of a sas identity: from `stored` when `keep` (an update), else new.
+// Fills empty symmetric keys of a sas identity: new ones (create, and update as on IoT Hub), or from
+// `stored` when `keep` (hub_options::keep_keys_on_empty_update).
 void fill_keys(registry::authentication_mechanism& a, const registry::authentication_mechanism* stored, bool keep) {
     if (a.type != registry::auth_type::sas) return;
     const bool can_keep = keep && stored && stored->type == registry::auth_type::sas;

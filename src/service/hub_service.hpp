@@ -44,8 +44,11 @@ using handler = std::function<void(result<T>)>;
 struct hub_options {
     std::size_t max_modules_per_device = 50;
     std::size_t max_list = 1000;  // identities returned by one list call
-    // Spec 3.5 [UNVERIFIED]: on update, an empty key keeps the stored key (true) or generates one.
-    bool keep_keys_on_empty_update = true;
+    // On update, an empty symmetric key is generated anew (false, IoT Hub's behaviour) or keeps the
+    // stored key (true). Spec 3.5 left it unverified; IoT Hub regenerates: az iot's live-hub tests
+    // reset a device's and a module's keys by updating them with primaryKey/secondaryKey "", and the
+    // Node SDK documents that Registry.update without the current authentication resets it.
+    bool keep_keys_on_empty_update = false;
     std::size_t max_bulk_entries = 100;  // entries of one bulk request (spec 3.9)
 };
 
@@ -119,7 +122,8 @@ public:
     // etag, twin.
     void create_device(registry::device_identity req, handler<registry::device_identity> done);
     // Update with If-Match (already known to be present): device_not_found, precondition_failed,
-    // invalid_argument (immutable fields). Keeps generationId; keys per hub_options.
+    // invalid_argument (immutable fields). Keeps generationId; an empty sas key is generated anew
+    // (send the current keys to keep them), unless hub_options::keep_keys_on_empty_update.
     void update_device(registry::device_identity req, std::string if_match, handler<registry::device_identity> done);
     result<registry::device_identity> get_device(std::string_view device_id) const;
     std::vector<registry::device_identity> list_devices(std::size_t top) const;

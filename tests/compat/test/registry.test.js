@@ -8,7 +8,7 @@ const { connectionString, uniqueId, rejectsWith } = require('../lib/hub');
 
 const registry = Registry.fromConnectionString(connectionString());
 
-test('device: create with generated keys, create twice, get, list, update with etag, delete', async () => {
+test('device: create with generated keys, create twice, get, list, update (keys kept when sent, new when empty), delete', async () => {
   const id = uniqueId('dev');
   const created = (await registry.create({ deviceId: id })).responseBody;
   assert.equal(created.deviceId, id);
@@ -30,13 +30,25 @@ test('device: create with generated keys, create twice, get, list, update with e
   assert.ok(Array.isArray(list));
   assert.ok(list.some((d) => d.deviceId === id));
 
-  // registry.update always sends If-Match "*"; disabling is stored and visible, keys and ids kept.
-  const disabled = (await registry.update({ deviceId: id, status: 'disabled' })).responseBody;
+  // registry.update always sends If-Match "*". Given the device as read, disabling keeps keys and ids.
+  const disabled = (await registry.update({ ...got, status: 'disabled' })).responseBody;
   assert.equal(disabled.status, 'disabled');
   assert.equal(disabled.generationId, created.generationId);
   assert.equal(disabled.authentication.symmetricKey.primaryKey, created.authentication.symmetricKey.primaryKey);
+  assert.equal(disabled.authentication.symmetricKey.secondaryKey, created.authentication.symmetricKey.secondaryKey);
   assert.notEqual(disabled.etag, created.etag);
   assert.equal((await registry.get(id)).responseBody.status, 'disabled');
+
+  // Given only {deviceId, status}, Node sends empty keys and the hub generates new ones, as IoT Hub
+  // does (Node's Registry.update doc: authentication not set to the current values "will be reset").
+  const reset = (await registry.update({ deviceId: id, status: 'disabled' })).responseBody;
+  assert.equal(reset.status, 'disabled');
+  assert.equal(reset.generationId, created.generationId);
+  assert.equal(Buffer.from(reset.authentication.symmetricKey.primaryKey, 'base64').length, 32);
+  assert.equal(Buffer.from(reset.authentication.symmetricKey.secondaryKey, 'base64').length, 32);
+  assert.notEqual(reset.authentication.symmetricKey.primaryKey, created.authentication.symmetricKey.primaryKey);
+  assert.notEqual(reset.authentication.symmetricKey.secondaryKey, created.authentication.symmetricKey.secondaryKey);
+  assert.deepEqual((await registry.get(id)).responseBody.authentication.symmetricKey, reset.authentication.symmetricKey);
 
   // Key regeneration keeps the ids.
   const newKey = Buffer.alloc(32, 7).toString('base64');
@@ -90,9 +102,14 @@ test('module: create, create twice, get, list, update with right and stale etag,
   const updated = (await registry.updateModule({ ...mod, managedBy: 'someone' }, false)).responseBody;
   assert.equal(updated.managedBy, 'someone');
   assert.notEqual(updated.etag, mod.etag);
+  assert.equal(updated.authentication.symmetricKey.primaryKey, mod.authentication.symmetricKey.primaryKey);
   await rejectsWith(registry.updateModule({ ...mod, managedBy: 'stale' }, false), 'InvalidEtagError', 412, 'PreconditionFailed');
   const forced = (await registry.updateModule({ ...mod, managedBy: 'forced' }, true)).responseBody;
   assert.equal(forced.managedBy, 'forced');
+  // A module update without authentication regenerates the module's keys, as for devices.
+  const rekeyedModule = (await registry.updateModule({ deviceId, moduleId: 'mod1', managedBy: 'forced' }, true)).responseBody;
+  assert.equal(Buffer.from(rekeyedModule.authentication.symmetricKey.primaryKey, 'base64').length, 32);
+  assert.notEqual(rekeyedModule.authentication.symmetricKey.primaryKey, mod.authentication.symmetricKey.primaryKey);
 
   await registry.removeModule(deviceId, 'mod2');
   await rejectsWith(registry.getModule(deviceId, 'mod2'), 'Error', 404, 'ModuleNotFound');

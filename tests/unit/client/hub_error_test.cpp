@@ -17,6 +17,12 @@ TEST(hub_error, stale_etag_is_precondition_failed) {
     EXPECT_NE(e.message.find("did not match"), std::string::npos);
 }
 
+TEST(hub_error, missing_api_version_is_invalid_protocol_version) {
+    auto e = parse_rest_error(400, R"({"Message":"ErrorCode:InvalidProtocolVersion;BadRequest","ExceptionMessage":"Tracking ID:1"})");
+    EXPECT_EQ(e.code, errc::invalid_protocol_version);
+    EXPECT_EQ(errc_from_code_number(400001), errc::invalid_protocol_version);
+}
+
 TEST(hub_error, module_not_found_is_not_device_not_found) {
     auto e = parse_rest_error(404, R"({"Message":"ErrorCode:ModuleNotFound;Module 'm' not found."})");
     EXPECT_EQ(e.code, errc::module_not_found);

@@ -15,6 +15,9 @@ TEST(error_mapping, iot_hub_codes_for_registry_errors) {
     EXPECT_EQ(to_wire(errc::device_not_online).code_number, 404103);
     EXPECT_EQ(to_wire(errc::gateway_timeout).code_number, 504101);
     EXPECT_EQ(to_wire(errc::invalid_argument).code_number, 400004);
+    EXPECT_EQ(to_wire(errc::invalid_protocol_version).http_status, 400);
+    EXPECT_STREQ(to_wire(errc::invalid_protocol_version).code_name, "InvalidProtocolVersion");
+    EXPECT_EQ(to_wire(errc::invalid_protocol_version).code_number, 400001);
 }
 
 TEST(error_mapping, every_error_is_an_http_error) {

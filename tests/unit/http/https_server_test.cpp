@@ -72,9 +72,12 @@ TEST_F(rest, device_get_update_with_etag_and_stale_etag) {
     ASSERT_EQ(got.status, 200);
     EXPECT_EQ(got.json.at("etag").as_string(), etag);
 
-    // Disable, as Node's registry.update({deviceId, status}) sends it: empty keys keep the stored ones.
+    // Disable, sending the current keys back (an update with empty keys regenerates them).
     auto upd = call(verb::put, "/devices/dev1",
-                    R"({"deviceId":"dev1","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":"","secondaryKey":""}}})",
+                    R"({"deviceId":"dev1","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":")" +
+                        key + R"(","secondaryKey":")" +
+                        std::string(created.json.at("authentication").at("symmetricKey").at("secondaryKey").as_string()) +
+                        R"("}}})",
                     {{"If-Match", "\"" + etag + "\""}});
     ASSERT_EQ(upd.status, 200) << upd.body;
     EXPECT_EQ(upd.json.at("status").as_string(), "disabled");
@@ -116,6 +119,60 @@ TEST_F(rest, key_regeneration_keeps_ids) {
     EXPECT_EQ(upd.json.at("generationId").as_string(), generation);
 }
 
+// IoT Hub regenerates the keys of an update that carries empty ones (az iot's live-hub tests reset
+// keys with `device-identity update --set authentication.symmetricKey.primaryKey=""`), so Node's
+// registry.update({deviceId, status}) resets them; the ids and the etag rules stay as they are.
+TEST_F(rest, update_with_empty_keys_generates_new_keys) {
+    auto created = create_device("dev1");
+    ASSERT_EQ(created.status, 200);
+    const auto& ck = created.json.at("authentication").at("symmetricKey");
+    for (auto body : {R"({"deviceId":"dev1","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":"","secondaryKey":""}}})",
+                      R"({"deviceId":"dev1","status":"enabled"})",
+                      R"({"deviceId":"dev1","authentication":{"symmetricKey":{"primaryKey":null,"secondaryKey":null}}})"}) {
+        auto before = call(verb::get, "/devices/dev1");
+        const auto& bk = before.json.at("authentication").at("symmetricKey");
+        auto upd = call(verb::put, "/devices/dev1", body, {{"If-Match", "*"}});
+        ASSERT_EQ(upd.status, 200) << body << " " << upd.body;
+        const auto& k = upd.json.at("authentication").at("symmetricKey");
+        EXPECT_EQ(k.at("primaryKey").as_string().size(), 44u) << body;
+        EXPECT_EQ(k.at("secondaryKey").as_string().size(), 44u) << body;
+        EXPECT_NE(k.at("primaryKey"), bk.at("primaryKey")) << body;
+        EXPECT_NE(k.at("secondaryKey"), bk.at("secondaryKey")) << body;
+        EXPECT_NE(k.at("primaryKey"), ck.at("primaryKey")) << body;
+        EXPECT_EQ(upd.json.at("generationId"), created.json.at("generationId"));
+        EXPECT_EQ(call(verb::get, "/devices/dev1").json.at("authentication"), upd.json.at("authentication"));
+    }
+    // One empty key: only that one is new.
+    auto cur = call(verb::get, "/devices/dev1");
+    std::string pk(cur.json.at("authentication").at("symmetricKey").at("primaryKey").as_string());
+    auto one = call(verb::put, "/devices/dev1",
+                    R"({"deviceId":"dev1","authentication":{"type":"sas","symmetricKey":{"primaryKey":")" + pk +
+                        R"(","secondaryKey":""}}})",
+                    {{"If-Match", "*"}});
+    ASSERT_EQ(one.status, 200) << one.body;
+    EXPECT_EQ(one.json.at("authentication").at("symmetricKey").at("primaryKey").as_string(), pk);
+    EXPECT_NE(one.json.at("authentication").at("symmetricKey").at("secondaryKey"),
+              cur.json.at("authentication").at("symmetricKey").at("secondaryKey"));
+
+    // Modules alike (az iot hub module-identity update --set ...primaryKey="" regenerates).
+    auto mod = create_module("dev1", "mod1");
+    ASSERT_EQ(mod.status, 200);
+    auto mu = call(verb::put, "/devices/dev1/modules/mod1", R"({"deviceId":"dev1","moduleId":"mod1","managedBy":"x"})",
+                   {{"If-Match", "*"}});
+    ASSERT_EQ(mu.status, 200) << mu.body;
+    EXPECT_EQ(mu.json.at("managedBy").as_string(), "x");
+    EXPECT_EQ(mu.json.at("authentication").at("symmetricKey").at("primaryKey").as_string().size(), 44u);
+    EXPECT_NE(mu.json.at("authentication").at("symmetricKey").at("primaryKey"),
+              mod.json.at("authentication").at("symmetricKey").at("primaryKey"));
+    // ...and sending the keys back keeps them.
+    auto mk = call(verb::put, "/devices/dev1/modules/mod1",
+                   R"({"deviceId":"dev1","moduleId":"mod1","authentication":)" +
+                       json::serialize(mu.json.at("authentication")) + "}",
+                   {{"If-Match", "*"}});
+    ASSERT_EQ(mk.status, 200) << mk.body;
+    EXPECT_EQ(mk.json.at("authentication"), mu.json.at("authentication"));
+}
+
 TEST_F(rest, update_of_missing_device_is_404) {
     expect_error(call(verb::put, "/devices/ghost", R"({"deviceId":"ghost"})", {{"If-Match", "*"}}), 404, "DeviceNotFound");
 }
@@ -152,11 +209,13 @@ TEST_F(rest, list_devices_with_and_without_trailing_slash_and_top) {
     expect_error(call(verb::get, "/devices?top=-1"), 400, "ArgumentInvalid");
 }
 
-TEST_F(rest, any_api_version_is_accepted) {
+TEST_F(rest, any_api_version_value_is_accepted) {
+    // Spec 3.1: the SDKs send 2016-11-14 .. 2021-04-12; the hub requires presence only.
     ASSERT_EQ(create_device("dev1").status, 200);
-    EXPECT_EQ(call(verb::get, "/devices/dev1").status, 200);
-    EXPECT_EQ(call(verb::get, "/devices/dev1?api-version=1999-01-01").status, 200);
-    EXPECT_EQ(call(verb::get, "/devices/dev1?api-version=preview&other=x").status, 200);
+    for (auto v : {"2021-04-12", "2020-09-30", "2019-10-01", "2016-11-14", "1999-01-01", "2021-06-30-preview", "preview"}) {
+        EXPECT_EQ(call_as_is(verb::get, std::string("/devices/dev1?api-version=") + v).status, 200) << v;
+    }
+    EXPECT_EQ(call_as_is(verb::get, "/devices?top=1&api-version=2020-09-30&other=x").status, 200);
 }
 
 TEST_F(rest, path_segments_are_percent_decoded_after_splitting) {
@@ -434,6 +493,30 @@ TEST_F(bad_input, wrong_methods_are_405) {
     EXPECT_EQ(call(verb::get, "/nothing").header("allow"), "");
 }
 
+TEST_F(bad_input, missing_api_version_is_400_invalid_protocol_version) {
+    // IoT Hub answers 400 InvalidProtocolVersion (400001) when the query has no api-version.
+    auto r = call_as_is(verb::get, "/devices/dev1");
+    expect_error(r, 400, "InvalidProtocolVersion");
+    EXPECT_NE(r.body.find("api-version"), std::string::npos) << r.body;
+    expect_error(call_as_is(verb::get, "/devices/dev1?api-version="), 400, "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::get, "/devices/dev1?top=1&apiversion=2021-04-12"), 400, "InvalidProtocolVersion");
+    // Writes are refused before they reach the store (the fixture checks it is unchanged).
+    expect_error(call_as_is(verb::put, "/devices/dev2", new_device_body), 400, "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::put, "/devices/dev1", R"({"deviceId":"dev1","status":"disabled"})", {{"If-Match", "*"}}),
+                 400, "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::patch, "/twins/dev1", R"({"tags":{"a":2}})", {{"If-Match", "*"}}), 400,
+                 "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::post, "/devices", R"([{"id":"z","importMode":"create"}])"), 400, "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::delete_, "/devices/dev1/modules/mod1", "", {{"If-Match", "*"}}), 400,
+                 "InvalidProtocolVersion");
+    expect_error(call_as_is(verb::get, "/statistics/devices"), 400, "InvalidProtocolVersion");
+    // The version is checked after the route and before the credentials.
+    expect_error(call_as_is(verb::get, "/nothing"), 404, "NotFound");
+    expect_error(call_as_is(verb::patch, "/devices/dev1", "{}"), 405, "InvalidOperation");
+    expect_error(call_as_is(verb::get, "/devices/dev1", "", {}, std::nullopt), 400, "InvalidProtocolVersion");
+    expect_error(call(verb::get, "/devices/dev1", "", {}, std::nullopt), 401, "IotHubUnauthorizedAccess");
+}
+
 TEST_F(bad_input, missing_authorization_is_401) {
     expect_error(call(verb::get, "/devices/dev1", "", {}, std::nullopt), 401, "IotHubUnauthorizedAccess");
     expect_error(call(verb::put, "/devices/dev2", new_device_body, {}, std::nullopt), 401, "IotHubUnauthorizedAccess");
@@ -481,6 +564,34 @@ TEST_F(rest, keep_alive_serves_many_requests_on_one_connection) {
     EXPECT_EQ(client_->connections(), 1);
 }
 
+TEST_F(rest, tls_serves_tls13_and_tls12_aead_and_refuses_cbc) {
+    // The REST head (and the WebSocket upgrade behind it) uses the hub's policy (src/server/server_tls).
+    auto restricted = [](int version, const char* ciphers) {
+        auto ctx = make_client_context(cert());
+        SSL_CTX_set_min_proto_version(ctx.native_handle(), version);
+        SSL_CTX_set_max_proto_version(ctx.native_handle(), version);
+        if (ciphers) EXPECT_EQ(SSL_CTX_set_cipher_list(ctx.native_handle(), ciphers), 1);
+        return ctx;
+    };
+    auto cbc_ctx = restricted(TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA:AES128-SHA");
+    client cbc(server_->port(), cbc_ctx);
+    EXPECT_THROW(cbc.connect(), boost::system::system_error);
+
+    for (auto suite : {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"}) {
+        auto ctx = restricted(TLS1_2_VERSION, suite);
+        client c(server_->port(), ctx);
+        c.connect();
+        EXPECT_STREQ(SSL_CIPHER_get_name(SSL_get_current_cipher(c.raw()->native_handle())), suite);
+        bhttp::request<bhttp::string_body> req{verb::get, "/statistics/service?api-version=2021-04-12", 11};
+        req.set(bhttp::field::authorization, token("iothubowner"));
+        EXPECT_EQ(c.request(std::move(req)).status, 200) << suite;
+    }
+    auto v13 = restricted(TLS1_3_VERSION, nullptr);
+    client c13(server_->port(), v13);
+    c13.connect();
+    EXPECT_STREQ(SSL_get_version(c13.raw()->native_handle()), "TLSv1.3");
+}
+
 TEST_F(rest, connection_close_is_honoured) {
     auto r = call(verb::get, "/statistics/service", "", {{"Connection", "close"}});
     EXPECT_EQ(r.status, 200);
@@ -509,7 +620,8 @@ TEST_F(rest, expect_100_continue_is_answered_before_the_body) {
 TEST_F(rest, announced_oversize_body_is_refused_before_it_is_sent) {
     client_->connect();
     auto& s = *client_->raw();
-    const std::string head = "PUT /devices/dev1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + token("iothubowner") +
+    const std::string head = "PUT /devices/dev1?api-version=2021-04-12 HTTP/1.1\r\nHost: localhost\r\nAuthorization: " +
+                             token("iothubowner") +
                              "\r\nContent-Length: 100000000\r\n\r\n";
     asio::write(s, asio::buffer(head));
     beast::flat_buffer b;
@@ -530,7 +642,7 @@ TEST_F(rest, many_concurrent_clients) {
         threads.emplace_back([&, t] {
             client c(port, client_tls_);
             for (int i = 0; i < 10; ++i) {
-                bhttp::request<bhttp::string_body> req{i % 2 ? verb::get : verb::patch, "/twins/dev1", 11};
+                bhttp::request<bhttp::string_body> req{i % 2 ? verb::get : verb::patch, "/twins/dev1?api-version=2021-04-12", 11};
                 req.set(bhttp::field::authorization, tok);
                 req.set(bhttp::field::if_match, "*");
                 if (i % 2 == 0) req.body() = R"({"properties":{"desired":{"t)" + std::to_string(t) + R"(":)" + std::to_string(i) + "}}}";

@@ -162,8 +162,19 @@ protected:
         return {};
     }
 
+    // Sends `target` with api-version=2021-04-12 added when it has no api-version, as every SDK
+    // does (spec 3.1); call_as_is sends it unchanged.
     reply call(bhttp::verb method, const std::string& target, const std::string& body = "",
                std::map<std::string, std::string> headers = {}, std::optional<std::string> auth = std::string("owner")) {
+        return call_as_is(method, with_api_version(target), body, std::move(headers), std::move(auth));
+    }
+    static std::string with_api_version(const std::string& target) {
+        if (target.find("api-version=") != std::string::npos) return target;
+        return target + (target.find('?') == std::string::npos ? "?" : "&") + "api-version=2021-04-12";
+    }
+    reply call_as_is(bhttp::verb method, const std::string& target, const std::string& body = "",
+                     std::map<std::string, std::string> headers = {},
+                     std::optional<std::string> auth = std::string("owner")) {
         bhttp::request<bhttp::string_body> req{method, target, 11};
         if (auth) req.set(bhttp::field::authorization, *auth == "owner" ? token("iothubowner") : *auth);
         if (!body.empty()) req.set(bhttp::field::content_type, "application/json; charset=utf-8");

@@ -35,8 +35,10 @@ protected:
         store_->close();
     }
 
+    // Adds api-version=2021-04-12 to the query, as every SDK does (spec 3.1).
     rest_response run(std::string method, std::string target, std::string body = {},
                       std::optional<std::string> if_match = std::nullopt) {
+        target += target.find('?') == std::string::npos ? "?api-version=2021-04-12" : "&api-version=2021-04-12";
         rest_request r{std::move(method), std::move(target), token_, std::move(if_match), std::move(body)};
         std::promise<rest_response> p;
         auto f = p.get_future();
@@ -70,7 +72,8 @@ TEST_F(rest_api_direct, sr_must_name_a_configured_host) {
     auto r = run("GET", "/statistics/devices");
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(boost::json::parse(r.body).at("totalDeviceCount").as_int64(), 0);
-    rest_request bad{"GET", "/statistics/devices", std::string("SharedAccessSignature sr=x&sig=y&se=1&skn=iothubowner"),
+    rest_request bad{"GET", "/statistics/devices?api-version=2021-04-12",
+                     std::string("SharedAccessSignature sr=x&sig=y&se=1&skn=iothubowner"),
                      std::nullopt, {}};
     std::optional<rest_response> got;
     api_->handle(std::move(bad), [&](rest_response res) { got = std::move(res); });
@@ -83,4 +86,18 @@ TEST_F(rest_api_direct, delete_returns_204_without_a_body) {
     auto r = run("DELETE", "/devices/d1", {}, std::string("\"*\""));
     EXPECT_EQ(r.status, 204);
     EXPECT_TRUE(r.body.empty());
+}
+
+TEST_F(rest_api_direct, missing_api_version_is_400_invalid_protocol_version_inline) {
+    for (std::string target : {"/devices/d1", "/devices/d1?api-version=", "/devices/d1?top=1"}) {
+        rest_request r{"PUT", target, token_, std::nullopt, R"({"deviceId":"d1"})"};
+        std::optional<rest_response> got;
+        api_->handle(std::move(r), [&](rest_response res) { got = std::move(res); });
+        ASSERT_TRUE(got) << target;  // rejected at the edge: completed inline
+        EXPECT_EQ(got->status, 400) << target;
+        ASSERT_NE(got->header("iothub-errorcode"), nullptr);
+        EXPECT_EQ(*got->header("iothub-errorcode"), "InvalidProtocolVersion");
+        EXPECT_EQ(std::string(boost::json::parse(got->body).at("Message").as_string()).rfind("ErrorCode:InvalidProtocolVersion;", 0), 0u);
+    }
+    EXPECT_TRUE(hub_->list_devices(10).empty());
 }

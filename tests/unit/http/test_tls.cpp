@@ -1,6 +1,7 @@
 #include "test_tls.hpp"
 
 #include "server/certificates.hpp"
+#include "server/server_tls.hpp"
 
 #include <openssl/ssl.h>
 
@@ -15,11 +16,7 @@ throwaway_certificate make_throwaway_certificate() {
 }
 
 boost::asio::ssl::context make_server_context(const throwaway_certificate& c) {
-    boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_server);
-    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-    ctx.use_certificate_chain(boost::asio::buffer(c.certificate_pem));
-    ctx.use_private_key(boost::asio::buffer(c.private_key_pem), boost::asio::ssl::context::pem);
-    return ctx;
+    return server::make_server_tls_context(c.certificate_pem, c.private_key_pem);
 }
 
 boost::asio::ssl::context make_client_context(const throwaway_certificate& c) {

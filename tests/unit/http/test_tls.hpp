@@ -17,7 +17,7 @@ struct throwaway_certificate {
 // 127.0.0.1, valid one day; certificate_pem holds the chain, private_key_pem the leaf's key.
 throwaway_certificate make_throwaway_certificate();
 
-// TLS 1.2+ server context with the certificate.
+// The hub's server context (server::make_server_tls_context: its TLS policy) with the certificate.
 boost::asio::ssl::context make_server_context(const throwaway_certificate& c);
 // TLS 1.2+ client context that trusts only the certificate and verifies the peer.
 boost::asio::ssl::context make_client_context(const throwaway_certificate& c);

@@ -9,6 +9,7 @@
 #include "proto/mqtt/decoder.hpp"
 #include "proto/mqtt/encoder.hpp"
 #include "server/certificates.hpp"
+#include "server/server_tls.hpp"
 #include "service/hub_service.hpp"
 #include "store/memory_store.hpp"
 
@@ -62,6 +63,7 @@ struct hub_harness {
         hub = std::move(*h);
         ca = server::make_ca("twinhub test CA", 2);
         auto cert = server::make_server_certificate(ca, {"localhost", "127.0.0.1", hub_host}, 2);
+        server::apply_server_tls_policy(tls);  // twinhubd's policy (src/server/server_tls)
         tls.use_certificate_chain(asio::buffer(cert.certificate));
         tls.use_private_key(asio::buffer(cert.private_key), asio::ssl::context::pem);
         o.host_names = {hub_host};
@@ -142,6 +144,8 @@ public:
         set_timeout(timeout);
     }
     void handshake() { stream_.handshake(asio::ssl::stream_base::client); }
+    // The connection's SSL object, to restrict versions or suites before handshake().
+    SSL* native() { return stream_.native_handle(); }
 
     void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
 

@@ -58,6 +58,25 @@ TEST_F(session_test, connect_with_valid_device_sas_is_accepted_and_marks_device_
     EXPECT_EQ(h.hub->get_device("dev1")->connection_state, registry::connection_state::connected);
 }
 
+TEST_F(session_test, tls_serves_tls13_and_tls12_aead_and_refuses_cbc) {
+    // The MQTT head terminates TLS with the hub's policy (src/server/server_tls).
+    test_client cbc(h.server->port());
+    SSL_set_max_proto_version(cbc.native(), TLS1_2_VERSION);
+    ASSERT_EQ(SSL_set_cipher_list(cbc.native(), "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:AES128-SHA"), 1);
+    EXPECT_THROW(cbc.handshake(), boost::system::system_error);
+
+    test_client gcm(h.server->port());
+    SSL_set_max_proto_version(gcm.native(), TLS1_2_VERSION);
+    ASSERT_EQ(SSL_set_cipher_list(gcm.native(), "ECDHE-ECDSA-AES128-GCM-SHA256"), 1);
+    gcm.handshake();
+    EXPECT_STREQ(SSL_get_version(gcm.native()), "TLSv1.2");
+    EXPECT_EQ(gcm.connect_with(connect_packet("dev1", "", key)).return_code, connect_return_code::accepted);
+
+    test_client modern(h.server->port());
+    modern.handshake();
+    EXPECT_STREQ(SSL_get_version(modern.native()), "TLSv1.3");
+}
+
 TEST_F(session_test, connect_failures_all_get_connack_5_and_close) {
     const std::string wrong_key = generate_key();
     {

@@ -141,30 +141,58 @@ TEST_F(hub_service_devices, update_cannot_change_generation_id) {
     EXPECT_EQ(u.error().code, errc::invalid_argument);
 }
 
-TEST_F(hub_service_devices, update_with_empty_keys_keeps_the_stored_keys) {
+TEST_F(hub_service_devices, update_with_empty_keys_generates_new_keys_as_iot_hub_does) {
     auto d = create("dev1");
     ASSERT_TRUE(d);
     auto req = device_request("dev1");  // what Node's registry.update({deviceId, status}) sends
     req.status = registry::device_status::enabled;
     auto u = update(req, "*");
     ASSERT_TRUE(u);
-    EXPECT_EQ(u->authentication.symmetric_key.primary_key, d->authentication.symmetric_key.primary_key);
-    EXPECT_EQ(u->authentication.symmetric_key.secondary_key, d->authentication.symmetric_key.secondary_key);
+    const auto& k = u->authentication.symmetric_key;
+    EXPECT_EQ(k.primary_key.size(), 44u);
+    EXPECT_EQ(k.secondary_key.size(), 44u);
+    EXPECT_NE(k.primary_key, d->authentication.symmetric_key.primary_key);
+    EXPECT_NE(k.secondary_key, d->authentication.symmetric_key.secondary_key);
+    EXPECT_NE(k.primary_key, k.secondary_key);
     EXPECT_EQ(u->generation_id, d->generation_id);
+    EXPECT_EQ(hub_->get_device("dev1")->authentication.symmetric_key.primary_key, k.primary_key);
 }
 
-TEST(hub_service_options, update_with_empty_keys_generates_new_keys_when_configured) {
+TEST_F(hub_service_devices, update_with_one_empty_key_regenerates_only_that_key) {
+    auto d = create("dev1");
+    ASSERT_TRUE(d);
+    auto req = *d;
+    req.authentication.symmetric_key.secondary_key.clear();
+    auto u = update(req, "*");
+    ASSERT_TRUE(u);
+    EXPECT_EQ(u->authentication.symmetric_key.primary_key, d->authentication.symmetric_key.primary_key);
+    EXPECT_EQ(u->authentication.symmetric_key.secondary_key.size(), 44u);
+    EXPECT_NE(u->authentication.symmetric_key.secondary_key, d->authentication.symmetric_key.secondary_key);
+}
+
+TEST_F(hub_service_devices, update_with_the_current_keys_keeps_them) {
+    auto d = create("dev1");
+    ASSERT_TRUE(d);
+    auto req = *d;
+    req.status = registry::device_status::disabled;
+    auto u = update(req, "*");
+    ASSERT_TRUE(u);
+    EXPECT_EQ(u->authentication.symmetric_key.primary_key, d->authentication.symmetric_key.primary_key);
+    EXPECT_EQ(u->authentication.symmetric_key.secondary_key, d->authentication.symmetric_key.secondary_key);
+}
+
+TEST(hub_service_options, update_with_empty_keys_keeps_the_stored_keys_when_configured) {
     auto st = store::make_memory_store();
     hub_options o;
-    o.keep_keys_on_empty_update = false;
+    o.keep_keys_on_empty_update = true;
     auto hub = hub_service::open(*st, o);
     ASSERT_TRUE(hub);
     auto d = wait_for<registry::device_identity>([&](auto h) { (*hub)->create_device(device_request("d"), h); });
     ASSERT_TRUE(d);
     auto u = wait_for<registry::device_identity>([&](auto h) { (*hub)->update_device(device_request("d"), "*", h); });
     ASSERT_TRUE(u);
-    EXPECT_EQ(u->authentication.symmetric_key.primary_key.size(), 44u);
-    EXPECT_NE(u->authentication.symmetric_key.primary_key, d->authentication.symmetric_key.primary_key);
+    EXPECT_EQ(u->authentication.symmetric_key.primary_key, d->authentication.symmetric_key.primary_key);
+    EXPECT_EQ(u->authentication.symmetric_key.secondary_key, d->authentication.symmetric_key.secondary_key);
     st->close();
 }
 
@@ -348,11 +376,12 @@ TEST_F(hub_service_modules, fifty_first_module_fails_with_too_many_modules) {
     EXPECT_TRUE(create_module("dev1", "m50"));
 }
 
-TEST_F(hub_service_modules, update_checks_etag_and_keeps_keys) {
+TEST_F(hub_service_modules, update_checks_etag_and_keeps_the_keys_it_is_given) {
     ASSERT_TRUE(create("dev1"));
     auto m = create_module("dev1", "m1");
     ASSERT_TRUE(m);
     auto req = module_request("dev1", "m1");
+    req.authentication = m->authentication;
     req.managed_by = "IotEdge";
     auto stale = update_module(req, testing::quoted(registry::etag_to_string(m->etag + 7)));
     ASSERT_FALSE(stale);
@@ -363,6 +392,17 @@ TEST_F(hub_service_modules, update_checks_etag_and_keeps_keys) {
     EXPECT_EQ(u->managed_by, "IotEdge");
     EXPECT_EQ(u->authentication.symmetric_key.primary_key, m->authentication.symmetric_key.primary_key);
     EXPECT_EQ(hub_->get_module("dev1", "m1")->managed_by, "IotEdge");
+}
+
+TEST_F(hub_service_modules, update_with_empty_keys_generates_new_keys_as_iot_hub_does) {
+    ASSERT_TRUE(create("dev1"));
+    auto m = create_module("dev1", "m1");
+    ASSERT_TRUE(m);
+    auto u = update_module(module_request("dev1", "m1"), "*");
+    ASSERT_TRUE(u) << u.error().message;
+    EXPECT_EQ(u->authentication.symmetric_key.primary_key.size(), 44u);
+    EXPECT_NE(u->authentication.symmetric_key.primary_key, m->authentication.symmetric_key.primary_key);
+    EXPECT_NE(u->authentication.symmetric_key.secondary_key, m->authentication.symmetric_key.secondary_key);
 }
 
 TEST_F(hub_service_modules, missing_module_fails_with_module_not_found) {
