@@ -35,6 +35,7 @@ wire_error to_wire(errc e) noexcept {
 const char* to_amqp_condition(errc e) noexcept {
     switch (e) {
     case errc::ok: return "";
+    case errc::invalid_protocol_version: return "com.microsoft:argument-error";
     case errc::invalid_argument: return "com.microsoft:argument-error";
     case errc::format_error: return "com.microsoft:argument-error";
     case errc::unauthorized: return "amqp:unauthorized-access";

@@ -6,6 +6,7 @@
 #include "server/certificates.hpp"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -44,8 +45,12 @@ asio::ssl::context client_context(int version, const char* tls12_ciphers = nullp
         SSL_CTX_set_min_proto_version(ctx.native_handle(), version);
         SSL_CTX_set_max_proto_version(ctx.native_handle(), version);
     }
-    if (tls12_ciphers) EXPECT_EQ(SSL_CTX_set_cipher_list(ctx.native_handle(), tls12_ciphers), 1) << tls12_ciphers;
-    if (tls13_suites) EXPECT_EQ(SSL_CTX_set_ciphersuites(ctx.native_handle(), tls13_suites), 1) << tls13_suites;
+    if (tls12_ciphers) {
+        EXPECT_EQ(SSL_CTX_set_cipher_list(ctx.native_handle(), tls12_ciphers), 1) << tls12_ciphers;
+    }
+    if (tls13_suites) {
+        EXPECT_EQ(SSL_CTX_set_ciphersuites(ctx.native_handle(), tls13_suites), 1) << tls13_suites;
+    }
     ctx.add_certificate_authority(asio::buffer(hub_chain().ca));
     ctx.set_verify_mode(asio::ssl::verify_peer);
     return ctx;
