@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -166,6 +167,13 @@ void fill_keys(registry::authentication_mechanism& a, const registry::authentica
                               : generate_key();
 }
 
+bool same_policy(const auth::shared_access_policy& a, const auth::shared_access_policy& b) {
+    return a.key_name == b.key_name && a.primary_key == b.primary_key && a.secondary_key == b.secondary_key &&
+           a.rights == b.rights;
+}
+
+using policy_map = std::map<std::string, auth::shared_access_policy>;
+
 // Presence lives in memory (see the file comment): a committed write keeps the current values.
 void keep_presence(device_identity& into, const device_identity& from) {
     into.connection_state = from.connection_state;
@@ -206,7 +214,7 @@ struct hub_service::impl {
 
     mutable std::shared_mutex mu_;
     device_table devices_;
-    std::map<std::string, auth::shared_access_policy> policies_;
+    policy_map policies_;  // committed
 
     mutable std::mutex sessions_mu_;  // taken after mu_ when both are needed
     std::map<std::string, store::session_record, std::less<>> sessions_;
@@ -424,6 +432,82 @@ struct hub_service::impl {
     void notify_revoked(const std::vector<store::identity_key>& ids) const {
         for (auto& id : ids)
             for (auto* o : observers_) o->on_identity_revoked(id);
+    }
+
+    // ---- shared access policies ----
+    //
+    // Policy writes are rare (an operator rotating a key), so they are simply serialized: one is in
+    // the store at a time, computed from the committed set; the others wait in policy_queue_.
+    // Thus a failed write never leaks into a later one, and policies_ is always what is durable.
+
+    struct policy_write {
+        std::function<result<policy_map>(const policy_map&)> change;  // the new set, or why not
+        std::function<void(result<void>)> finish;                     // after the lock
+    };
+    std::deque<policy_write> policy_queue_;  // under mu_
+    bool policy_writing_ = false;            // under mu_: a policy write is in the store
+
+    void write_policies(policy_write w) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        policy_queue_.push_back(std::move(w));
+        if (!policy_writing_) start_policy_write(after);
+    }
+
+    // Under mu_ (exclusive), no policy write in the store: commits the next queued write that
+    // passes its checks (the others fail through `after`).
+    void start_policy_write(after_unlock& after) {
+        while (!policy_queue_.empty()) {
+            policy_write w = std::move(policy_queue_.front());
+            policy_queue_.pop_front();
+            auto next = w.change(policies_);
+            if (!next) {
+                after.add([finish = std::move(w.finish), err = next.error()] { finish(err); });
+                continue;
+            }
+            store::write_batch b;
+            for (auto& [name, _] : policies_)
+                if (!next->contains(name)) b.delete_policy(name);
+            for (auto& [name, p] : *next)
+                if (auto it = policies_.find(name); it == policies_.end() || !same_policy(it->second, p))
+                    b.put_policy(p);
+            policy_writing_ = true;
+            begin_outstanding();
+            auto written = std::make_shared<policy_map>(std::move(*next));
+            auto finish = std::make_shared<std::function<void(result<void>)>>(std::move(w.finish));
+            after_unlock* prev = tl_inline_sink;
+            tl_inline_sink = &after;
+            store_.commit(std::move(b), [this, written, finish](result<void> r) {
+                if (tl_inline_sink) {
+                    tl_inline_sink->add([this, written, finish, r] {
+                        complete_policy_write(*written, *finish, r);
+                        end_outstanding();
+                    });
+                    return;
+                }
+                // In a completion group, the group calls end_outstanding() after the handler.
+                auto in_group = [this, written, finish](result<void> r) {
+                    complete_policy_write(*written, *finish, r);
+                };
+                if (defer_to_group(nullptr, std::move(in_group), r)) return;
+                complete_policy_write(*written, *finish, r);
+                end_outstanding();
+            });
+            tl_inline_sink = prev;
+            return;
+        }
+    }
+
+    void complete_policy_write(policy_map& written, const std::function<void(result<void>)>& finish, result<void> r) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        if (r)
+            policies_ = std::move(written);
+        else
+            log::warn("service.commit_failed", {{"what", "policies"}, {"code", to_string(r.error().code)}});
+        policy_writing_ = false;
+        after.add([finish, r] { finish(r); });  // before the queued writes that fail at once
+        start_policy_write(after);
     }
 
     // ---- devices ----
@@ -874,6 +958,40 @@ std::vector<auth::shared_access_policy> hub_service::policies() const {
     std::vector<auth::shared_access_policy> out;
     for (auto& [_, p] : impl_->policies_) out.push_back(p);
     return out;
+}
+
+void hub_service::put_policy(auth::shared_access_policy p, handler<auth::shared_access_policy> done) {
+    if (p.primary_key.empty()) p.primary_key = generate_key();
+    if (p.secondary_key.empty()) p.secondary_key = generate_key();
+    auto change = [p](const policy_map& cur) -> result<policy_map> {
+        policy_map next = cur;
+        next[p.key_name] = p;
+        std::vector<auth::shared_access_policy> all;
+        for (auto& [_, q] : next) all.push_back(q);
+        if (auto v = auth::validate_policies(all); !v) return v.error();
+        return next;
+    };
+    impl_->write_policies({std::move(change), [p, done = std::move(done)](result<void> r) {
+                               if (!r) return done(r.error());
+                               done(p);
+                           }});
+}
+
+void hub_service::delete_policy(std::string key_name, handler<void> done) {
+    auto change = [key_name](const policy_map& cur) -> result<policy_map> {
+        if (!cur.contains(key_name))
+            return error{errc::not_found, "Shared access policy '" + key_name + "' not found."};
+        if (cur.size() == 1)
+            return error{errc::invalid_argument,
+                         "Shared access policy '" + key_name + "' is the hub's last policy; it cannot be removed."};
+        policy_map next = cur;
+        next.erase(key_name);
+        return next;
+    };
+    impl_->write_policies({std::move(change), [done = std::move(done)](result<void> r) {
+                               if (!r) return done(r.error());
+                               done({});
+                           }});
 }
 
 // ---- devices ----

@@ -110,7 +110,17 @@ public:
     ~hub_service();
 
     void add_observer(change_observer* o);     // before serving; not removable
+
+    // ---- shared access policies (spec 2.6) ----
     std::vector<auth::shared_access_policy> policies() const;
+    // Creates the policy named p.key_name, or replaces it (keys and rights); empty keys are
+    // generated. The hub's policies after the change must pass auth::validate_policies, else
+    // invalid_argument (naming the field, never a key). Completes with the stored policy.
+    // Policy writes are applied one at a time, in the order they were called.
+    void put_policy(auth::shared_access_policy p, handler<auth::shared_access_policy> done);
+    // Removes the policy: not_found when there is none of that name; invalid_argument for the hub's
+    // last policy (a store without policies gets the five defaults again at the next open()).
+    void delete_policy(std::string key_name, handler<void> done);
 
     // ---- devices (spec 3.2 rows 1-5, 3.6) ----
     // Create-only: fails with device_already_exists. Empty sas keys are generated; new generationId,
