@@ -167,6 +167,14 @@ void fill_keys(registry::authentication_mechanism& a, const registry::authentica
                               : generate_key();
 }
 
+// What a connection authenticated with: a change means its token must be checked again.
+bool same_authentication(const registry::authentication_mechanism& a, const registry::authentication_mechanism& b) {
+    return a.type == b.type && a.symmetric_key.primary_key == b.symmetric_key.primary_key &&
+           a.symmetric_key.secondary_key == b.symmetric_key.secondary_key &&
+           a.x509_thumbprint.primary_thumbprint == b.x509_thumbprint.primary_thumbprint &&
+           a.x509_thumbprint.secondary_thumbprint == b.x509_thumbprint.secondary_thumbprint;
+}
+
 bool same_policy(const auth::shared_access_policy& a, const auth::shared_access_policy& b) {
     return a.key_name == b.key_name && a.primary_key == b.primary_key && a.secondary_key == b.secondary_key &&
            a.rights == b.rights;
@@ -433,6 +441,12 @@ struct hub_service::impl {
         for (auto& id : ids)
             for (auto* o : observers_) o->on_identity_revoked(id);
     }
+    void notify_credentials_changed(const store::identity_key& id) const {
+        for (auto* o : observers_) o->on_credentials_changed(id);
+    }
+    void notify_policies_changed() const {
+        for (auto* o : observers_) o->on_policies_changed();
+    }
 
     // ---- shared access policies ----
     //
@@ -591,6 +605,7 @@ struct hub_service::impl {
             for (auto& [mid, m] : e->modules)
                 if (m.identity.view()) revoked.push_back({d.device_id, mid});
         }
+        const bool credentials_changed = !same_authentication(cur.authentication, d.authentication);
         const std::uint64_t base = cur.etag;
         e->identity.head = d;
 
@@ -603,9 +618,10 @@ struct hub_service::impl {
             if (e.identity.committed) keep_presence(v, *e.identity.committed);
             e.identity.committed = std::move(v);
         };
-        w->finish = [this, d, done, revoked = std::move(revoked)](result<void> r) {
+        w->finish = [this, d, done, revoked = std::move(revoked), credentials_changed](result<void> r) {
             if (!r) return done(r.error());
             notify_revoked(revoked);
+            if (credentials_changed) notify_credentials_changed({d.device_id, {}});
             done(d);
         };
         submit(*e, std::move(b), std::move(w), after);
@@ -744,6 +760,7 @@ struct hub_service::impl {
         keep_presence(m, cur);
         m.cloud_to_device_message_count = cur.cloud_to_device_message_count;
         fill_keys(m.authentication, &cur.authentication, opts_.keep_keys_on_empty_update);
+        const bool credentials_changed = !same_authentication(cur.authentication, m.authentication);
         const std::uint64_t base = cur.etag;
         me->identity.head = m;
 
@@ -757,8 +774,9 @@ struct hub_service::impl {
             if (me.identity.committed) keep_presence(v, *me.identity.committed);
             me.identity.committed = std::move(v);
         };
-        w->finish = [m, done](result<void> r) {
+        w->finish = [this, m, done, credentials_changed](result<void> r) {
             if (!r) return done(r.error());
+            if (credentials_changed) notify_credentials_changed({m.device_id, m.module_id});
             done(m);
         };
         submit(*e, std::move(b), std::move(w), after);
@@ -971,8 +989,9 @@ void hub_service::put_policy(auth::shared_access_policy p, handler<auth::shared_
         if (auto v = auth::validate_policies(all); !v) return v.error();
         return next;
     };
-    impl_->write_policies({std::move(change), [p, done = std::move(done)](result<void> r) {
+    impl_->write_policies({std::move(change), [this, p, done = std::move(done)](result<void> r) {
                                if (!r) return done(r.error());
+                               impl_->notify_policies_changed();
                                done(p);
                            }});
 }
@@ -988,8 +1007,9 @@ void hub_service::delete_policy(std::string key_name, handler<void> done) {
         next.erase(key_name);
         return next;
     };
-    impl_->write_policies({std::move(change), [done = std::move(done)](result<void> r) {
+    impl_->write_policies({std::move(change), [this, done = std::move(done)](result<void> r) {
                                if (!r) return done(r.error());
+                               impl_->notify_policies_changed();
                                done({});
                            }});
 }
