@@ -98,6 +98,17 @@ public:
         for (auto& c : st->open_connections()) c->revoke(id, "identity disabled or deleted");
     }
 
+    void on_credentials_changed(const store::identity_key& id) override {
+        auto st = lock();
+        if (!st) return;
+        for (auto& c : st->open_connections()) c->recheck_credentials(id);
+    }
+    void on_policies_changed() override {
+        auto st = lock();
+        if (!st) return;
+        for (auto& c : st->open_connections()) c->recheck_credentials(std::nullopt);
+    }
+
 private:
     std::shared_ptr<state> lock() {
         std::lock_guard l(mu_);

@@ -321,6 +321,28 @@ void amqp_server::connection::revoke(const store::identity_key& id, std::string 
     });
 }
 
+void amqp_server::connection::recheck_credentials(std::optional<store::identity_key> only) {
+    post([this, only = std::move(only)] {
+        for (auto& [id, g] : grants_) {
+            if (only && !(id == *only)) continue;
+            auto creds = st_->hub.credentials(id);
+            bool ok = creds && creds->enabled;
+            if (ok) {
+                const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
+                                               creds->authentication.symmetric_key.secondary_key};
+                ok = static_cast<bool>(auth::authorize_device(g.token, st_->opts.host_names,
+                                                              auth::identity_key{id.device_id, id.module_id}, keys,
+                                                              st_->hub.policies(), now()));
+            }
+            if (ok) continue;
+            log::info("amqp.credentials_changed", {{"conn", log_id_}, {"identity", describe(id)}});
+            close_now("amqp:unauthorized-access",
+                      "The credentials of '" + describe(id) + "' changed; its SAS token no longer verifies.");
+            return;
+        }
+    });
+}
+
 // ---- connection and links ----
 
 void amqp_server::connection::on_connection_open(proton::connection& c) {
@@ -590,7 +612,7 @@ void amqp_server::connection::put_token(proton::delivery& d, proton::message& m)
                                             policies, now());
             if (!r) fail(401, r.error().message);
             else {
-                grants_[aud->identity] = grant{r->expiry};
+                grants_[aud->identity] = grant{r->expiry, token};
                 authenticated_ = true;
             }
         }

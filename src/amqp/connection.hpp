@@ -47,6 +47,9 @@ public:
     void deliver_desired(const store::identity_key& id, std::shared_ptr<const std::string> patch);
     // Closes the connection if it holds links or a grant of `id`.
     void revoke(const store::identity_key& id, std::string reason);
+    // Keys of `id` (or, with no id, the policies) changed: re-verify the tokens put for it and close
+    // the connection if one no longer verifies. Any thread.
+    void recheck_credentials(std::optional<store::identity_key> id);
     void close(std::string condition, std::string reason);
     // Telemetry was committed to `partition`: Event Hubs readers of it send what they have credit for.
     void wake_readers(std::uint32_t partition);
@@ -56,6 +59,7 @@ public:
 private:
     struct grant {
         std::int64_t expiry = 0;  // token se, Unix seconds
+        std::string token;        // kept (never logged) to re-check it when keys or policies change
     };
     struct service_grant {
         std::string policy;

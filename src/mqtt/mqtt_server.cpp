@@ -94,6 +94,24 @@ public:
         if (auto s = st->find(id)) s->close("identity disabled or deleted");
     }
 
+    // O(1): only the identity's registered session can hold a token signed with its keys (a
+    // session it replaced is closing already).
+    void on_credentials_changed(const store::identity_key& id) override {
+        auto st = lock();
+        if (!st) return;
+        st->credentials_epoch.fetch_add(1);
+        if (auto s = st->find(id)) s->recheck_credentials();
+    }
+
+    // Rare (an operator's change): visits every open session, re-checks those with a policy token.
+    void on_policies_changed() override {
+        auto st = lock();
+        if (!st) return;
+        st->credentials_epoch.fetch_add(1);
+        for (auto& s : st->open_sessions())
+            if (s->uses_policy_token()) s->recheck_credentials();
+    }
+
 private:
     std::shared_ptr<mqtt_server::state> lock() {
         std::lock_guard lock(mu_);

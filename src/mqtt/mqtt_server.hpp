@@ -3,7 +3,8 @@
 // It authenticates CONNECTs against the hub's identities (SAS), keeps one connection per identity,
 // persists the subscriptions of clean-session 0 clients, serves twins (GET, reported PATCH, desired
 // notifications after commit), appends telemetry durably before PUBACK, and disconnects identities
-// that are disabled or deleted.
+// that are disabled or deleted, and connections whose SAS token no longer verifies after a key or
+// shared access policy change (a session authenticated with a key that is still valid stays).
 //
 // Lifetime: the io_context, TLS context and hub_service must outlive the mqtt_server. Sessions hold
 // a shared reference to the server's internal state, so they may finish after stop(); stop() closes

@@ -29,6 +29,10 @@ struct mqtt_server::state {
     std::atomic<method_response_handler*> methods{nullptr};
     std::atomic<bool> stopped{false};
     std::atomic<std::uint64_t> next_connection_id{1};
+    // +1 on every credentials or policy change, before the sessions concerned are told. A CONNECT
+    // that authenticated against older credentials sees it changed once it has claimed its
+    // identity, and checks again: a change committed between its check and its claim is not missed.
+    std::atomic<std::uint64_t> credentials_epoch{0};
 
     // ---- registry ----
     // Makes `s` the session of `id`; returns the one it replaces (to be closed), if any.

@@ -203,7 +203,27 @@ void session::handle(packet&& p) {
     }
 }
 
-// ---- CONNECT (spec 5.1, 5.2) ----
+// ---- CONNECT (spec 5.1, 5.2) and credential changes (spec 6) ----
+
+result<auth::device_authorization> session::authenticate(const store::identity_key& id, std::string_view token,
+                                                         time_point at) const {
+    auto creds = st_->hub.credentials(id);
+    if (!creds) return creds.error();
+    if (!creds->enabled) return error{errc::unauthorized, "device '" + id.device_id + "' is disabled"};
+    const auto policies = st_->hub.policies();
+    const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
+                                   creds->authentication.symmetric_key.secondary_key};
+    return auth::authorize_device(token, st_->opts.host_names, auth::identity_key{id.device_id, id.module_id}, keys,
+                                  policies, at);
+}
+
+void session::recheck_credentials() {
+    post([self = shared_from_this()] {
+        if (!self->connected_ || self->closed_ || self->closing_) return;
+        auto r = self->authenticate(self->identity_, self->token_, self->authenticated_at_);
+        if (!r) self->close_now("credentials changed: " + r.error().message);
+    });
+}
 
 void session::refuse_connect(std::string reason, connect_return_code code) {
     log::info("mqtt.connect_refused", {{"conn", conn_id_}, {"transport", transport_->name()},
@@ -225,20 +245,17 @@ void session::handle_connect(connect&& c) {
     if (user->identity != *id)
         return refuse_connect("user name identity '" + describe(user->identity) + "' differs from client id '" +
                               c.client_id + "'");
-    auto creds = st_->hub.credentials(*id);
-    if (!creds) return refuse_connect(creds.error().message);
-    if (!creds->enabled) return refuse_connect("device '" + id->device_id + "' is disabled");
     if (!c.password) return refuse_connect("CONNECT has no password (SAS token); X.509 is not supported over MQTT yet");
-    const auto policies = st_->hub.policies();
-    const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
-                                   creds->authentication.symmetric_key.secondary_key};
+    const std::uint64_t epoch = st_->credentials_epoch.load();
     const time_point now_t = now();
-    auto authz = auth::authorize_device(*c.password, st_->opts.host_names, auth::identity_key{id->device_id, id->module_id},
-                                        keys, policies, now_t);
+    auto authz = authenticate(*id, *c.password, now_t);
     if (!authz) return refuse_connect(authz.error().message);
 
     // Accepted.
     identity_ = std::move(*id);
+    token_ = std::move(*c.password);
+    authenticated_at_ = now_t;
+    policy_token_.store(!authz->policy_name.empty());
     connected_ = true;
     persistent_ = !c.clean_session;
     decoder_.set_max_packet_size(st_->opts.max_packet_size);
@@ -257,6 +274,14 @@ void session::handle_connect(connect&& c) {
         old->close("ConnectionForcefullyClosedOnNewConnection (400027)");
     }
     registered_ = true;
+    // A change committed after the check above was told while this session could not be found
+    // yet (see credentials_epoch): check once more, now that later changes will find it.
+    if (st_->credentials_epoch.load() != epoch) {
+        if (auto again = authenticate(identity_, token_, now_t); !again) {
+            connected_ = false;
+            return refuse_connect(again.error().message);
+        }
+    }
 
     bool session_present = false;
     auto stored = st_->hub.get_session(client_id_);

@@ -6,12 +6,19 @@
 // queue behind it (packets queued meanwhile are coalesced into the next write).
 //
 // Store completions (reported patch, telemetry append, session record) arrive on the store
-// thread and are posted back to the strand; so are desired notifications and closes requested by
-// other threads.
-// Thread safety: start(), close(), deliver_*() and methods_subscribed() may be called from any
-// thread; everything else is private to the strand.
+// thread and are posted back to the strand; so are desired notifications, credential re-checks and
+// closes requested by other threads.
+//
+// The session keeps the SAS token its CONNECT authenticated with (in memory only, never logged),
+// so that a key or policy change can be checked against it: the connection stays open exactly
+// while that token still verifies (issue 12; spec 6 infers that the real hub keeps it until the
+// token expires, which would let a leaked key outlive its rotation).
+// Thread safety: start(), close(), deliver_*(), recheck_credentials(), methods_subscribed() and
+// uses_policy_token() may be called from any thread; everything else is private to the strand.
 #pragma once
 
+#include "auth/authenticator.hpp"
+#include "common/time.hpp"
 #include "mqtt/server_state.hpp"
 #include "mqtt/transport.hpp"
 #include "proto/mqtt/decoder.hpp"
@@ -45,6 +52,12 @@ public:
     // A direct-method request, sent if still subscribed to methods when it reaches the strand.
     void deliver_method(method_request req);
     bool methods_subscribed() const noexcept { return methods_subscribed_.load(std::memory_order_relaxed); }
+    // The identity's credentials or the hub's policies changed: checks the CONNECT token again
+    // against the current ones (on the strand) and closes the connection, as disabling does, when
+    // it no longer verifies. A session that is not connected (yet) ignores it.
+    void recheck_credentials();
+    // True once a CONNECT was accepted with a shared access policy token (skn).
+    bool uses_policy_token() const noexcept { return policy_token_.load(); }
     std::uint64_t connection_number() const noexcept { return conn_number_; }
 
 private:
@@ -57,6 +70,10 @@ private:
     void handle(packet&& p);
     void handle_connect(connect&& c);
     void refuse_connect(std::string reason, connect_return_code code = connect_return_code::not_authorized);
+    // Checks `token` against the identity's current credentials and the hub's policies; `at` is the
+    // time its expiry is judged at. Fails with unauthorized (or the identity's lookup error).
+    result<auth::device_authorization> authenticate(const store::identity_key& id, std::string_view token,
+                                                    time_point at) const;
     void handle_publish(publish&& p);
     void handle_subscribe(subscribe&& s);
     void handle_unsubscribe(unsubscribe&& u);
@@ -115,6 +132,9 @@ private:
 
     store::identity_key identity_;
     std::string client_id_;
+    std::string token_;              // the accepted CONNECT password; never logged
+    time_point authenticated_at_{};  // re-checks judge the token's expiry as of the CONNECT (the timer owns expiry)
+    std::atomic<bool> policy_token_{false};
     bool persistent_ = false;                  // clean-session 0
     std::map<std::string, std::uint8_t> subs_;  // filter -> granted QoS
     bool twin_responses_subscribed_ = false;

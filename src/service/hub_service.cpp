@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -167,6 +168,21 @@ void fill_keys(registry::authentication_mechanism& a, const registry::authentica
                               : generate_key();
 }
 
+// What a connection authenticated with: a change means its token must be checked again.
+bool same_authentication(const registry::authentication_mechanism& a, const registry::authentication_mechanism& b) {
+    return a.type == b.type && a.symmetric_key.primary_key == b.symmetric_key.primary_key &&
+           a.symmetric_key.secondary_key == b.symmetric_key.secondary_key &&
+           a.x509_thumbprint.primary_thumbprint == b.x509_thumbprint.primary_thumbprint &&
+           a.x509_thumbprint.secondary_thumbprint == b.x509_thumbprint.secondary_thumbprint;
+}
+
+bool same_policy(const auth::shared_access_policy& a, const auth::shared_access_policy& b) {
+    return a.key_name == b.key_name && a.primary_key == b.primary_key && a.secondary_key == b.secondary_key &&
+           a.rights == b.rights;
+}
+
+using policy_map = std::map<std::string, auth::shared_access_policy>;
+
 // Presence lives in memory (see the file comment): a committed write keeps the current values.
 void keep_presence(device_identity& into, const device_identity& from) {
     into.connection_state = from.connection_state;
@@ -207,7 +223,7 @@ struct hub_service::impl {
 
     mutable std::shared_mutex mu_;
     device_table devices_;
-    std::map<std::string, auth::shared_access_policy> policies_;
+    policy_map policies_;  // committed
 
     mutable std::mutex sessions_mu_;  // taken after mu_ when both are needed
     std::map<std::string, store::session_record, std::less<>> sessions_;
@@ -430,6 +446,88 @@ struct hub_service::impl {
         for (auto& id : ids)
             for (auto* o : observers_) o->on_identity_revoked(id);
     }
+    void notify_credentials_changed(const store::identity_key& id) const {
+        for (auto* o : observers_) o->on_credentials_changed(id);
+    }
+    void notify_policies_changed() const {
+        for (auto* o : observers_) o->on_policies_changed();
+    }
+
+    // ---- shared access policies ----
+    //
+    // Policy writes are rare (an operator rotating a key), so they are simply serialized: one is in
+    // the store at a time, computed from the committed set; the others wait in policy_queue_.
+    // Thus a failed write never leaks into a later one, and policies_ is always what is durable.
+
+    struct policy_write {
+        std::function<result<policy_map>(const policy_map&)> change;  // the new set, or why not
+        std::function<void(result<void>)> finish;                     // after the lock
+    };
+    std::deque<policy_write> policy_queue_;  // under mu_
+    bool policy_writing_ = false;            // under mu_: a policy write is in the store
+
+    void write_policies(policy_write w) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        policy_queue_.push_back(std::move(w));
+        if (!policy_writing_) start_policy_write(after);
+    }
+
+    // Under mu_ (exclusive), no policy write in the store: commits the next queued write that
+    // passes its checks (the others fail through `after`).
+    void start_policy_write(after_unlock& after) {
+        while (!policy_queue_.empty()) {
+            policy_write w = std::move(policy_queue_.front());
+            policy_queue_.pop_front();
+            auto next = w.change(policies_);
+            if (!next) {
+                after.add([finish = std::move(w.finish), err = next.error()] { finish(err); });
+                continue;
+            }
+            store::write_batch b;
+            for (auto& [name, _] : policies_)
+                if (!next->contains(name)) b.delete_policy(name);
+            for (auto& [name, p] : *next)
+                if (auto it = policies_.find(name); it == policies_.end() || !same_policy(it->second, p))
+                    b.put_policy(p);
+            policy_writing_ = true;
+            begin_outstanding();
+            auto written = std::make_shared<policy_map>(std::move(*next));
+            auto finish = std::make_shared<std::function<void(result<void>)>>(std::move(w.finish));
+            after_unlock* prev = tl_inline_sink;
+            tl_inline_sink = &after;
+            store_.commit(std::move(b), [this, written, finish](result<void> r) {
+                if (tl_inline_sink) {
+                    tl_inline_sink->add([this, written, finish, r] {
+                        complete_policy_write(*written, *finish, r);
+                        end_outstanding();
+                    });
+                    return;
+                }
+                // In a completion group, the group calls end_outstanding() after the handler.
+                auto in_group = [this, written, finish](result<void> r) {
+                    complete_policy_write(*written, *finish, r);
+                };
+                if (defer_to_group(nullptr, std::move(in_group), r)) return;
+                complete_policy_write(*written, *finish, r);
+                end_outstanding();
+            });
+            tl_inline_sink = prev;
+            return;
+        }
+    }
+
+    void complete_policy_write(policy_map& written, const std::function<void(result<void>)>& finish, result<void> r) {
+        after_unlock after;
+        std::unique_lock lock(mu_);
+        if (r)
+            policies_ = std::move(written);
+        else
+            log::warn("service.commit_failed", {{"what", "policies"}, {"code", to_string(r.error().code)}});
+        policy_writing_ = false;
+        after.add([finish, r] { finish(r); });  // before the queued writes that fail at once
+        start_policy_write(after);
+    }
 
     // ---- devices ----
 
@@ -512,6 +610,7 @@ struct hub_service::impl {
             for (auto& [mid, m] : e->modules)
                 if (m.identity.view()) revoked.push_back({d.device_id, mid});
         }
+        const bool credentials_changed = !same_authentication(cur.authentication, d.authentication);
         const std::uint64_t base = cur.etag;
         e->identity.head = d;
 
@@ -524,9 +623,10 @@ struct hub_service::impl {
             if (e.identity.committed) keep_presence(v, *e.identity.committed);
             e.identity.committed = std::move(v);
         };
-        w->finish = [this, d, done, revoked = std::move(revoked)](result<void> r) {
+        w->finish = [this, d, done, revoked = std::move(revoked), credentials_changed](result<void> r) {
             if (!r) return done(r.error());
             notify_revoked(revoked);
+            if (credentials_changed) notify_credentials_changed({d.device_id, {}});
             done(d);
         };
         submit(*e, std::move(b), std::move(w), after);
@@ -665,6 +765,7 @@ struct hub_service::impl {
         keep_presence(m, cur);
         m.cloud_to_device_message_count = cur.cloud_to_device_message_count;
         fill_keys(m.authentication, &cur.authentication, opts_.keep_keys_on_empty_update);
+        const bool credentials_changed = !same_authentication(cur.authentication, m.authentication);
         const std::uint64_t base = cur.etag;
         me->identity.head = m;
 
@@ -678,8 +779,9 @@ struct hub_service::impl {
             if (me.identity.committed) keep_presence(v, *me.identity.committed);
             me.identity.committed = std::move(v);
         };
-        w->finish = [m, done](result<void> r) {
+        w->finish = [this, m, done, credentials_changed](result<void> r) {
             if (!r) return done(r.error());
+            if (credentials_changed) notify_credentials_changed({m.device_id, m.module_id});
             done(m);
         };
         submit(*e, std::move(b), std::move(w), after);
@@ -879,6 +981,42 @@ std::vector<auth::shared_access_policy> hub_service::policies() const {
     std::vector<auth::shared_access_policy> out;
     for (auto& [_, p] : impl_->policies_) out.push_back(p);
     return out;
+}
+
+void hub_service::put_policy(auth::shared_access_policy p, handler<auth::shared_access_policy> done) {
+    if (p.primary_key.empty()) p.primary_key = generate_key();
+    if (p.secondary_key.empty()) p.secondary_key = generate_key();
+    auto change = [p](const policy_map& cur) -> result<policy_map> {
+        policy_map next = cur;
+        next[p.key_name] = p;
+        std::vector<auth::shared_access_policy> all;
+        for (auto& [_, q] : next) all.push_back(q);
+        if (auto v = auth::validate_policies(all); !v) return v.error();
+        return next;
+    };
+    impl_->write_policies({std::move(change), [this, p, done = std::move(done)](result<void> r) {
+                               if (!r) return done(r.error());
+                               impl_->notify_policies_changed();
+                               done(p);
+                           }});
+}
+
+void hub_service::delete_policy(std::string key_name, handler<void> done) {
+    auto change = [key_name](const policy_map& cur) -> result<policy_map> {
+        if (!cur.contains(key_name))
+            return error{errc::not_found, "Shared access policy '" + key_name + "' not found."};
+        if (cur.size() == 1)
+            return error{errc::invalid_argument,
+                         "Shared access policy '" + key_name + "' is the hub's last policy; it cannot be removed."};
+        policy_map next = cur;
+        next.erase(key_name);
+        return next;
+    };
+    impl_->write_policies({std::move(change), [this, done = std::move(done)](result<void> r) {
+                               if (!r) return done(r.error());
+                               impl_->notify_policies_changed();
+                               done({});
+                           }});
 }
 
 // ---- devices ----

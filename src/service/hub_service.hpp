@@ -62,6 +62,14 @@ public:
     virtual void on_identity_revoked(const store::identity_key& id) = 0;
     // Telemetry was committed to `partition` of the built-in endpoint log (readers may wake up).
     virtual void on_events_appended(std::uint32_t partition) {}
+    // The identity's authentication (symmetric keys, type or thumbprints) was changed by a committed
+    // update: re-check the credentials its connections authenticated with against credentials() and
+    // drop those that no longer verify. Only that identity is reported: a device's keys never
+    // authorise its modules, nor a module's keys its device.
+    virtual void on_credentials_changed(const store::identity_key& id) = 0;
+    // A shared access policy was created, changed or removed (committed): re-check the connections
+    // that authenticated with a policy token (skn) against policies().
+    virtual void on_policies_changed() = 0;
 };
 
 // Query support (src/query): told the key of every twin whose readable state changed.
@@ -115,7 +123,18 @@ public:
     ~hub_service();
 
     void add_observer(change_observer* o);     // before serving; not removable
+
+    // ---- shared access policies (spec 2.6) ----
     std::vector<auth::shared_access_policy> policies() const;
+    // Creates the policy named p.key_name, or replaces it (keys and rights); empty keys are
+    // generated. The hub's policies after the change must pass auth::validate_policies, else
+    // invalid_argument (naming the field, never a key). Completes with the stored policy.
+    // Policy writes are applied one at a time, in the order they were called; after each commit
+    // the observers get on_policies_changed, before `done`.
+    void put_policy(auth::shared_access_policy p, handler<auth::shared_access_policy> done);
+    // Removes the policy: not_found when there is none of that name; invalid_argument for the hub's
+    // last policy (a store without policies gets the five defaults again at the next open()).
+    void delete_policy(std::string key_name, handler<void> done);
 
     // ---- devices (spec 3.2 rows 1-5, 3.6) ----
     // Create-only: fails with device_already_exists. Empty sas keys are generated; new generationId,

@@ -45,6 +45,12 @@ T wait_for(std::function<void(service::handler<T>)> start) {
     if constexpr (!std::is_void_v<T>) return std::move(*r);
 }
 
+template <class T>
+T h_get(result<T> r) {
+    if (!r) throw std::runtime_error(r.error().message);
+    return std::move(*r);
+}
+
 struct hub_harness {
     std::unique_ptr<store::store> store = store::make_memory_store();
     std::unique_ptr<service::hub_service> hub;
@@ -107,6 +113,33 @@ struct hub_harness {
         wait_for<registry::device_identity>(
             [&](service::handler<registry::device_identity> h) { hub->update_device(req, "*", std::move(h)); });
     }
+    // Replaces the identity's keys (an empty key keeps the stored one) and waits for the commit.
+    registry::device_identity set_device_keys(const std::string& d, const std::string& primary,
+                                              const std::string& secondary = {}) {
+        auto dev = h_get(hub->get_device(d));
+        dev.authentication.symmetric_key = {primary, secondary};
+        return wait_for<registry::device_identity>(
+            [&](service::handler<registry::device_identity> h) { hub->update_device(dev, "*", std::move(h)); });
+    }
+    registry::module_identity set_module_keys(const std::string& d, const std::string& m, const std::string& primary,
+                                              const std::string& secondary = {}) {
+        auto mod = h_get(hub->get_module(d, m));
+        mod.authentication.symmetric_key = {primary, secondary};
+        return wait_for<registry::module_identity>(
+            [&](service::handler<registry::module_identity> h) { hub->update_module(mod, "*", std::move(h)); });
+    }
+    auth::shared_access_policy policy(const std::string& name) const {
+        for (auto& p : hub->policies())
+            if (p.key_name == name) return p;
+        throw std::runtime_error("no policy " + name);
+    }
+    auth::shared_access_policy put_policy(const auth::shared_access_policy& p) {
+        return wait_for<auth::shared_access_policy>(
+            [&](service::handler<auth::shared_access_policy> h) { hub->put_policy(p, std::move(h)); });
+    }
+    void delete_policy(const std::string& name) {
+        wait_for<void>([&](service::handler<void> h) { hub->delete_policy(name, std::move(h)); });
+    }
     boost::json::object patch_desired(const store::identity_key& id, const std::string& desired_json) {
         auto body = boost::json::parse("{\"properties\":{\"desired\":" + desired_json + "}}");
         return wait_for<boost::json::object>(
@@ -130,6 +163,18 @@ inline mqtt::connect connect_packet(const std::string& d, const std::string& m, 
     c.password = sas_for(d, m, key);
     c.clean_session = clean;
     c.keep_alive = keep_alive;
+    return c;
+}
+
+// A CONNECT with a token signed by the shared access policy `policy_name` (skn) for the identity.
+inline mqtt::connect policy_connect_packet(const std::string& d, const std::string& m, const std::string& policy_name,
+                                           const std::string& policy_key) {
+    auto c = connect_packet(d, m, policy_key);
+    auto se = auth::to_unix_seconds(now()) + 3600;
+    auto t =
+        auth::generate_sas_token(percent_encode(auth::identity_resource(hub_host, d, m)), policy_key, se, policy_name);
+    if (!t) throw std::runtime_error(t.error().message);
+    c.password = *t;
     return c;
 }
 

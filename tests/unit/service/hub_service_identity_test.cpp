@@ -19,6 +19,8 @@ using hub_service_modules = hub_fixture;
 using hub_service_bulk = hub_fixture;
 using hub_service_presence = hub_fixture;
 using hub_service_sessions = hub_fixture;
+using hub_service_credentials = hub_fixture;
+using hub_service_policies = hub_fixture;
 
 TEST(hub_service_open, creates_the_five_default_policies_once) {
     auto st = store::make_memory_store();
@@ -566,6 +568,154 @@ TEST_F(hub_service_presence, credentials_of_devices_and_modules) {
     EXPECT_EQ(mc->authentication.symmetric_key.primary_key, m->authentication.symmetric_key.primary_key);
     EXPECT_EQ(hub_->credentials({"ghost", {}}).error().code, errc::device_not_found);
     EXPECT_EQ(hub_->credentials({"dev1", "ghost"}).error().code, errc::module_not_found);
+}
+
+// ---- credential changes (issue 12: key and policy changes cut live sessions) ----
+
+TEST_F(hub_service_credentials, device_key_change_is_told_after_commit_for_that_device_only) {
+    auto d = create("dev1");
+    ASSERT_TRUE(d);
+    ASSERT_TRUE(create_module("dev1", "m1"));
+    auto req = *d;
+    req.authentication.symmetric_key.primary_key = generate_key();
+    ASSERT_TRUE(update(req, "*"));
+    EXPECT_EQ(observer_.credentials_changed(), (std::vector<store::identity_key>{{"dev1", ""}}));
+    EXPECT_EQ(hub_->credentials({"dev1", {}})->authentication.symmetric_key.primary_key,
+              req.authentication.symmetric_key.primary_key);
+
+    req.authentication.symmetric_key.secondary_key = generate_key();
+    ASSERT_TRUE(update(req, "*"));
+    EXPECT_EQ(observer_.credentials_changed().size(), 2u);
+    EXPECT_TRUE(observer_.revoked().empty());
+}
+
+TEST_F(hub_service_credentials, updates_that_keep_the_keys_are_not_told) {
+    auto d = create("dev1");
+    ASSERT_TRUE(d);
+    auto same = *d;
+    same.status_reason = "maintenance";
+    ASSERT_TRUE(update(same, "*"));
+    auto empty_keys = device_request("dev1");  // empty keys keep the stored ones
+    ASSERT_TRUE(update(empty_keys, "*"));
+    EXPECT_TRUE(observer_.credentials_changed().empty());
+}
+
+TEST_F(hub_service_credentials, switching_a_device_to_x509_or_changing_its_thumbprint_is_told) {
+    auto d = create("dev1");
+    ASSERT_TRUE(d);
+    auto req = *d;
+    req.authentication.type = registry::auth_type::self_signed;
+    req.authentication.symmetric_key = {};
+    req.authentication.x509_thumbprint.primary_thumbprint = std::string(40, 'a');
+    ASSERT_TRUE(update(req, "*"));
+    req.authentication.x509_thumbprint.primary_thumbprint = std::string(40, 'b');
+    ASSERT_TRUE(update(req, "*"));
+    EXPECT_EQ(observer_.credentials_changed(), (std::vector<store::identity_key>{{"dev1", ""}, {"dev1", ""}}));
+}
+
+TEST_F(hub_service_credentials, module_key_change_is_told_for_that_module_only) {
+    ASSERT_TRUE(create("dev1"));
+    auto m = create_module("dev1", "m1");
+    ASSERT_TRUE(m);
+    ASSERT_TRUE(create_module("dev1", "m2"));
+    auto req = *m;
+    req.authentication.symmetric_key.secondary_key = generate_key();
+    ASSERT_TRUE(update_module(req, "*"));
+    EXPECT_EQ(observer_.credentials_changed(), (std::vector<store::identity_key>{{"dev1", "m1"}}));
+    ASSERT_TRUE(update_module(module_request("dev1", "m1"), "*"));  // keys kept
+    EXPECT_EQ(observer_.credentials_changed().size(), 1u);
+}
+
+// ---- shared access policies ----
+
+auth::shared_access_policy policy_named(std::string name, std::uint32_t rights = auth::device_connect) {
+    auth::shared_access_policy p;
+    p.key_name = std::move(name);
+    p.rights = rights;
+    return p;
+}
+
+TEST_F(hub_service_policies, put_creates_or_replaces_a_policy_durably_and_tells_the_observers) {
+    auto created = wait_for<auth::shared_access_policy>([&](auto h) { hub_->put_policy(policy_named("gateway"), h); });
+    ASSERT_TRUE(created) << created.error().message;
+    EXPECT_EQ(created->primary_key.size(), 44u);  // generated
+    EXPECT_EQ(observer_.policies_changed(), 1);
+
+    auto before = hub_->policies();
+    auto device = *std::find_if(before.begin(), before.end(), [](auto& p) { return p.key_name == "device"; });
+    auto rotated = device;
+    rotated.primary_key = generate_key();
+    ASSERT_TRUE(wait_for<auth::shared_access_policy>([&](auto h) { hub_->put_policy(rotated, h); }));
+    EXPECT_EQ(observer_.policies_changed(), 2);
+
+    auto reopened = hub_service::open(*store_, {});
+    ASSERT_TRUE(reopened);
+    auto ps = (*reopened)->policies();
+    EXPECT_EQ(ps.size(), 6u);
+    auto it = std::find_if(ps.begin(), ps.end(), [](auto& p) { return p.key_name == "device"; });
+    ASSERT_NE(it, ps.end());
+    EXPECT_EQ(it->primary_key, rotated.primary_key);
+    EXPECT_EQ(it->secondary_key, device.secondary_key);
+}
+
+TEST_F(hub_service_policies, invalid_policy_fails_with_invalid_argument_and_changes_nothing) {
+    auto no_rights = wait_for<auth::shared_access_policy>([&](auto h) { hub_->put_policy(policy_named("x", 0), h); });
+    ASSERT_FALSE(no_rights);
+    EXPECT_EQ(no_rights.error().code, errc::invalid_argument);
+    auto duplicate = wait_for<auth::shared_access_policy>([&](auto h) { hub_->put_policy(policy_named("Device"), h); });
+    ASSERT_FALSE(duplicate);
+    EXPECT_EQ(duplicate.error().code, errc::invalid_argument);
+    EXPECT_EQ(hub_->policies().size(), 5u);
+    EXPECT_EQ(observer_.policies_changed(), 0);
+}
+
+TEST_F(hub_service_policies, delete_removes_it_but_not_an_unknown_one_nor_the_last) {
+    ASSERT_TRUE(wait_for<void>([&](auto h) { hub_->delete_policy("device", h); }));
+    EXPECT_EQ(observer_.policies_changed(), 1);
+    EXPECT_EQ(hub_->policies().size(), 4u);
+    auto again = wait_for<void>([&](auto h) { hub_->delete_policy("device", h); });
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, errc::not_found);
+    for (auto name : {"service", "registryRead", "registryReadWrite"})
+        ASSERT_TRUE(wait_for<void>([&](auto h) { hub_->delete_policy(name, h); }));
+    auto last = wait_for<void>([&](auto h) { hub_->delete_policy("iothubowner", h); });
+    ASSERT_FALSE(last);
+    EXPECT_EQ(last.error().code, errc::invalid_argument);
+    ASSERT_EQ(hub_->policies().size(), 1u);
+    EXPECT_EQ(observer_.policies_changed(), 4);
+}
+
+TEST_F(hub_service_policies, concurrent_writes_are_applied_one_at_a_time_in_call_order) {
+    constexpr int n = 20;
+    std::vector<std::string> keys(n);
+    std::vector<std::future<result<auth::shared_access_policy>>> done;
+    for (int i = 0; i < n; ++i) {
+        auto p = policy_named("gateway");
+        p.primary_key = keys[i] = generate_key();
+        auto pr = std::make_shared<std::promise<result<auth::shared_access_policy>>>();
+        done.push_back(pr->get_future());
+        hub_->put_policy(p, [pr](result<auth::shared_access_policy> r) { pr->set_value(std::move(r)); });
+    }
+    auto removed = std::make_shared<std::promise<result<void>>>();
+    auto removed_f = removed->get_future();
+    hub_->delete_policy("service", [removed](result<void> r) { removed->set_value(r); });
+    for (auto& f : done) ASSERT_TRUE(f.get());
+    ASSERT_TRUE(removed_f.get());
+    auto ps = hub_->policies();
+    EXPECT_EQ(ps.size(), 5u);
+    auto it = std::find_if(ps.begin(), ps.end(), [](auto& p) { return p.key_name == "gateway"; });
+    ASSERT_NE(it, ps.end());
+    EXPECT_EQ(it->primary_key, keys.back());
+    EXPECT_EQ(observer_.policies_changed(), n + 1);
+}
+
+TEST_F(hub_service_policies, writes_after_the_store_closed_fail_with_shutting_down) {
+    store_->close();
+    auto r = wait_for<auth::shared_access_policy>([&](auto h) { hub_->put_policy(policy_named("gateway"), h); });
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::shutting_down);
+    EXPECT_EQ(hub_->policies().size(), 5u);
+    EXPECT_EQ(observer_.policies_changed(), 0);
 }
 
 // ---- sessions and telemetry ----

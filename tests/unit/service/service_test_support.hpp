@@ -61,11 +61,29 @@ public:
         std::lock_guard l(m_);
         return revoked_;
     }
+    void on_credentials_changed(const store::identity_key& id) override {
+        std::lock_guard l(m_);
+        credentials_changed_.push_back(id);
+    }
+    void on_policies_changed() override {
+        std::lock_guard l(m_);
+        ++policies_changed_;
+    }
+    std::vector<store::identity_key> credentials_changed() const {
+        std::lock_guard l(m_);
+        return credentials_changed_;
+    }
+    int policies_changed() const {
+        std::lock_guard l(m_);
+        return policies_changed_;
+    }
 
 private:
     mutable std::mutex m_;
     std::vector<std::pair<store::identity_key, twin::desired_change>> desired_;
     std::vector<store::identity_key> revoked_;
+    std::vector<store::identity_key> credentials_changed_;
+    int policies_changed_ = 0;
 };
 
 // A hub over a fresh memory store with a recording observer.
