@@ -323,6 +323,21 @@ void amqp_server::connection::revoke(const store::identity_key& id, std::string 
 
 void amqp_server::connection::recheck_credentials(std::optional<store::identity_key> only) {
     post([this, only = std::move(only)] {
+        if (service_ && !only) {
+            // The policy must still verify the token and still grant what the links were opened with.
+            const auto policies = st_->hub.policies();  // r points into it
+            auto r = auth::authorize_service(service_->token, st_->opts.host_names, policies,
+                                             auth::permission::service_connect | auth::permission::registry_read |
+                                                 auth::permission::registry_write |
+                                                 auth::permission::device_connect,
+                                             now(), service_->resource);
+            if (!r || ((*r)->rights & service_->permissions) != service_->permissions) {
+                log::info("amqp.credentials_changed", {{"conn", log_id_}, {"policy", service_->policy}});
+                close_now("amqp:unauthorized-access", "Shared access policy '" + service_->policy +
+                                                          "' changed; the SAS token no longer grants these links.");
+                return;
+            }
+        }
         for (auto& [id, g] : grants_) {
             if (only && !(id == *only)) continue;
             auto creds = st_->hub.credentials(id);
@@ -596,7 +611,7 @@ void amqp_server::connection::put_token(proton::delivery& d, proton::message& m)
                           "' lacks ServiceConnect, which AMQP service links need.");
         else {
             auto t = auth::parse_sas_token(token);
-            service_ = service_grant{(*r)->key_name, (*r)->rights, t ? t->expiry : 0};
+            service_ = service_grant{(*r)->key_name, (*r)->rights, t ? t->expiry : 0, token, aud->path};
             authenticated_ = true;
         }
     } else {

@@ -65,6 +65,8 @@ private:
         std::string policy;
         std::uint32_t permissions = 0;
         std::int64_t expiry = 0;
+        std::string token;     // kept (never logged) to re-check it when the policies change
+        std::string resource;  // the audience's path, as the token was verified for it
     };
     struct receiver_info {
         link_address address;

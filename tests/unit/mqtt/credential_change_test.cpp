@@ -135,7 +135,7 @@ TEST_F(credential_change, secondary_key_change_keeps_a_primary_key_session_and_c
     auto primary_session = connected(connect_packet("dev1", "", key1));
     auto secondary_session = connected(connect_packet("dev2", "", secondary2));
 
-    h.set_device_keys("dev1", {}, generate_key());  // empty primary: kept
+    h.set_device_keys("dev1", key1, generate_key());  // the primary sent back unchanged
     EXPECT_EQ(h.hub->get_device("dev1")->authentication.symmetric_key.primary_key, key1);
     expect_alive(*primary_session, {"dev1", ""}, 1);
     primary_session->send(twin_responses());
@@ -143,7 +143,7 @@ TEST_F(credential_change, secondary_key_change_keeps_a_primary_key_session_and_c
     primary_session->send(pub("$iothub/twin/PATCH/properties/reported/?$rid=r1", R"({"still":"up"})"));
     EXPECT_EQ(primary_session->expect<publish>().topic, "$iothub/twin/res/204/?$rid=r1&$version=2");
 
-    h.set_device_keys("dev2", {}, generate_key());
+    h.set_device_keys("dev2", h.hub->get_device("dev2")->authentication.symmetric_key.primary_key, generate_key());
     EXPECT_TRUE(secondary_session->closed_within(3s));
     EXPECT_EQ(connack_of(connect_packet("dev2", "", secondary2)), connect_return_code::not_authorized);
     expect_alive(*primary_session, {"dev1", ""}, 2);

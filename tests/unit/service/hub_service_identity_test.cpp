@@ -595,9 +595,11 @@ TEST_F(hub_service_credentials, updates_that_keep_the_keys_are_not_told) {
     auto same = *d;
     same.status_reason = "maintenance";
     ASSERT_TRUE(update(same, "*"));
-    auto empty_keys = device_request("dev1");  // empty keys keep the stored ones
-    ASSERT_TRUE(update(empty_keys, "*"));
     EXPECT_TRUE(observer_.credentials_changed().empty());
+    // Empty keys regenerate both (as on IoT Hub): that is a key change.
+    auto empty_keys = device_request("dev1");
+    ASSERT_TRUE(update(empty_keys, "*"));
+    EXPECT_EQ(observer_.credentials_changed(), (std::vector<store::identity_key>{{"dev1", ""}}));
 }
 
 TEST_F(hub_service_credentials, switching_a_device_to_x509_or_changing_its_thumbprint_is_told) {
@@ -622,8 +624,13 @@ TEST_F(hub_service_credentials, module_key_change_is_told_for_that_module_only) 
     req.authentication.symmetric_key.secondary_key = generate_key();
     ASSERT_TRUE(update_module(req, "*"));
     EXPECT_EQ(observer_.credentials_changed(), (std::vector<store::identity_key>{{"dev1", "m1"}}));
-    ASSERT_TRUE(update_module(module_request("dev1", "m1"), "*"));  // keys kept
+    auto same = *m;
+    same.authentication = req.authentication;
+    ASSERT_TRUE(update_module(same, "*"));  // the current keys sent back: kept
     EXPECT_EQ(observer_.credentials_changed().size(), 1u);
+    ASSERT_TRUE(update_module(module_request("dev1", "m1"), "*"));  // empty keys: regenerated
+    EXPECT_EQ(observer_.credentials_changed(),
+              (std::vector<store::identity_key>{{"dev1", "m1"}, {"dev1", "m1"}}));
 }
 
 // ---- shared access policies ----
