@@ -3,6 +3,7 @@
 #include "store/commit_queue.hpp"
 #include "store/conditions.hpp"
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <mutex>
@@ -28,6 +29,10 @@ struct state {
     std::map<std::string, device_entry> devices;
     std::map<std::string, session_record> sessions;
     std::array<std::vector<event_record>, event_partitions> events;
+    std::map<std::uint64_t, c2d_message> c2d;
+    std::map<std::uint64_t, feedback_record> feedback;
+    std::uint64_t next_c2d_seq = 1;       // above every sequence number ever stored
+    std::uint64_t next_feedback_seq = 1;
 };
 
 // The device part of an MQTT client id ("dev" or "dev/mod"); device ids never contain '/'.
@@ -78,6 +83,16 @@ public:
             i.last_enqueued_time_ns = log.back().enqueued_time_ns;
         }
         return i;
+    }
+
+    result<c2d_state> load_c2d() override {
+        std::lock_guard lock(state_m_);
+        c2d_state out;
+        for (auto& [_, m] : st_.c2d) out.messages.push_back(m);
+        for (auto& [_, f] : st_.feedback) out.feedback.push_back(f);
+        out.next_message_sequence = st_.next_c2d_seq;
+        out.next_feedback_sequence = st_.next_feedback_seq;
+        return out;
     }
 
     void set_change_listener(change_listener l) override {
@@ -174,6 +189,7 @@ private:
             save(st_.devices, op.device_id, undo);
             st_.devices.erase(it);
         }
+        erase_c2d_if([&](const identity_key& k) { return k.device_id == op.device_id; }, undo);
         for (auto s = st_.sessions.begin(); s != st_.sessions.end();) {
             if (device_of_client(s->first) == op.device_id) {
                 undo.push_back([this, rec = s->second] { st_.sessions.insert_or_assign(rec.client_id, rec); });
@@ -225,6 +241,8 @@ private:
         std::string client = op.device_id + "/" + op.module_id;
         save(st_.sessions, client, undo);
         st_.sessions.erase(client);
+        erase_c2d_if([&](const identity_key& k) { return k.device_id == op.device_id && k.module_id == op.module_id; },
+                     undo);
         return {};
     }
 
@@ -268,6 +286,70 @@ private:
         op.e.sequence_number = log.size();
         undo.push_back([&log] { log.pop_back(); });
         log.push_back(op.e);
+        return {};
+    }
+
+    template <class Pred>
+    void erase_c2d_if(Pred pred, std::vector<std::function<void()>>& undo) {
+        for (auto it = st_.c2d.begin(); it != st_.c2d.end();) {
+            if (pred(it->second.target)) {
+                undo.push_back([this, m = it->second] { st_.c2d.emplace(m.sequence_number, m); });
+                it = st_.c2d.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    result<void> apply_op(write_batch::enqueue_c2d_op& op, std::vector<std::function<void()>>& undo) {
+        auto d = st_.devices.find(op.m.target.device_id);
+        if (d == st_.devices.end())
+            return error{errc::device_not_found, "Device '" + op.m.target.device_id + "' not found."};
+        if (op.m.target.is_module() && !d->second.modules.contains(op.m.target.module_id))
+            return error{errc::module_not_found, "Module '" + op.m.target.module_id + "' on device '" +
+                                                     op.m.target.device_id + "' not found."};
+        const auto seq = op.m.sequence_number;
+        if (seq == 0 || st_.c2d.contains(seq))
+            return error{errc::storage_error, "C2D message " + std::to_string(seq) + " is already stored."};
+        undo.push_back([this, seq, prev = st_.next_c2d_seq] {
+            st_.c2d.erase(seq);
+            st_.next_c2d_seq = prev;
+        });
+        st_.c2d.emplace(seq, op.m);
+        st_.next_c2d_seq = std::max(st_.next_c2d_seq, seq + 1);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::update_c2d_op& op, std::vector<std::function<void()>>& undo) {
+        auto it = st_.c2d.find(op.seq);
+        if (it == st_.c2d.end()) return {};
+        undo.push_back([this, seq = op.seq, prev = it->second.delivery_count] { st_.c2d.at(seq).delivery_count = prev; });
+        it->second.delivery_count = op.delivery_count;
+        return {};
+    }
+
+    result<void> apply_op(write_batch::delete_c2d_op& op, std::vector<std::function<void()>>& undo) {
+        save(st_.c2d, op.seq, undo);
+        st_.c2d.erase(op.seq);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::append_feedback_op& op, std::vector<std::function<void()>>& undo) {
+        const auto seq = op.f.sequence_number;
+        if (seq == 0 || st_.feedback.contains(seq))
+            return error{errc::storage_error, "Feedback record " + std::to_string(seq) + " is already stored."};
+        undo.push_back([this, seq, prev = st_.next_feedback_seq] {
+            st_.feedback.erase(seq);
+            st_.next_feedback_seq = prev;
+        });
+        st_.feedback.emplace(seq, op.f);
+        st_.next_feedback_seq = std::max(st_.next_feedback_seq, seq + 1);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::delete_feedback_op& op, std::vector<std::function<void()>>& undo) {
+        save(st_.feedback, op.seq, undo);
+        st_.feedback.erase(op.seq);
         return {};
     }
 

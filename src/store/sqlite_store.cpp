@@ -5,6 +5,7 @@
 #include "store/conditions.hpp"
 #include "store/sqlite_db.hpp"
 
+#include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -42,6 +43,15 @@ CREATE INDEX sessions_by_device ON sessions (device_id);
 CREATE TABLE events (part INTEGER NOT NULL, seq INTEGER NOT NULL, device_id TEXT NOT NULL, module_id TEXT NOT NULL,
                      enqueued_ns INTEGER NOT NULL, body BLOB NOT NULL, props BLOB NOT NULL,
                      PRIMARY KEY (part, seq)) WITHOUT ROWID;
+)sql"},
+    // Cloud-to-device queues and the feedback queue. AUTOINCREMENT: sqlite_sequence remembers the
+    // largest sequence number ever stored, so that numbers are never reused after deletes.
+    {2, R"sql(
+CREATE TABLE c2d (seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, module_id TEXT NOT NULL,
+                  enqueued_ns INTEGER NOT NULL, expiry_ns INTEGER NOT NULL, ack INTEGER NOT NULL,
+                  delivery_count INTEGER NOT NULL, body BLOB NOT NULL, props BLOB NOT NULL);
+CREATE INDEX c2d_by_identity ON c2d (device_id, module_id);
+CREATE TABLE feedback (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
 )sql"},
 };
 static_assert(std::size(migrations) > 0 && migrations[std::size(migrations) - 1].version == sqlite_schema_version);
@@ -81,6 +91,19 @@ constexpr const char* q_session_delete = "DELETE FROM sessions WHERE client_id =
 constexpr const char* q_event_put =
     "INSERT INTO events (part, seq, device_id, module_id, enqueued_ns, body, props) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr const char* q_event_max = "SELECT part, MAX(seq) FROM events GROUP BY part";
+constexpr const char* q_c2d_put =
+    "INSERT INTO c2d (seq, device_id, module_id, enqueued_ns, expiry_ns, ack, delivery_count, body, props) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr const char* q_c2d_update = "UPDATE c2d SET delivery_count = ?2 WHERE seq = ?1";
+constexpr const char* q_c2d_delete = "DELETE FROM c2d WHERE seq = ?1";
+constexpr const char* q_device_c2d_delete = "DELETE FROM c2d WHERE device_id = ?1";
+constexpr const char* q_module_c2d_delete = "DELETE FROM c2d WHERE device_id = ?1 AND module_id = ?2";
+constexpr const char* q_feedback_put = "INSERT INTO feedback (seq, doc) VALUES (?1, ?2)";
+constexpr const char* q_feedback_delete = "DELETE FROM feedback WHERE seq = ?1";
+constexpr const char* q_load_c2d =
+    "SELECT seq, device_id, module_id, enqueued_ns, expiry_ns, ack, delivery_count, body, props FROM c2d ORDER BY seq";
+constexpr const char* q_load_feedback = "SELECT seq, doc FROM feedback ORDER BY seq";
+constexpr const char* q_c2d_next = "SELECT name, seq FROM sqlite_sequence WHERE name IN ('c2d', 'feedback')";
 constexpr const char* q_load_policies = "SELECT key_name, doc FROM policies ORDER BY key_name";
 constexpr const char* q_load_devices =
     "SELECT d.device_id, d.doc, t.doc FROM devices d "
@@ -146,9 +169,11 @@ void put_u32(std::string& out, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-std::string event_props(const event_record& e) {
+using property_list = std::vector<std::pair<std::string, std::string>>;
+
+std::string encode_lists(std::initializer_list<const property_list*> lists) {
     std::string out;
-    for (auto* list : {&e.system_properties, &e.application_properties}) {
+    for (auto* list : lists) {
         put_u32(out, static_cast<std::uint32_t>(list->size()));
         for (auto& [k, v] : *list) {
             put_u32(out, static_cast<std::uint32_t>(k.size()));
@@ -159,6 +184,8 @@ std::string event_props(const event_record& e) {
     }
     return out;
 }
+
+std::string event_props(const event_record& e) { return encode_lists({&e.system_properties, &e.application_properties}); }
 
 bool get_u32(std::string_view& in, std::uint32_t& v) {
     if (in.size() < 4) return false;
@@ -176,8 +203,8 @@ bool get_str(std::string_view& in, std::string& s) {
     return true;
 }
 
-bool parse_event_props(std::string_view in, event_record& e) {
-    for (auto* list : {&e.system_properties, &e.application_properties}) {
+bool parse_lists(std::string_view in, std::initializer_list<property_list*> lists) {
+    for (auto* list : lists) {
         std::uint32_t n;
         if (!get_u32(in, n)) return false;
         for (std::uint32_t i = 0; i < n; ++i) {
@@ -187,6 +214,41 @@ bool parse_event_props(std::string_view in, event_record& e) {
         }
     }
     return in.empty();
+}
+
+bool parse_event_props(std::string_view in, event_record& e) {
+    return parse_lists(in, {&e.system_properties, &e.application_properties});
+}
+
+// C2D message properties: the system properties as a list of (short name, value), then the
+// application properties, in the binary list encoding above.
+std::string c2d_props(const c2d_message& m) {
+    property_list sys{{"mid", m.message_id}, {"cid", m.correlation_id}, {"uid", m.user_id},
+                      {"ct", m.content_type}, {"ce", m.content_encoding}};
+    return encode_lists({&sys, &m.application_properties});
+}
+
+bool parse_c2d_props(std::string_view in, c2d_message& m) {
+    property_list sys;
+    if (!parse_lists(in, {&sys, &m.application_properties})) return false;
+    for (auto& [k, v] : sys) {
+        if (k == "mid") m.message_id = std::move(v);
+        else if (k == "cid") m.correlation_id = std::move(v);
+        else if (k == "uid") m.user_id = std::move(v);
+        else if (k == "ct") m.content_type = std::move(v);
+        else if (k == "ce") m.content_encoding = std::move(v);
+    }
+    return true;
+}
+
+std::string feedback_doc(const feedback_record& f) {
+    return boost::json::serialize(boost::json::object{{"originalMessageId", f.original_message_id},
+                                                      {"description", f.description},
+                                                      {"deviceGenerationId", f.device_generation_id},
+                                                      {"deviceId", f.device_id},
+                                                      {"moduleId", f.module_id},
+                                                      {"enqueuedNs", f.enqueued_time_ns},
+                                                      {"statusCode", f.status_code}});
 }
 
 result<boost::json::value> parse_doc(std::string_view text, std::string_view what) {
@@ -246,6 +308,7 @@ public:
     void commit(write_batch batch, commit_handler done) override;
     result<std::vector<event_record>> read_events(std::uint32_t partition, std::uint64_t from,
                                                   std::size_t max_count) override;
+    result<c2d_state> load_c2d() override;
 
     result<partition_info> event_partition_info(std::uint32_t partition) override {
         if (partition >= event_partitions)
@@ -365,6 +428,10 @@ void sqlite_store::commit(write_batch batch, commit_handler done) {
                     return session_doc(op.s);
                 else if constexpr (std::is_same_v<T, write_batch::append_event_op>)
                     return event_props(op.e);
+                else if constexpr (std::is_same_v<T, write_batch::enqueue_c2d_op>)
+                    return c2d_props(op.m);
+                else if constexpr (std::is_same_v<T, write_batch::append_feedback_op>)
+                    return feedback_doc(op.f);
                 else
                     return {};
             },
@@ -522,7 +589,8 @@ result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) 
         auto cur = get_int(q_device_get, op->device_id, {}, "reading a device");
         if (!cur) return cur.error();
         if (auto r = check_condition(op->e, as_rev(*cur), device_kind(op->device_id)); !r) return r;
-        for (auto q : {q_device_delete, q_device_modules_delete, q_device_twins_delete, q_device_sessions_delete})
+        for (auto q : {q_device_delete, q_device_modules_delete, q_device_twins_delete, q_device_sessions_delete,
+                       q_device_c2d_delete})
             if (auto r = run_stmt(q, "deleting a device", {op->device_id}); !r) return r;
         return {};
     }
@@ -556,6 +624,7 @@ result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) 
         if (auto r = check_condition(op->e, as_rev(*cur), module_kind(op->device_id, op->module_id)); !r) return r;
         if (auto r = run_stmt(q_module_delete, "deleting a module", {op->device_id, op->module_id}); !r) return r;
         if (auto r = run_stmt(q_twin_delete, "deleting a module", {op->device_id, op->module_id}); !r) return r;
+        if (auto r = run_stmt(q_module_c2d_delete, "deleting a module", {op->device_id, op->module_id}); !r) return r;
         std::string client = op->device_id + "/" + op->module_id;
         return run_stmt(q_session_delete, "deleting a module", {client});
     }
@@ -582,6 +651,62 @@ result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) 
         int rc = sqlite3_step(*s);
         if (rc != SQLITE_DONE) return w_->fail(rc, "appending an event");
         ++next_seq_[e.partition];
+        return {};
+    }
+    if (auto* op = std::get_if<wb::enqueue_c2d_op>(&o)) {
+        const auto& m = op->m;
+        auto dev = get_int(q_device_get, m.target.device_id, {}, "reading a device");
+        if (!dev) return dev.error();
+        if (!*dev) return error{errc::device_not_found, "Device '" + m.target.device_id + "' not found."};
+        if (m.target.is_module()) {
+            auto mod = get_int(q_module_get, m.target.device_id, m.target.module_id, "reading a module");
+            if (!mod) return mod.error();
+            if (!*mod)
+                return error{errc::module_not_found,
+                             "Module '" + m.target.module_id + "' on device '" + m.target.device_id + "' not found."};
+        }
+        auto s = w_->prepare(q_c2d_put);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        bind_int(*s, 1, static_cast<std::int64_t>(m.sequence_number));
+        bind_text(*s, 2, m.target.device_id);
+        bind_text(*s, 3, m.target.module_id);
+        bind_int(*s, 4, m.enqueued_time_ns);
+        bind_int(*s, 5, m.expiry_time_ns);
+        bind_int(*s, 6, static_cast<std::int64_t>(m.ack));
+        bind_int(*s, 7, static_cast<std::int64_t>(m.delivery_count));
+        bind_blob(*s, 8, m.body);
+        bind_blob(*s, 9, doc);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_DONE) return w_->fail(rc, "enqueueing a cloud-to-device message");
+        return {};
+    }
+    // Statements on one row by sequence number: (seq) or (seq, value).
+    auto by_seq = [&](const char* sql, std::uint64_t seq, std::optional<std::int64_t> v, std::string_view what)
+        -> result<void> {
+        auto s = w_->prepare(sql);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        bind_int(*s, 1, static_cast<std::int64_t>(seq));
+        if (v) bind_int(*s, 2, *v);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_DONE) return w_->fail(rc, what);
+        return {};
+    };
+    if (auto* op = std::get_if<wb::update_c2d_op>(&o))
+        return by_seq(q_c2d_update, op->seq, op->delivery_count, "updating a cloud-to-device message");
+    if (auto* op = std::get_if<wb::delete_c2d_op>(&o))
+        return by_seq(q_c2d_delete, op->seq, std::nullopt, "deleting a cloud-to-device message");
+    if (auto* op = std::get_if<wb::delete_feedback_op>(&o))
+        return by_seq(q_feedback_delete, op->seq, std::nullopt, "deleting a feedback record");
+    if (auto* op = std::get_if<wb::append_feedback_op>(&o)) {
+        auto s = w_->prepare(q_feedback_put);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        bind_int(*s, 1, static_cast<std::int64_t>(op->f.sequence_number));
+        bind_text(*s, 2, doc);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_DONE) return w_->fail(rc, "appending a feedback record");
         return {};
     }
     return error{errc::internal, "Unknown store operation."};
@@ -705,6 +830,77 @@ result<std::vector<event_record>> sqlite_store::read_events(std::uint32_t partit
                                                  std::to_string(partition) + " has malformed properties."};
         out.push_back(std::move(e));
     }
+}
+
+result<c2d_state> sqlite_store::load_c2d() {
+    std::lock_guard lock(reader_m_);
+    if (auto r = r_->exec_cached(q_read_begin, "starting a read"); !r) return r.error();
+    struct end_read {
+        sqlite_db& db;
+        ~end_read() { (void)db.exec_cached(q_read_end, "ending a read"); }
+    } end{*r_};
+    c2d_state out;
+    auto each = [&](const char* sql, std::string_view what, auto&& row) -> result<void> {
+        auto s = r_->prepare(sql);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        for (;;) {
+            int rc = sqlite3_step(*s);
+            if (rc == SQLITE_DONE) return {};
+            if (rc != SQLITE_ROW) return r_->fail(rc, what);
+            if (auto r = row(*s); !r) return r;
+        }
+    };
+    auto r = each(q_load_c2d, "loading cloud-to-device messages", [&](sqlite3_stmt* s) -> result<void> {
+        c2d_message m;
+        m.sequence_number = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+        m.target.device_id = std::string(column_text(s, 1));
+        m.target.module_id = std::string(column_text(s, 2));
+        m.enqueued_time_ns = sqlite3_column_int64(s, 3);
+        m.expiry_time_ns = sqlite3_column_int64(s, 4);
+        auto ack = sqlite3_column_int64(s, 5);
+        m.delivery_count = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+        m.body = std::string(column_blob(s, 7));
+        if (ack < 0 || ack > 3 || !parse_c2d_props(column_blob(s, 8), m))
+            return error{errc::corrupt_data,
+                         "Stored cloud-to-device message " + std::to_string(m.sequence_number) + " is malformed."};
+        m.ack = static_cast<c2d_ack>(ack);
+        out.messages.push_back(std::move(m));
+        return {};
+    });
+    if (!r) return r.error();
+    r = each(q_load_feedback, "loading feedback", [&](sqlite3_stmt* s) -> result<void> {
+        feedback_record f;
+        f.sequence_number = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+        auto v = parse_doc(column_text(s, 1), "feedback record " + std::to_string(f.sequence_number));
+        if (!v) return v.error();
+        auto* o = v->if_object();
+        auto str = [&](std::string_view k) -> std::string {
+            auto* x = o ? o->if_contains(k) : nullptr;
+            return x && x->is_string() ? std::string(x->get_string()) : std::string();
+        };
+        auto* ns = o ? o->if_contains("enqueuedNs") : nullptr;
+        if (!o || !ns || !ns->is_int64())
+            return error{errc::corrupt_data, "Stored feedback record " + std::to_string(f.sequence_number) + " is malformed."};
+        f.original_message_id = str("originalMessageId");
+        f.description = str("description");
+        f.device_generation_id = str("deviceGenerationId");
+        f.device_id = str("deviceId");
+        f.module_id = str("moduleId");
+        f.enqueued_time_ns = ns->get_int64();
+        f.status_code = str("statusCode");
+        out.feedback.push_back(std::move(f));
+        return {};
+    });
+    if (!r) return r.error();
+    r = each(q_c2d_next, "reading sequence numbers", [&](sqlite3_stmt* s) -> result<void> {
+        auto next = static_cast<std::uint64_t>(sqlite3_column_int64(s, 1)) + 1;
+        if (column_text(s, 0) == "c2d") out.next_message_sequence = next;
+        else out.next_feedback_sequence = next;
+        return {};
+    });
+    if (!r) return r.error();
+    return out;
 }
 
 // Narrows the database and its -wal and -shm companions to mode 0600, by path. Never by opening

@@ -35,6 +35,18 @@ void write_batch::delete_session(std::string client_id) { ops_.emplace_back(dele
 
 void write_batch::append_event(event_record e) { ops_.emplace_back(append_event_op{std::move(e)}); }
 
+void write_batch::enqueue_c2d(c2d_message m) { ops_.emplace_back(enqueue_c2d_op{std::move(m)}); }
+
+void write_batch::update_c2d_delivery_count(std::uint64_t seq, std::uint32_t delivery_count) {
+    ops_.emplace_back(update_c2d_op{seq, delivery_count});
+}
+
+void write_batch::delete_c2d(std::uint64_t seq) { ops_.emplace_back(delete_c2d_op{seq}); }
+
+void write_batch::append_feedback(feedback_record f) { ops_.emplace_back(append_feedback_op{std::move(f)}); }
+
+void write_batch::delete_feedback(std::uint64_t seq) { ops_.emplace_back(delete_feedback_op{seq}); }
+
 namespace {
 thread_local completion_group* tl_completion_group = nullptr;
 }

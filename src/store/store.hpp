@@ -1,5 +1,5 @@
-// The durable store: domain-level persistence for policies, identities, twins, MQTT sessions, and
-// (room for) the telemetry log and cloud-to-device queues. Backends: memory (tests), SQLite (the
+// The durable store: domain-level persistence for policies, identities, twins, MQTT sessions, the
+// telemetry log, the cloud-to-device (C2D) queues and the hub-wide C2D feedback queue. Backends: memory (tests), SQLite (the
 // embedded default), PostgreSQL (scale-out, later); all pass tests/unit/store/conformance.
 //
 // Writes are grouped into a write_batch, committed atomically (all of it or none of it). A batch
@@ -82,13 +82,62 @@ struct event_record {
     std::uint32_t partition = 0;
 };
 
+// How a C2D message asks for feedback (the `iothub-ack` property): positive = on completion,
+// negative = on rejection, expiry or too many deliveries, full = both.
+enum class c2d_ack : std::uint8_t { none = 0, positive = 1, negative = 2, full = 3 };
+
+// One queued cloud-to-device message of one identity (device or module). Locks are not stored:
+// they live in the service's memory, and a message locked at a crash is simply queued again.
+struct c2d_message {
+    std::uint64_t sequence_number = 0;  // assigned by the caller; unique, increasing, never reused
+    identity_key target;
+    std::string body;
+    std::string message_id;
+    std::string correlation_id;
+    std::string user_id;
+    std::string content_type;
+    std::string content_encoding;
+    std::int64_t enqueued_time_ns = 0;  // Unix epoch
+    std::int64_t expiry_time_ns = 0;    // absolute, Unix epoch
+    c2d_ack ack = c2d_ack::none;
+    std::vector<std::pair<std::string, std::string>> application_properties;
+    std::uint32_t delivery_count = 0;  // deliveries that ended without completion (abandon, lock expiry)
+
+    friend bool operator==(const c2d_message&, const c2d_message&) = default;
+};
+
+// One record of the hub-wide feedback queue (spec iothub-amqp 3.2). status_code is one of
+// Success, Expired, DeliveryCountExceeded, Rejected, Purged.
+struct feedback_record {
+    std::uint64_t sequence_number = 0;  // assigned by the caller; unique, increasing, never reused
+    std::string original_message_id;
+    std::string description;
+    std::string device_generation_id;
+    std::string device_id;
+    std::string module_id;  // twinhub extension: empty for devices
+    std::int64_t enqueued_time_ns = 0;  // when the outcome happened
+    std::string status_code;
+
+    friend bool operator==(const feedback_record&, const feedback_record&) = default;
+};
+
+// The durable C2D state, read once at start-up.
+struct c2d_state {
+    std::vector<c2d_message> messages;      // in sequence_number order
+    std::vector<feedback_record> feedback;  // in sequence_number order
+    // Greater than every sequence number ever written (also of messages since deleted).
+    std::uint64_t next_message_sequence = 1;
+    std::uint64_t next_feedback_sequence = 1;
+};
+
 class write_batch {
 public:
     void put_policy(auth::shared_access_policy p);
     void delete_policy(std::string key_name);
 
     // Identity writes. delete_device also deletes the device's twin, its modules and their twins,
-    // and its session records; delete_module deletes the module's twin and session.
+    // its session records and the C2D messages of the device and its modules; delete_module deletes
+    // the module's twin, session and C2D messages.
     void put_device(registry::device_identity d, expect e = expect::any());
     void delete_device(std::string device_id, expect e = expect::present());
     void put_module(registry::module_identity m, expect e = expect::any());
@@ -104,6 +153,15 @@ public:
 
     void append_event(event_record e);
 
+    // C2D queue writes. enqueue_c2d needs the target identity (device_not_found /
+    // module_not_found otherwise); a sequence number already stored is storage_error. The others
+    // are no-ops for a sequence number that is not stored (a purge or a device delete won).
+    void enqueue_c2d(c2d_message m);
+    void update_c2d_delivery_count(std::uint64_t sequence_number, std::uint32_t delivery_count);
+    void delete_c2d(std::uint64_t sequence_number);
+    void append_feedback(feedback_record f);
+    void delete_feedback(std::uint64_t sequence_number);
+
     bool empty() const noexcept { return ops_.empty(); }
     std::size_t size() const noexcept { return ops_.size(); }
 
@@ -117,8 +175,14 @@ public:
     struct put_session_op { session_record s; };
     struct delete_session_op { std::string client_id; };
     struct append_event_op { event_record e; };
+    struct enqueue_c2d_op { c2d_message m; };
+    struct update_c2d_op { std::uint64_t seq; std::uint32_t delivery_count; };
+    struct delete_c2d_op { std::uint64_t seq; };
+    struct append_feedback_op { feedback_record f; };
+    struct delete_feedback_op { std::uint64_t seq; };
     using op = std::variant<put_policy_op, delete_policy_op, put_device_op, delete_device_op, put_module_op,
-                            delete_module_op, put_twin_op, put_session_op, delete_session_op, append_event_op>;
+                            delete_module_op, put_twin_op, put_session_op, delete_session_op, append_event_op,
+                            enqueue_c2d_op, update_c2d_op, delete_c2d_op, append_feedback_op, delete_feedback_op>;
 
     const std::vector<op>& ops() const noexcept { return ops_; }
     // For backends: they fill in each append_event_op's partition and sequence_number at commit,
@@ -183,6 +247,9 @@ public:
         std::int64_t last_enqueued_time_ns = 0;
     };
     virtual result<partition_info> event_partition_info(std::uint32_t partition) = 0;
+
+    // The C2D queues and the feedback queue. Fails with storage_error or corrupt_data.
+    virtual result<c2d_state> load_c2d() = 0;
 
     virtual void set_change_listener(change_listener l) = 0;
 

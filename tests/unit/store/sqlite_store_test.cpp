@@ -81,6 +81,34 @@ TEST(sqlite_store, schema_version_table_holds_the_current_version) {
     EXPECT_EQ(query(path, "SELECT count(*) FROM schema_version"), "1");
 }
 
+TEST(sqlite_store, version_1_store_is_migrated_to_version_2_keeping_its_data) {
+    test_dir dir;
+    auto path = dir.path() / "store.db";
+    {
+        auto s = open_sqlite_store(path.string());
+        ASSERT_TRUE(s);
+        write_batch b;
+        b.put_session({"dev1", {{"#", 1}}});
+        ASSERT_TRUE((*s)->commit_sync(std::move(b)));
+    }
+    // Turn it back into a version 1 store, as twinhub releases before the C2D queue wrote it.
+    query(path, "DROP TABLE c2d");
+    query(path, "DROP TABLE feedback");
+    query(path, "DELETE FROM sqlite_sequence");
+    query(path, "UPDATE schema_version SET version = 1");
+    ASSERT_EQ(query(path, "SELECT count(*) FROM sqlite_master WHERE name = 'c2d'"), "0");
+    auto s = open_sqlite_store(path.string());
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(query(path, "SELECT version FROM schema_version"), "2");
+    auto snap = (*s)->load();
+    ASSERT_TRUE(snap);
+    ASSERT_EQ(snap->sessions.size(), 1u);
+    auto c2d = (*s)->load_c2d();
+    ASSERT_TRUE(c2d) << c2d.error().message;
+    EXPECT_TRUE(c2d->messages.empty());
+    EXPECT_EQ(c2d->next_message_sequence, 1u);
+}
+
 TEST(sqlite_store, newer_schema_is_refused_with_a_clear_message) {
     test_dir dir;
     auto path = dir.path() / "store.db";

@@ -774,6 +774,154 @@ TEST_P(store_conformance, close_completes_pending_commits_then_rejects_with_shut
 }
 
 // Backends that keep their data across instances (not the memory backend).
+// ---- cloud-to-device queues ---------------------------------------------------------------------
+
+c2d_message c2d(std::uint64_t seq, identity_key target, std::string body = "hello") {
+    c2d_message m;
+    m.sequence_number = seq;
+    m.target = std::move(target);
+    m.body = std::move(body);
+    m.message_id = "mid-" + std::to_string(seq);
+    m.correlation_id = "cid";
+    m.user_id = "uid";
+    m.content_type = "application/json";
+    m.content_encoding = "utf-8";
+    m.enqueued_time_ns = 1000 + static_cast<std::int64_t>(seq);
+    m.expiry_time_ns = 5000 + static_cast<std::int64_t>(seq);
+    m.ack = c2d_ack::full;
+    m.application_properties = {{"k", std::string("v\0\xff", 3)}, {"empty", ""}};
+    return m;
+}
+
+feedback_record feedback(std::uint64_t seq, std::string status = "Success") {
+    feedback_record f;
+    f.sequence_number = seq;
+    f.original_message_id = "mid-" + std::to_string(seq);
+    f.description = "Success";
+    f.device_generation_id = "638000000000000001";
+    f.device_id = "dev1";
+    f.module_id = seq % 2 ? "" : "m1";
+    f.enqueued_time_ns = 77;
+    f.status_code = std::move(status);
+    return f;
+}
+
+TEST_P(store_conformance, c2d_messages_round_trip_with_every_field) {
+    seed("dev1", {"m1"});
+    write_batch b;
+    b.enqueue_c2d(c2d(1, {"dev1", ""}, std::string("bin\0ary", 7)));
+    b.enqueue_c2d(c2d(2, {"dev1", "m1"}));
+    commit_ok(std::move(b));
+    auto st = s_->load_c2d();
+    ASSERT_TRUE(st) << st.error().message;
+    ASSERT_EQ(st->messages.size(), 2u);
+    EXPECT_EQ(st->messages[0], c2d(1, {"dev1", ""}, std::string("bin\0ary", 7)));
+    EXPECT_EQ(st->messages[1], c2d(2, {"dev1", "m1"}));
+    EXPECT_EQ(st->next_message_sequence, 3u);
+}
+
+TEST_P(store_conformance, c2d_enqueue_needs_the_target_identity) {
+    seed("dev1");
+    write_batch b;
+    b.enqueue_c2d(c2d(1, {"ghost", ""}));
+    EXPECT_EQ(commit(std::move(b)).error().code, errc::device_not_found);
+    write_batch m;
+    m.enqueue_c2d(c2d(1, {"dev1", "nomod"}));
+    EXPECT_EQ(commit(std::move(m)).error().code, errc::module_not_found);
+    // A failed enqueue in a batch undoes the whole batch.
+    write_batch both;
+    both.enqueue_c2d(c2d(1, {"dev1", ""}));
+    both.enqueue_c2d(c2d(2, {"ghost", ""}));
+    EXPECT_FALSE(commit(std::move(both)));
+    auto st = s_->load_c2d();
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->messages.empty());
+}
+
+TEST_P(store_conformance, c2d_duplicate_sequence_number_fails_the_batch) {
+    seed("dev1");
+    write_batch b;
+    b.enqueue_c2d(c2d(7, {"dev1", ""}));
+    commit_ok(std::move(b));
+    write_batch dup;
+    dup.enqueue_c2d(c2d(7, {"dev1", ""}, "other"));
+    EXPECT_EQ(commit(std::move(dup)).error().code, errc::storage_error);
+    auto st = s_->load_c2d();
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->messages.size(), 1u);
+    EXPECT_EQ(st->messages[0].body, "hello");
+}
+
+TEST_P(store_conformance, c2d_update_and_delete_by_sequence_number_and_missing_is_a_no_op) {
+    seed("dev1");
+    write_batch b;
+    for (std::uint64_t i = 1; i <= 3; ++i) b.enqueue_c2d(c2d(i, {"dev1", ""}));
+    commit_ok(std::move(b));
+    write_batch u;
+    u.update_c2d_delivery_count(2, 4);
+    u.delete_c2d(1);
+    u.delete_c2d(99);
+    u.update_c2d_delivery_count(98, 1);
+    commit_ok(std::move(u));
+    auto st = s_->load_c2d();
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->messages.size(), 2u);
+    EXPECT_EQ(st->messages[0].sequence_number, 2u);
+    EXPECT_EQ(st->messages[0].delivery_count, 4u);
+    EXPECT_EQ(st->messages[1].delivery_count, 0u);
+    // Sequence numbers are never reused: deleting the newest keeps next_message_sequence.
+    write_batch d;
+    d.delete_c2d(3);
+    d.delete_c2d(2);
+    commit_ok(std::move(d));
+    st = s_->load_c2d();
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(st->messages.empty());
+    EXPECT_EQ(st->next_message_sequence, 4u);
+}
+
+TEST_P(store_conformance, c2d_messages_go_with_their_device_or_module) {
+    seed("dev1", {"m1", "m2"});
+    seed("dev2");
+    write_batch b;
+    b.enqueue_c2d(c2d(1, {"dev1", ""}));
+    b.enqueue_c2d(c2d(2, {"dev1", "m1"}));
+    b.enqueue_c2d(c2d(3, {"dev1", "m2"}));
+    b.enqueue_c2d(c2d(4, {"dev2", ""}));
+    commit_ok(std::move(b));
+    write_batch dm;
+    dm.delete_module("dev1", "m1");
+    commit_ok(std::move(dm));
+    auto st = s_->load_c2d();
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->messages.size(), 3u);
+    EXPECT_EQ(st->messages[0].sequence_number, 1u);
+    EXPECT_EQ(st->messages[1].sequence_number, 3u);
+    write_batch dd;
+    dd.delete_device("dev1");
+    commit_ok(std::move(dd));
+    st = s_->load_c2d();
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->messages.size(), 1u);
+    EXPECT_EQ(st->messages[0].target.device_id, "dev2");
+}
+
+TEST_P(store_conformance, feedback_records_append_delete_and_round_trip) {
+    write_batch b;
+    for (std::uint64_t i = 1; i <= 3; ++i) b.append_feedback(feedback(i, i == 2 ? "Rejected" : "Success"));
+    commit_ok(std::move(b));
+    write_batch d;
+    d.delete_feedback(1);
+    d.delete_feedback(42);
+    commit_ok(std::move(d));
+    auto st = s_->load_c2d();
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->feedback.size(), 2u);
+    EXPECT_EQ(st->feedback[0], feedback(2, "Rejected"));
+    EXPECT_EQ(st->feedback[1], feedback(3));
+    EXPECT_EQ(st->next_feedback_sequence, 4u);
+}
+
 class persistent_store_conformance : public store_conformance {};
 
 TEST_P(persistent_store_conformance, reopen_after_close_keeps_everything) {
@@ -797,6 +945,28 @@ TEST_P(persistent_store_conformance, reopen_after_close_keeps_everything) {
     ASSERT_EQ(ev->size(), 2u);
     EXPECT_EQ(ev->at(1).sequence_number, 1u);
     EXPECT_EQ(ev->at(1).body, "two");
+}
+
+TEST_P(persistent_store_conformance, c2d_queues_and_sequence_numbers_survive_a_reopen) {
+    seed("dev1");
+    write_batch b;
+    b.enqueue_c2d(c2d(1, {"dev1", ""}));
+    b.enqueue_c2d(c2d(2, {"dev1", ""}));
+    b.append_feedback(feedback(1));
+    commit_ok(std::move(b));
+    write_batch d;
+    d.delete_c2d(2);
+    d.update_c2d_delivery_count(1, 3);
+    commit_ok(std::move(d));
+    s_->close();
+    reopen();
+    auto st = s_->load_c2d();
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->messages.size(), 1u);
+    EXPECT_EQ(st->messages[0].delivery_count, 3u);
+    EXPECT_EQ(st->next_message_sequence, 3u);
+    ASSERT_EQ(st->feedback.size(), 1u);
+    EXPECT_EQ(st->next_feedback_sequence, 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, store_conformance, ::testing::Values(memory_backend(), sqlite_backend()),
