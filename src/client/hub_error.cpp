@@ -10,7 +10,7 @@
 namespace twinhub::client {
 namespace {
 
-constexpr errc last_errc = errc::invalid_protocol_version;
+constexpr errc last_errc = errc::message_lock_lost;
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\n' || s.front() == '\r' || s.front() == '\t'))

@@ -44,6 +44,8 @@ const char* to_string(errc e) noexcept {
     case errc::device_defined_multiple_times: return "device_defined_multiple_times";
     case errc::connection_failed: return "connection_failed";
     case errc::invalid_protocol_version: return "invalid_protocol_version";
+    case errc::device_queue_full: return "device_queue_full";
+    case errc::message_lock_lost: return "message_lock_lost";
     }
     return "unknown";
 }

@@ -38,6 +38,8 @@ enum class errc {
     connection_failed,      // client side (SDK, CLI): the hub could not be reached, TLS failed or the
                             // connection dropped; never sent by the hub (maps to 503 if it ever is)
     invalid_protocol_version,  // a REST request without api-version: 400 InvalidProtocolVersion (400001)
+    device_queue_full,      // the identity's C2D queue holds its maximum: 403 DeviceMaximumQueueDepthExceeded
+    message_lock_lost,      // a C2D lock token that is unknown, expired or settled: 412 DeviceMessageLockLost
 };
 
 const boost::system::error_category& twinhub_category() noexcept;

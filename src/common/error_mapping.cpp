@@ -28,6 +28,8 @@ wire_error to_wire(errc e) noexcept {
     case errc::device_defined_multiple_times: return {400, "DeviceDefinedMultipleTimes", 400011};
     case errc::connection_failed: return {503, "ServiceUnavailable", 503001};
     case errc::invalid_protocol_version: return {400, "InvalidProtocolVersion", 400001};
+    case errc::device_queue_full: return {403, "DeviceMaximumQueueDepthExceeded", 403004};
+    case errc::message_lock_lost: return {412, "DeviceMessageLockLost", 412002};
     }
     return {500, "ServerError", 500001};
 }
@@ -58,6 +60,8 @@ const char* to_amqp_condition(errc e) noexcept {
     case errc::internal: return "amqp:internal-error";
     case errc::device_defined_multiple_times: return "com.microsoft:argument-error";
     case errc::connection_failed: return "amqp:internal-error";
+    case errc::device_queue_full: return "amqp:resource-limit-exceeded";
+    case errc::message_lock_lost: return "com.microsoft:message-lock-lost";
     }
     return "amqp:internal-error";
 }

@@ -1,5 +1,5 @@
 // The one place where twinhub errors become wire codes: HTTP status plus IoT Hub error code (REST and
-// MQTT twin responses) and MQTT CONNACK return codes.
+// MQTT twin responses), AMQP error conditions (spec iothub-amqp 6.1) and MQTT CONNACK return codes.
 #pragma once
 
 #include "common/errc.hpp"
@@ -15,8 +15,10 @@ struct wire_error {
 // Exhaustive over errc; errc::ok maps to {200, "", 0}.
 wire_error to_wire(errc e) noexcept;
 
-// The AMQP error condition for a rejected delivery or a closed link: the names the SDKs translate
-// into typed errors (docs: ../shared/spec/iothub-amqp.md 6.1). Exhaustive over errc.
+// The AMQP 1.0 error condition (a symbol) for a rejected delivery or a detached link, chosen so that
+// the Node SDKs raise the matching error class (spec iothub-amqp 3.1, 6.1): e.g. device_queue_full
+// -> "amqp:resource-limit-exceeded" (DeviceMaximumQueueDepthExceededError on a service send),
+// message_too_large -> "amqp:link:message-size-exceeded". Exhaustive over errc; ok -> "".
 const char* to_amqp_condition(errc e) noexcept;
 
 // MQTT 3.1.1 CONNACK return code for a failed CONNECT: IoT Hub answers 5 (not authorised) for every

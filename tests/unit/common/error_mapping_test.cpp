@@ -28,6 +28,23 @@ TEST(error_mapping, every_error_is_an_http_error) {
     }
 }
 
+TEST(error_mapping, c2d_errors_map_to_iot_hub_and_amqp_codes) {
+    EXPECT_EQ(to_wire(errc::device_queue_full).http_status, 403);
+    EXPECT_STREQ(to_wire(errc::device_queue_full).code_name, "DeviceMaximumQueueDepthExceeded");
+    EXPECT_EQ(to_wire(errc::device_queue_full).code_number, 403004);
+    EXPECT_STREQ(to_amqp_condition(errc::device_queue_full), "amqp:resource-limit-exceeded");
+    EXPECT_EQ(to_wire(errc::message_too_large).code_number, 413001);
+    EXPECT_STREQ(to_amqp_condition(errc::message_too_large), "amqp:link:message-size-exceeded");
+    EXPECT_EQ(to_wire(errc::message_lock_lost).code_number, 412002);
+    EXPECT_STREQ(to_amqp_condition(errc::message_lock_lost), "com.microsoft:message-lock-lost");
+    EXPECT_STREQ(to_amqp_condition(errc::device_not_found), "amqp:not-found");
+}
+
+TEST(error_mapping, every_error_has_an_amqp_condition) {
+    for (int e = 1; std::string(to_string(static_cast<errc>(e))) != "unknown"; ++e)
+        EXPECT_STRNE(to_amqp_condition(static_cast<errc>(e)), "") << to_string(static_cast<errc>(e));
+}
+
 TEST(error_code, category_names_the_error) {
     boost::system::error_code ec = errc::precondition_failed;
     EXPECT_EQ(ec.message(), "precondition_failed");
