@@ -249,6 +249,8 @@ struct c2d_service::impl final : change_observer {
 
     // ---- change_observer: a deleted identity's messages are gone from the store (cascade) ----
     void on_desired_change(const store::identity_key&, const twin::desired_change&) override {}
+    void on_credentials_changed(const store::identity_key&) override {}
+    void on_policies_changed() override {}
     void on_identity_revoked(const store::identity_key& id) override {
         auto c = hub_.credentials(id);
         if (c || (c.error().code != errc::device_not_found && c.error().code != errc::module_not_found)) return;
