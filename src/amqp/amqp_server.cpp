@@ -245,5 +245,6 @@ http::websocket_handler amqp_server::websocket_handler() {
 methods::method_channel& amqp_server::method_channel() { return *channel_; }
 
 void amqp_server::set_method_router(methods::method_router* router) { state_->router.store(router); }
+void amqp_server::set_c2d_service(service::c2d_service* c2d) { state_->c2d.store(c2d); }
 
 }  // namespace twinhub::amqp

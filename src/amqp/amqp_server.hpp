@@ -37,6 +37,7 @@ class context;
 
 namespace twinhub::service {
 class hub_service;
+class c2d_service;
 }
 
 namespace twinhub::amqp {
@@ -82,6 +83,10 @@ public:
     // outlive the server. Set before devices connect.
     methods::method_channel& method_channel();
     void set_method_router(methods::method_router* router);
+    // Cloud-to-device messaging: the service's /messages/devicebound and feedback links and the
+    // devices' receive links go to `c2d`, which must outlive the server. Set before serving; without
+    // it those links are refused.
+    void set_c2d_service(service::c2d_service* c2d);
 
     struct state;
     class connection;

@@ -89,6 +89,12 @@ std::optional<std::string> selector_filter(const proton::sender& s) {
     return std::nullopt;
 }
 
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
 void reject_with(const proton::delivery& d, const char* condition, const std::string& description) {
     pn_delivery_t* pd = raw_delivery::of(d);
     pn_condition_t* c = pn_disposition_condition(pn_delivery_local(pd));
@@ -98,15 +104,10 @@ void reject_with(const proton::delivery& d, const char* condition, const std::st
     pn_delivery_settle(pd);
 }
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string describe(const store::identity_key& id) {
     return id.is_module() ? id.device_id + "/" + id.module_id : id.device_id;
 }
 
-}  // namespace
 
 amqp_server::connection::connection(std::unique_ptr<mqtt::transport> t, std::shared_ptr<state> st)
     : transport_(std::move(t)),
@@ -119,14 +120,6 @@ amqp_server::connection::connection(std::unique_ptr<mqtt::transport> t, std::sha
 
 amqp_server::connection::~connection() = default;
 
-template <class F>
-void amqp_server::connection::post(F&& f) {
-    asio::post(transport_->executor(), [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
-        if (self->finished_) return;
-        f();
-        self->pump();
-    });
-}
 
 void amqp_server::connection::start() {
     st_->add_open(shared_from_this());
@@ -265,6 +258,7 @@ void amqp_server::connection::finish() {
     timer_.cancel();
     transport_->close();
     pending_.clear();
+    c2d_release_all();
     for (auto& id : claimed_) st_->release(id, this);
     std::set<store::identity_key> had;
     {
@@ -429,6 +423,7 @@ void amqp_server::connection::on_receiver_open(proton::receiver& r) {
     case link_kind::twin:
     case link_kind::methods:
     case link_kind::eventhub_management:
+    case link_kind::service_c2d:
         break;
     default:
         r.open(o);
@@ -480,6 +475,19 @@ void amqp_server::connection::on_sender_open(proton::sender& s) {
         mgmt_senders_[s.name()] = s;
         senders_[s.name()] = *a;
         return;
+    case link_kind::service_feedback:
+        return c2d_open(s, *a);
+    case link_kind::c2d:
+        c2d_open(s, *a);
+        break;
+    case link_kind::telemetry:
+        // A module's receive link (its inputs; twinhub's module C2D) has the telemetry address.
+        if (!a->identity.is_module()) {
+            s.open(o);
+            return refuse(s, "amqp:not-implemented", "Receiving from '" + addr + "' is not supported.");
+        }
+        c2d_open(s, *a);
+        break;
     default:
         s.open(o);
         return refuse(s, "amqp:not-implemented", "Receiving from '" + addr + "' is not supported yet.");
@@ -520,6 +528,11 @@ void amqp_server::connection::link_gone(const std::string& name, bool sender) {
     case link_kind::eventhub_management:
         mgmt_senders_.erase(name);
         break;
+    case link_kind::c2d:
+    case link_kind::telemetry:
+    case link_kind::service_feedback:
+        c2d_link_gone(name);
+        break;
     default:
         break;
     }
@@ -548,6 +561,7 @@ void amqp_server::connection::on_sendable(proton::sender& s) {
     drain(s);
     auto it = eh_readers_.find(s.name());
     if (it != eh_readers_.end()) eh_send(it->second);
+    if (c2d_links_.count(s.name())) c2d_pump(s.name());
 }
 
 void amqp_server::connection::settle(proton::delivery d, const error* e) {
@@ -575,6 +589,8 @@ void amqp_server::connection::on_message(proton::delivery& d, proton::message& m
     case link_kind::eventhub_management:
         d.accept();
         return management_request(d, m);
+    case link_kind::service_c2d:
+        return service_send(d, m);
     default:
         return reject_with(d, "amqp:not-implemented", "Not supported.");
     }

@@ -20,7 +20,9 @@
 #include <proton/messaging_handler.hpp>
 #include <proton/receiver.hpp>
 #include <proton/sender.hpp>
+#include <proton/tracker.hpp>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
@@ -33,7 +35,16 @@
 #include <string>
 #include <vector>
 
-namespace twinhub::amqp {
+namespace twinhub {
+namespace service {
+class c2d_service;
+}
+namespace amqp {
+
+// Rejects and settles `d` with an AMQP error condition (the SDKs translate it into typed errors).
+void reject_with(const proton::delivery& d, const char* condition, const std::string& description);
+// "dev1" or "dev1/mod1", for logs and error texts.
+std::string describe(const store::identity_key& id);
 
 class amqp_server::connection : public std::enable_shared_from_this<connection>, private proton::messaging_handler {
 public:
@@ -120,6 +131,30 @@ private:
     void management_request(proton::delivery& d, proton::message& m);
     bool eh_entity(const std::string& entity) const;
 
+    // Cloud-to-device (spec: iothub-amqp 3.1, 3.2, 4.4; c2d_links.cpp)
+    struct c2d_link {
+        proton::sender link;
+        store::identity_key id;  // device receive links
+        bool feedback = false;   // the service's /messages/serviceBound/feedback link
+        std::uint64_t subscription = 0;
+    };
+    struct c2d_unsettled {
+        std::string link;
+        store::identity_key id;
+        std::string lock;  // message lock token, or feedback batch lock token
+        bool feedback = false;
+    };
+    void c2d_open(proton::sender& s, const link_address& a);
+    void c2d_pump(const std::string& link);
+    void c2d_link_gone(const std::string& link);
+    void c2d_release_all();
+    void c2d_outcome(proton::tracker& t, int outcome);  // 0 accepted, 1 rejected, 2 released/other
+    void service_send(proton::delivery& d, proton::message& m);
+    void on_tracker_accept(proton::tracker& t) override;
+    void on_tracker_reject(proton::tracker& t) override;
+    void on_tracker_release(proton::tracker& t) override;
+    void on_tracker_settle(proton::tracker& t) override;
+
     // requests
     void put_token(proton::delivery& d, proton::message& m);
     void telemetry(const store::identity_key& id, proton::delivery& d, proton::message& m);
@@ -167,10 +202,22 @@ private:
     std::map<std::string, eh_reader> eh_readers_;         // by link name
     std::map<std::string, proton::sender> mgmt_senders_;  // by link name
     std::atomic<bool> wake_pending_{false};
+    std::map<std::string, c2d_link> c2d_links_;            // by link name
+    std::map<std::string, c2d_unsettled> c2d_unsettled_;  // by link name + '/' + delivery tag
 
     // deliver_method() reads this from other threads.
     mutable std::mutex methods_mu_;
     std::set<store::identity_key> methods_ready_;
 };
 
-}  // namespace twinhub::amqp
+template <class F>
+void amqp_server::connection::post(F&& f) {
+    boost::asio::post(transport_->executor(), [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+        if (self->finished_) return;
+        f();
+        self->pump();
+    });
+}
+
+}  // namespace amqp
+}  // namespace twinhub

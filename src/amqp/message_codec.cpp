@@ -45,6 +45,12 @@ std::map<std::string, proton::scalar> properties_of(const proton::message& m) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> application_properties_text(const proton::message& m) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& [k, v] : properties_of(m)) out.emplace_back(k, scalar_text(v));
+    return out;
+}
+
 std::string body_bytes(const proton::message& m) {
     const proton::value& v = m.body();
     switch (v.type()) {

@@ -11,6 +11,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace twinhub::amqp {
 
@@ -25,6 +27,8 @@ void set_body_bytes(proton::message& m, std::string_view bytes);
 std::string app_property(const proton::message& m, const std::string& key);
 // An application property that is an integer (any width), or a decimal string.
 bool int_app_property(const proton::message& m, const std::string& key, int& out);
+// Every application property as text (see app_property), by key.
+std::vector<std::pair<std::string, std::string>> application_properties_text(const proton::message& m);
 // A message annotation as text, "" when absent.
 std::string annotation_text(const proton::message& m, const char* key);
 

@@ -4,6 +4,10 @@
 #include "amqp/amqp_server.hpp"
 #include "store/store.hpp"
 
+namespace twinhub::service {
+class c2d_service;
+}
+
 #include <atomic>
 #include <map>
 #include <memory>
@@ -21,6 +25,7 @@ struct amqp_server::state {
     service::hub_service& hub;
     const amqp_options opts;
     std::atomic<methods::method_router*> router{nullptr};
+    std::atomic<service::c2d_service*> c2d{nullptr};
     std::atomic<bool> stopped{false};
     // AMQP connection numbers live above 2^62 so that the method router never confuses them with
     // MQTT's (which count from 1).

@@ -235,6 +235,7 @@ http::websocket_handler mqtt_server::websocket_handler() {
 }
 
 void mqtt_server::set_method_response_handler(method_response_handler* h) { state_->methods.store(h); }
+void mqtt_server::set_c2d_service(service::c2d_service* c2d) { state_->c2d.store(c2d); }
 
 result<std::uint64_t> mqtt_server::send_method_request(const store::identity_key& id, method_request req) {
     auto s = state_->find(id);

@@ -34,6 +34,7 @@ class context;
 
 namespace twinhub::service {
 class hub_service;
+class c2d_service;
 }
 
 namespace twinhub::mqtt {
@@ -89,6 +90,10 @@ public:
     // ---- direct-method seam (see method_seam.hpp) ----
     // Set before devices connect; nullptr drops method responses.
     void set_method_response_handler(method_response_handler* h);
+    // Cloud-to-device delivery: sessions subscribed to devices/{d}/messages/devicebound/# (a
+    // module's to devices/{d}/modules/{m}/inputs/#) receive the identity's queued messages, QoS 1;
+    // PUBACK completes one. `c2d` must outlive the server; set before serving (nullptr: none).
+    void set_c2d_service(service::c2d_service* c2d);
     // Queues `req` for the connected identity `id` and returns the number of the connection it was
     // queued on (see method_response_handler::on_methods_gone). Fails with device_not_online when the
     // identity is not connected or not subscribed to $iothub/methods/POST/#.

@@ -27,6 +27,7 @@ struct mqtt_server::state {
     service::hub_service& hub;
     const mqtt_options opts;
     std::atomic<method_response_handler*> methods{nullptr};
+    std::atomic<service::c2d_service*> c2d{nullptr};
     std::atomic<bool> stopped{false};
     std::atomic<std::uint64_t> next_connection_id{1};
     // +1 on every credentials or policy change, before the sessions concerned are told. A CONNECT

@@ -65,6 +65,8 @@ void session::post(F&& f) {
     asio::post(transport_->executor(), std::forward<F>(f));
 }
 
+void session::post_fn(std::function<void()> f) { post(std::move(f)); }
+
 void session::start() {
     st_->add_open(shared_from_this());
     post([self = shared_from_this()] {
@@ -195,7 +197,7 @@ void session::handle(packet&& p) {
         touch();
         return send(pingresp{});
     case packet_type::puback:
-        return;  // acknowledgement of a QoS 1 delivery (C2D, later): nothing to retry yet
+        return c2d_puback(std::get<puback>(p).packet_id);  // a QoS 1 C2D delivery: complete
     case packet_type::disconnect:
         return close_now("client disconnected");
     default:
@@ -427,6 +429,7 @@ void session::apply_subscription_flags() {
     twin_responses_subscribed_ = subs_.contains(std::string(twin_response_filter));
     desired_subscribed_ = subs_.contains(std::string(desired_patch_filter));
     methods_subscribed_.store(subs_.contains(std::string(methods_filter)), std::memory_order_relaxed);
+    c2d_update_subscription();
 }
 
 void session::persist_subscriptions(std::function<void()> then) {
@@ -577,6 +580,7 @@ void session::close_now(std::string_view reason) {
         if (st_->release(identity_, this)) st_->hub.set_connection_state(identity_, false);
     }
     st_->remove_open(this);
+    c2d_end();
     if (connected_ && methods_subscribed()) {
         if (auto* h = st_->methods.load()) h->on_methods_gone(identity_, conn_number_);
     }
@@ -585,5 +589,7 @@ void session::close_now(std::string_view reason) {
     else
         log::debug("mqtt.close", {{"conn", conn_id_}, {"reason", reason}});
 }
+
+template void session::send<publish>(const publish&);
 
 }  // namespace twinhub::mqtt

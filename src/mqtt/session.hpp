@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -104,6 +105,14 @@ private:
     template <class F>
     void post(F&& f);
 
+    // Cloud-to-device delivery (session_c2d.cpp; spec 5.6).
+    void c2d_update_subscription();  // after subs_ changed: subscribe to / leave the identity's queue
+    void c2d_pump();                 // sends what the queue has, up to max_c2d_inflight unacknowledged
+    void c2d_puback(packet_id pid);  // completes the message
+    void c2d_end();                  // on close: in-flight messages go back to the queue
+    void post_fn(std::function<void()> f);
+    static constexpr std::size_t max_c2d_inflight = 16;
+
     std::unique_ptr<transport> transport_;
     std::shared_ptr<mqtt_server::state> st_;
     std::uint64_t conn_number_;
@@ -140,6 +149,10 @@ private:
     bool twin_responses_subscribed_ = false;
     bool desired_subscribed_ = false;
     std::atomic<bool> methods_subscribed_{false};
+    std::uint64_t c2d_subscription_ = 0;            // 0: not subscribed to the C2D queue
+    std::uint8_t c2d_qos_ = 1;                      // the granted QoS of the C2D filter
+    std::map<packet_id, std::string> c2d_inflight_;  // packet id -> lock token
+    packet_id next_packet_id_ = 0;
 
     // Desired patches committed after this connection's last twin GET but before it subscribed to
     // desired notifications (the window between an SDK's GET and its lazy SUBSCRIBE). They are

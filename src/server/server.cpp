@@ -6,6 +6,7 @@
 #include "http/https_server.hpp"
 #include "methods/method_router.hpp"
 #include "amqp/amqp_server.hpp"
+#include "service/c2d_service.hpp"
 #include "methods/channel_set.hpp"
 #include "methods/mqtt_method_channel.hpp"
 #include "mqtt/mqtt_server.hpp"
@@ -34,6 +35,7 @@ struct server::impl {
     prepared_data_dir dir;
     std::unique_ptr<store::store> store;
     std::unique_ptr<service::hub_service> hub;
+    std::unique_ptr<service::c2d_service> c2d;  // observes hub; destroyed before it
     std::unique_ptr<query::query_engine> queries;  // registered with hub; destroyed before it
     boost::asio::io_context ioc;
     // MQTT/TLS sessions: one io_context per thread (see io_pool.hpp); the shared `ioc` runs the
@@ -86,6 +88,9 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     if (!hub) throw std::runtime_error("cannot load the hub state: " + hub.error().message);
     m.hub = std::move(*hub);
     m.queries = std::make_unique<query::query_engine>(*m.hub);  // before serving: loads every twin
+    auto c2d = service::c2d_service::open(*m.store, *m.hub);
+    if (!c2d) throw std::runtime_error("cannot load the cloud-to-device queues: " + c2d.error().message);
+    m.c2d = std::move(*c2d);
     m.configure_tls();
     m.methods = std::make_unique<methods::method_router>(m.ioc);
 
@@ -95,6 +100,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     mo.port = c.mqtt_port;
     mo.session_context = [&m]() -> boost::asio::io_context& { return m.mqtt_pool.next(); };
     m.mqtt = std::make_unique<mqtt::mqtt_server>(m.ioc, m.tls, *m.hub, mo);
+    m.mqtt->set_c2d_service(m.c2d.get());
     m.method_channel = std::make_unique<methods::mqtt_method_channel>(*m.methods, *m.mqtt);
     if (auto r = m.mqtt->start(); !r) throw std::runtime_error(r.error().message);
 
@@ -106,6 +112,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ao.session_context = [&m]() -> boost::asio::io_context& { return m.mqtt_pool.next(); };
     m.amqp = std::make_unique<amqp::amqp_server>(m.ioc, m.tls, *m.hub, ao);
     m.amqp->set_method_router(m.methods.get());
+    m.amqp->set_c2d_service(m.c2d.get());
     m.method_channels.add(m.method_channel.get());
     m.method_channels.add(&m.amqp->method_channel());
     m.methods->set_channel(&m.method_channels);
@@ -155,8 +162,11 @@ server::~server() {
     m.stop();
     m.https.reset();
     m.method_channel.reset();
+    if (m.mqtt) m.mqtt->set_c2d_service(nullptr);  // sessions may outlive the server; c2d goes below
     m.mqtt.reset();
+    if (m.amqp) m.amqp->set_c2d_service(nullptr);
     m.methods.reset();
+    m.c2d.reset();
     m.queries.reset();
     m.hub.reset();
     if (m.store) m.store->close();
