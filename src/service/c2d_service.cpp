@@ -100,6 +100,7 @@ struct c2d_service::impl final : change_observer {
         store::c2d_message m;
         std::string lock;  // empty: available
         std::optional<time_point> lock_expiry;
+        std::string generation;  // generation id of the identity it was sent to (see on_identity_revoked)
     };
     struct queue {
         std::map<std::uint64_t, entry> messages;  // by sequence number
@@ -251,21 +252,41 @@ struct c2d_service::impl final : change_observer {
     void on_desired_change(const store::identity_key&, const twin::desired_change&) override {}
     void on_credentials_changed(const store::identity_key&) override {}
     void on_policies_changed() override {}
+    // Revoked means deleted or disabled. A deleted identity's messages are gone from the store, but
+    // the identity may exist again by now (deleted and re-created in one commit group: the hub reports
+    // both after the group), with a new generation id. So drop each message whose identity is gone or
+    // has another generation than the one it was sent to; a disabled identity keeps its messages.
+    // A queue with sends still being enqueued stays (as in purge): their completions decrement
+    // `enqueuing`.
     void on_identity_revoked(const store::identity_key& id) override {
-        auto c = hub_.credentials(id);
-        if (c || (c.error().code != errc::device_not_found && c.error().code != errc::module_not_found)) return;
         std::lock_guard l(mu_);
-        auto drop = [&](std::map<store::identity_key, queue>::iterator it) {
-            for (auto& [_, e] : it->second.messages)
-                if (!e.lock.empty()) locks_.erase(e.lock);
-            return queues_.erase(it);
-        };
         for (auto it = queues_.begin(); it != queues_.end();) {
-            if (it->first.device_id == id.device_id && (id.module_id.empty() || it->first.module_id == id.module_id))
-                it = drop(it);
+            auto& [key, q] = *it;
+            if (key.device_id != id.device_id || (!id.module_id.empty() && key.module_id != id.module_id)) {
+                ++it;
+                continue;
+            }
+            const std::string gen = generation_of(key);
+            std::erase_if(q.messages, [&](auto& kv) {
+                if (!gen.empty() && kv.second.generation == gen) return false;
+                if (!kv.second.lock.empty()) locks_.erase(kv.second.lock);
+                return true;
+            });
+            if (q.messages.empty() && q.enqueuing == 0)
+                it = queues_.erase(it);
             else
                 ++it;
         }
+    }
+
+    // The generation id of the identity as the hub has it committed; empty when it does not exist.
+    std::string generation_of(const store::identity_key& id) const {
+        if (id.is_module()) {
+            auto m = hub_.get_module(id.device_id, id.module_id);
+            return m ? m->generation_id : std::string();
+        }
+        auto d = hub_.get_device(id.device_id);
+        return d ? d->generation_id : std::string();
     }
 
     void sweep_loop() {
@@ -327,7 +348,7 @@ result<std::unique_ptr<c2d_service>> c2d_service::open(store::store& s, hub_serv
     auto p = std::make_unique<impl>(s, hub, std::move(opts));
     for (auto& m : state->messages) {
         auto& q = p->queues_[m.target];
-        q.messages.emplace(m.sequence_number, impl::entry{m, {}, {}});
+        q.messages.emplace(m.sequence_number, impl::entry{m, {}, {}, p->generation_of(m.target)});
     }
     for (auto& f : state->feedback) p->feedback_.emplace(f.sequence_number, impl::fb_entry{f, {}});
     p->next_seq_ = state->next_message_sequence;
@@ -367,6 +388,7 @@ void c2d_service::send(store::identity_key target, c2d_outgoing m, handler<std::
         expiry = *m.expiry;
     }
     if (auto c = hub_identity_exists(target); !c) return done(c.error());
+    std::string generation = p.generation_of(target);
 
     store::c2d_message msg;
     msg.target = target;
@@ -395,14 +417,15 @@ void c2d_service::send(store::identity_key target, c2d_outgoing m, handler<std::
         msg.sequence_number = p.next_seq_++;
         store::write_batch b;
         b.enqueue_c2d(msg);
-        a.commits.emplace_back(std::move(b), [&p, msg = std::move(msg), done = std::move(done)](result<void> r) {
+        a.commits.emplace_back(std::move(b), [&p, msg = std::move(msg), generation = std::move(generation),
+                                              done = std::move(done)](result<void> r) {
             impl::after a2;
             {
                 std::lock_guard l(p.mu_);
                 auto& q = p.queues_[msg.target];
                 --q.enqueuing;
                 if (r) {
-                    q.messages.emplace(msg.sequence_number, impl::entry{msg, {}, {}});
+                    q.messages.emplace(msg.sequence_number, impl::entry{msg, {}, {}, generation});
                     p.notify_identity(msg.target, a2);
                 } else if (q.messages.empty() && q.enqueuing == 0) {
                     p.queues_.erase(msg.target);
