@@ -17,6 +17,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <cctype>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -176,6 +177,16 @@ private:
         if (auto it = req.find(bhttp::field::if_match); it != req.end()) rr.if_match = std::string(it->value());
         if (auto it = req.find("x-ms-max-item-count"); it != req.end()) rr.max_item_count = std::string(it->value());
         if (auto it = req.find("x-ms-continuation"); it != req.end()) rr.continuation = std::string(it->value());
+        if (auto it = req.find(bhttp::field::content_type); it != req.end()) rr.content_type = std::string(it->value());
+        if (auto it = req.find(bhttp::field::content_encoding); it != req.end()) rr.content_encoding = std::string(it->value());
+        for (const auto& f : req) {
+            const auto name = f.name_string();
+            if (name.size() > 7 && beast::iequals(name.substr(0, 7), "iothub-")) {
+                std::string n(name);
+                for (auto& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+                rr.iothub_headers.emplace_back(std::move(n), std::string(f.value()));
+            }
+        }
         rr.body = std::move(req.body());
 
         st_->api.handle(std::move(rr), [self = shared_from_this(), version, keep_alive](rest_response r) {

@@ -18,6 +18,11 @@ struct rest_request {
     std::string body;
     std::optional<std::string> max_item_count = {};  // x-ms-max-item-count (POST /devices/query, spec 3.7)
     std::optional<std::string> continuation = {};    // x-ms-continuation (POST /devices/query)
+    // Device telemetry over HTTPS: Content-Type, Content-Encoding, and every iothub-* header with its
+    // name lower-cased (system properties, iothub-app-{name} application properties), in order.
+    std::optional<std::string> content_type = {};
+    std::optional<std::string> content_encoding = {};
+    std::vector<std::pair<std::string, std::string>> iothub_headers = {};
 };
 
 struct rest_response {

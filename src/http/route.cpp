@@ -31,13 +31,15 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::c2d_purge: return "DELETE";
     case route_kind::c2d_receive: return "GET";
     case route_kind::c2d_settle: return "DELETE";
-    case route_kind::c2d_abandon: return "POST";
+    case route_kind::c2d_abandon:
+    case route_kind::device_events: return "POST";
     }
     return "";
 }
 
 bool is_device_route(route_kind k) noexcept {
-    return k == route_kind::c2d_receive || k == route_kind::c2d_settle || k == route_kind::c2d_abandon;
+    return k == route_kind::c2d_receive || k == route_kind::c2d_settle || k == route_kind::c2d_abandon ||
+           k == route_kind::device_events;
 }
 
 namespace {
@@ -65,7 +67,8 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::c2d_purge:
     case route_kind::c2d_settle: return in({delete_});
     case route_kind::c2d_receive: return in({get});
-    case route_kind::c2d_abandon: return in({post});
+    case route_kind::c2d_abandon:
+    case route_kind::device_events: return in({post});
     }
     return false;
 }
@@ -85,6 +88,10 @@ bool match_c2d(const std::vector<std::string>& s, std::size_t at, route& r) {
     const std::size_t left = s.size() - at;
     if (left == 1 && s[at] == "commands") {
         r.kind = route_kind::c2d_purge;
+        return true;
+    }
+    if (left == 2 && s[at] == "messages" && s[at + 1] == "events") {
+        r.kind = route_kind::device_events;
         return true;
     }
     if (left < 2 || s[at] != "messages" || !iequals(s[at + 1], "devicebound")) return false;
@@ -203,7 +210,8 @@ std::uint32_t required_permission(const route& r) noexcept {
     case route_kind::c2d_purge: return service_connect;
     case route_kind::c2d_receive:
     case route_kind::c2d_settle:
-    case route_kind::c2d_abandon: return device_connect;
+    case route_kind::c2d_abandon:
+    case route_kind::device_events: return device_connect;
     }
     return service_connect;
 }

@@ -34,6 +34,7 @@ enum class route_kind {
     c2d_receive,         // /devices/{id}[/modules/{mid}]/messages/deviceBound  GET
     c2d_settle,          // .../messages/deviceBound/{lockToken}  DELETE (complete; ?reject: reject)
     c2d_abandon,         // .../messages/deviceBound/{lockToken}/abandon  POST
+    device_events,       // /devices/{id}[/modules/{mid}]/messages/events  POST (telemetry, single or batch)
 };
 
 // True for the routes a device calls with its own credentials (spec 2.6 device side).

@@ -1,7 +1,7 @@
 'use strict';
 // The built-in Event Hubs-compatible endpoint read by the official @azure/event-hubs consumer, as
 // Microsoft's e2e tests read telemetry (docs: ../shared/spec/iothub-amqp.md 5): what devices and
-// modules sent over MQTT, MQTT/WS, AMQP and AMQP/WS arrives with its body, application properties
+// modules sent over MQTT, MQTT/WS, AMQP, AMQP/WS and HTTPS (single and batch) arrives with its body, application properties
 // and system properties, in order per device; runtime information; bad readers get typed errors.
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -11,6 +11,7 @@ const { Registry } = require('azure-iothub');
 const { Client, ModuleClient, Message } = require('azure-iot-device');
 const { Mqtt, MqttWs } = require('azure-iot-device-mqtt');
 const { Amqp, AmqpWs } = require('azure-iot-device-amqp');
+const { Http } = require('azure-iot-device-http');
 const { EventHubConsumerClient, earliestEventPosition, latestEventPosition } = require('@azure/event-hubs');
 const { connectionString, uniqueId } = require('../lib/hub');
 
@@ -50,7 +51,7 @@ function collect(deviceId, moduleId, count, startPosition, ms = 15000) {
   return done.finally(() => sub.close());
 }
 
-for (const [name, proto] of [['Mqtt', Mqtt], ['MqttWs', MqttWs], ['Amqp', Amqp], ['AmqpWs', AmqpWs]]) {
+for (const [name, proto] of [['Mqtt', Mqtt], ['MqttWs', MqttWs], ['Amqp', Amqp], ['AmqpWs', AmqpWs], ['Http', Http]]) {
   test(`telemetry sent over ${name} is read from the built-in endpoint in order, with its properties`, async () => {
     const id = uniqueId('eh');
     const key = (await registry.create({ deviceId: id })).responseBody.authentication.symmetricKey.primaryKey;
@@ -80,6 +81,41 @@ for (const [name, proto] of [['Mqtt', Mqtt], ['MqttWs', MqttWs], ['Amqp', Amqp],
     }
   });
 }
+
+test('sendEventBatch over Http: every message of the batch arrives in order with its properties', async () => {
+  const id = uniqueId('ehb');
+  const key = (await registry.create({ deviceId: id })).responseBody.authentication.symmetricKey.primaryKey;
+  const client = Client.fromConnectionString(`HostName=${hostName};DeviceId=${id};SharedAccessKey=${key}`, Http);
+  const reading = collect(id, null, 3, { enqueuedOn: new Date(Date.now() - 5000) });
+  await client.open();
+  const batch = [0, 1, 2].map((i) => {
+    const m = new Message(`batch ${i} \u00e9`);
+    m.properties.add('n', String(i));
+    return m;
+  });
+  await client.sendEventBatch(batch);
+  const events = await reading;
+  await client.close();
+  assert.deepEqual(events.map((e) => (Buffer.isBuffer(e.body) ? e.body.toString() : e.body)),
+    ['batch 0 \u00e9', 'batch 1 \u00e9', 'batch 2 \u00e9']);
+  assert.deepEqual(events.map((e) => e.properties.n), ['0', '1', '2']);
+});
+
+test('Http telemetry over 256 KB is 413 MessageTooLarge and nothing of it is stored', async () => {
+  const id = uniqueId('ehl');
+  const key = (await registry.create({ deviceId: id })).responseBody.authentication.symmetricKey.primaryKey;
+  const client = Client.fromConnectionString(`HostName=${hostName};DeviceId=${id};SharedAccessKey=${key}`, Http);
+  await client.open();
+  let err;
+  try { await client.sendEvent(new Message(Buffer.alloc(256 * 1024 + 1, 'x'))); } catch (e) { err = e; }
+  assert.ok(err, 'an oversized message must fail');
+  assert.equal(err.constructor.name, 'MessageTooLargeError');
+  await client.sendEvent(new Message('small'));
+  const events = await collect(id, null, 1, { enqueuedOn: new Date(Date.now() - 10000) });
+  await client.close();
+  assert.equal(events.length, 1);
+  assert.equal(Buffer.isBuffer(events[0].body) ? events[0].body.toString() : events[0].body, 'small');
+});
 
 test('module telemetry carries the module id', async () => {
   const id = uniqueId('ehm');
