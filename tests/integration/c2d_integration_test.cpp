@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 using namespace twinhub;
 using namespace std::chrono_literals;
@@ -447,4 +448,83 @@ TEST(c2d, purge_a_module_queue) {
     auto dp = rm.purge_c2d_messages(id);
     ASSERT_TRUE(dp);
     EXPECT_EQ(dp->total_messages_purged, 1);
+}
+
+TEST(c2d, sas_token_is_renewed_on_the_same_connection) {
+    auto o = svc_options(hub());
+    o.sas_token_ttl = 3s;  // renewed at 80%; the hub closes a connection whose token expired
+    auto sc = service_client::from_connection_string(hub().connection_string(), o);
+    ASSERT_TRUE(sc);
+    auto rm = registry();
+    auto id = unique("c2d-renew");
+    ASSERT_TRUE(rm.create_device(id));
+    ASSERT_TRUE(sc->send(id, c2d_message("before")));
+    std::this_thread::sleep_for(5s);
+    EXPECT_TRUE(sc->connected()) << "the hub dropped the connection: the token was not renewed";
+    auto r = sc->send(id, c2d_message("after"));
+    EXPECT_TRUE(r) << r.error().message;
+}
+
+TEST(c2d, next_call_reconnects_after_a_hub_restart) {
+    auto rm = registry();
+    auto id = unique("c2d-restart");
+    ASSERT_TRUE(rm.create_device(id));
+    auto sc = sender();
+    ASSERT_TRUE(sc.send(id, c2d_message("one")));
+    hub().stop();
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (sc.connected() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    EXPECT_FALSE(sc.connected());
+    auto down = sc.send(id, c2d_message("nobody listens"));
+    ASSERT_FALSE(down);
+    EXPECT_EQ(down.error().code, errc::connection_failed) << down.error().message;
+    hub().start();
+    auto r = sc.send(id, c2d_message("two"));
+    ASSERT_TRUE(r) << r.error().message;
+
+    // Both durable messages reach the device, in order.
+    auto dev = connected_device(rm, id);
+    inbox in;
+    ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
+    ASSERT_TRUE(dev.connect());
+    auto a = in.pop(10s);
+    auto b = in.pop(10s);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->body, "one");
+    EXPECT_EQ(b->body, "two");
+}
+
+TEST(c2d, concurrent_senders_share_one_client) {
+    auto rm = registry();
+    auto id = unique("c2d-conc");
+    ASSERT_TRUE(rm.create_device(id));
+    auto sc = sender();
+    std::vector<std::thread> threads;
+    std::atomic<int> ok{0};
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 10; ++i)
+                if (sc.send(id, c2d_message(std::to_string(t) + "-" + std::to_string(i)))) ++ok;
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok, 40);
+}
+
+TEST(device_client, on_message_with_an_empty_handler_unsubscribes) {
+    auto rm = registry();
+    auto id = unique("c2d-unsub");
+    ASSERT_TRUE(rm.create_device(id));
+    auto dev = connected_device(rm, id);
+    inbox in;
+    ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
+    ASSERT_TRUE(dev.connect());
+    ASSERT_TRUE(dev.on_message(nullptr));
+    auto sc = sender();
+    ASSERT_TRUE(sc.send(id, c2d_message("kept")));
+    EXPECT_FALSE(in.pop(1s));
+    // Subscribing again gets the message the hub kept.
+    ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
+    auto got = in.pop(10s);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->body, "kept");
 }
