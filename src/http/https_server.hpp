@@ -24,6 +24,7 @@
 
 namespace twinhub::service {
 class hub_service;
+class c2d_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -42,6 +43,7 @@ struct https_options {
     std::chrono::seconds read_timeout{30};  // per TLS handshake, request read and idle keep-alive wait
     methods::method_router* methods = nullptr;  // serves direct methods when set (see rest_api)
     query::query_engine* queries = nullptr;     // serves POST /devices/query when set (see rest_api)
+    service::c2d_service* c2d = nullptr;        // serves the C2D routes when set (see rest_api)
 };
 
 class https_server {

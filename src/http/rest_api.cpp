@@ -10,6 +10,7 @@
 #include "methods/method_router.hpp"
 #include "query/query_request.hpp"
 #include "registry/identity.hpp"
+#include "service/c2d_service.hpp"
 #include "service/hub_service.hpp"
 
 #include <boost/json/array.hpp>
@@ -259,6 +260,35 @@ service::handler<void> complete_void(rest_api::completion done) {
     };
 }
 
+std::string module_id_of(const registry::device_identity&) { return {}; }
+std::string module_id_of(const registry::module_identity& m) { return m.module_id; }
+
+// A C2D message over the device HTTPS API (what azure-iot-http-base's toMessage and the C#
+// HttpTransportHandler read): the body as is, the lock token as a quoted ETag, system properties
+// as iothub-* headers and application properties as iothub-app-{name}.
+rest_response c2d_message_response(const service::c2d_delivery& d, const std::string& to) {
+    const auto& m = d.message;
+    rest_response r;
+    r.status = 200;
+    r.body = m.body;
+    r.headers.emplace_back("ETag", quoted(d.lock_token));
+    r.headers.emplace_back("Content-Type", m.content_type.empty() ? "application/octet-stream" : m.content_type);
+    if (!m.content_encoding.empty()) r.headers.emplace_back("Content-Encoding", m.content_encoding);
+    if (!m.message_id.empty()) r.headers.emplace_back("iothub-messageid", m.message_id);
+    if (!m.correlation_id.empty()) r.headers.emplace_back("iothub-correlationid", m.correlation_id);
+    if (!m.user_id.empty()) r.headers.emplace_back("iothub-userid", m.user_id);
+    r.headers.emplace_back("iothub-to", to);
+    r.headers.emplace_back("iothub-sequencenumber", std::to_string(m.sequence_number));
+    r.headers.emplace_back("iothub-deliverycount", std::to_string(m.delivery_count));
+    r.headers.emplace_back("iothub-enqueuedtime", format_time(time_point{std::chrono::nanoseconds(m.enqueued_time_ns)}));
+    if (m.expiry_time_ns > 0) {
+        r.headers.emplace_back("iothub-expiry", format_time(time_point{std::chrono::nanoseconds(m.expiry_time_ns)}));
+    }
+    r.headers.emplace_back("iothub-ack", service::to_string(m.ack));
+    for (const auto& [k, v] : m.application_properties) r.headers.emplace_back("iothub-app-" + k, v);
+    return r;
+}
+
 std::string if_match_or_empty(const rest_request& req) { return req.if_match.value_or(std::string()); }
 
 // PUT without If-Match (or with an empty one) is create-only (spec 3.6 rule 1).
@@ -285,8 +315,8 @@ static rest_response method_result_response(const result<methods::method_respons
 }
 
 rest_api::rest_api(service::hub_service& hub, std::vector<std::string> host_names, methods::method_router* methods,
-                   query::query_engine* queries)
-    : hub_(hub), host_names_(std::move(host_names)), methods_(methods), queries_(queries) {
+                   query::query_engine* queries, service::c2d_service* c2d)
+    : hub_(hub), host_names_(std::move(host_names)), methods_(methods), queries_(queries), c2d_(c2d) {
     if (host_names_.empty()) host_names_.push_back("localhost");
 }
 
@@ -317,6 +347,7 @@ void rest_api::handle(rest_request req, completion done) const {
         return fail(error{errc::unauthorized, "The request has no Authorization header; send a service SAS token "
                                               "(SharedAccessSignature sr=...&sig=...&se=...&skn=...)."});
     }
+    if (is_device_route(r.kind)) return handle_device_route(r, req, std::move(done));
     {
         auto policies = hub_.policies();
         auto granted = auth::authorize_service(*req.authorization, host_names_, policies, required_permission(r), now());
@@ -326,9 +357,15 @@ void rest_api::handle(rest_request req, completion done) const {
     if (!r.device_id.empty() || r.kind == route_kind::device || r.kind == route_kind::module) {
         if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
     }
-    if (r.kind == route_kind::module || r.kind == route_kind::module_twin || r.kind == route_kind::module_methods) {
+    if (r.kind == route_kind::module || r.kind == route_kind::module_twin || r.kind == route_kind::module_methods ||
+        !r.module_id.empty()) {
         if (auto ok = registry::validate_id(r.module_id, "moduleId"); !ok) return fail(ok.error());
     }
+    auto with_c2d_count = [this](auto identity) {
+        if (c2d_) identity.cloud_to_device_message_count = static_cast<std::int64_t>(
+                      c2d_->pending_count(store::identity_key{identity.device_id, module_id_of(identity)}));
+        return identity;
+    };
 
     switch (r.kind) {
     case route_kind::devices: {
@@ -336,7 +373,7 @@ void rest_api::handle(rest_request req, completion done) const {
             auto top = parse_top(*target, max_top);
             if (!top) return fail(top.error());
             json::array arr;
-            for (const auto& d : hub_.list_devices(*top)) arr.push_back(registry::to_json(d));
+            for (const auto& d : hub_.list_devices(*top)) arr.push_back(registry::to_json(with_c2d_count(d)));
             return done(json_response(200, arr));
         }
         auto entries = parse_bulk(req.body);
@@ -350,7 +387,7 @@ void rest_api::handle(rest_request req, completion done) const {
         if (r.method == http_method::get) {
             auto d = hub_.get_device(r.device_id);
             if (!d) return fail(d.error());
-            return done(device_response(*d));
+            return done(device_response(with_c2d_count(*d)));
         }
         if (r.method == http_method::delete_) {
             hub_.delete_device(r.device_id, if_match_or_empty(req), complete_void(std::move(done)));
@@ -373,14 +410,14 @@ void rest_api::handle(rest_request req, completion done) const {
         auto mods = hub_.list_modules(r.device_id);
         if (!mods) return fail(mods.error());
         json::array arr;
-        for (const auto& m : *mods) arr.push_back(registry::to_json(m));
+        for (const auto& m : *mods) arr.push_back(registry::to_json(with_c2d_count(m)));
         return done(json_response(200, arr));
     }
     case route_kind::module: {
         if (r.method == http_method::get) {
             auto m = hub_.get_module(r.device_id, r.module_id);
             if (!m) return fail(m.error());
-            return done(module_response(*m));
+            return done(module_response(with_c2d_count(*m)));
         }
         if (r.method == http_method::delete_) {
             hub_.delete_module(r.device_id, r.module_id, if_match_or_empty(req), complete_void(std::move(done)));
@@ -406,6 +443,9 @@ void rest_api::handle(rest_request req, completion done) const {
         if (r.method == http_method::get) {
             auto t = hub_.get_twin(key);
             if (!t) return fail(t.error());
+            if (c2d_ && t->contains("cloudToDeviceMessageCount")) {
+                (*t)["cloudToDeviceMessageCount"] = static_cast<std::int64_t>(c2d_->pending_count(key));
+            }
             return done(twin_response(*t));
         }
         auto body = parse_object_body(req.body, "a twin patch");
@@ -450,6 +490,26 @@ void rest_api::handle(rest_request req, completion done) const {
                          });
         return;
     }
+    case route_kind::c2d_purge: {
+        if (c2d_ == nullptr) return fail(error{errc::not_found, "Cloud-to-device messages are not served by this hub."});
+        store::identity_key key{r.device_id, r.module_id};
+        c2d_->purge(key, [done = std::move(done), key](result<std::size_t> n) {
+            if (!n) return done(error_response(n.error()));
+            json::object o;
+            o["totalMessagesPurged"] = static_cast<std::int64_t>(*n);
+            o["deviceId"] = key.device_id;
+            if (key.module_id.empty()) {
+                o["moduleId"] = nullptr;
+            } else {
+                o["moduleId"] = key.module_id;
+            }
+            done(json_response(200, o));
+        });
+        return;
+    }
+    case route_kind::c2d_receive:
+    case route_kind::c2d_settle:
+    case route_kind::c2d_abandon: break;  // handled above
     case route_kind::devices_query: {
         if (queries_ == nullptr) return fail(error{errc::not_found, "Twin queries are not served by this hub."});
         auto page = query::run_query_request(*queries_, req.body, req.max_item_count, req.continuation);
@@ -462,6 +522,59 @@ void rest_api::handle(rest_request req, completion done) const {
     }
     }
     fail(error{errc::internal, "unhandled route"});
+}
+
+// The device HTTPS C2D API: the caller is the identity itself (its SAS key, or a policy token
+// with DeviceConnect whose sr covers it), as on MQTT CONNECT.
+void rest_api::handle_device_route(const route& r, const rest_request& req, completion done) const {
+    auto fail = [&done](error e) { done(error_response(e)); };
+    if (c2d_ == nullptr) return fail(error{errc::not_found, "Cloud-to-device messages are not served by this hub."});
+    if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
+    if (!r.module_id.empty()) {
+        if (auto ok = registry::validate_id(r.module_id, "moduleId"); !ok) return fail(ok.error());
+    }
+    store::identity_key key{r.device_id, r.module_id};
+    {
+        // Unknown, disabled and wrongly signed are all 401: a device learns nothing about others.
+        auto creds = hub_.credentials(key);
+        if (!creds) return fail(error{errc::unauthorized, "The token does not authorise this identity."});
+        if (!creds->enabled) return fail(error{errc::unauthorized, "The device '" + r.device_id + "' is disabled."});
+        const auto policies = hub_.policies();
+        const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
+                                       creds->authentication.symmetric_key.secondary_key};
+        auto granted = auth::authorize_device(*req.authorization, host_names_,
+                                              auth::identity_key{key.device_id, key.module_id}, keys, policies, now());
+        if (!granted) return fail(granted.error());
+    }
+    auto settled = [done](result<void> res) {
+        if (!res) return done(error_response(res.error()));
+        done(no_content());
+    };
+    switch (r.kind) {
+    case route_kind::c2d_receive: {
+        auto next = c2d_->lock_next(key, std::chrono::milliseconds(c2d_lock_duration));
+        if (!next) return fail(next.error());
+        if (!*next) return done(no_content());  // 204: the queue is empty
+        std::string to = "/devices/" + key.device_id +
+                         (key.module_id.empty() ? std::string() : "/modules/" + key.module_id) + "/messages/devicebound";
+        return done(c2d_message_response(**next, to));
+    }
+    case route_kind::c2d_settle: {
+        auto target = parse_request_target(req.target);
+        const bool reject = target && target->query_value("reject").has_value();
+        if (reject) {
+            c2d_->reject(key, r.lock_token, std::move(settled));
+        } else {
+            c2d_->complete(key, r.lock_token, std::move(settled));
+        }
+        return;
+    }
+    case route_kind::c2d_abandon:
+        c2d_->abandon(key, r.lock_token, std::move(settled));
+        return;
+    default: break;
+    }
+    fail(error{errc::internal, "unhandled device route"});
 }
 
 }  // namespace twinhub::http

@@ -13,12 +13,14 @@
 
 #include "http/rest_message.hpp"
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
 
 namespace twinhub::service {
 class hub_service;
+class c2d_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -29,6 +31,8 @@ class query_engine;
 
 namespace twinhub::http {
 
+struct route;
+
 class rest_api {
 public:
     using completion = std::function<void(rest_response)>;
@@ -36,20 +40,28 @@ public:
     // host_names: the hub's names a token's sr may name; empty means {"localhost"}. `methods` serves
     // POST /twins/{id}[/modules/{mid}]/methods (spec 3.8); it must outlive the rest_api, and without
     // it those routes answer 404.
+    // `c2d` serves the C2D routes (purge, the device HTTPS receive API) and the
+    // cloudToDeviceMessageCount of identities; without it those routes answer 404 and the count is 0.
     rest_api(service::hub_service& hub, std::vector<std::string> host_names,
-             methods::method_router* methods = nullptr, query::query_engine* queries = nullptr);
+             methods::method_router* methods = nullptr, query::query_engine* queries = nullptr,
+             service::c2d_service* c2d = nullptr);
 
     void handle(rest_request req, completion done) const;
 
     // Identities returned by one list call at most (spec 7.3), and the bulk entry limit (spec 3.9).
     static constexpr std::size_t max_top = 1000;
     static constexpr std::size_t max_bulk_entries = 100;
+    // How long a message received over the device HTTPS API stays locked (IoT Hub: 1 minute).
+    static constexpr std::chrono::seconds c2d_lock_duration{60};
 
 private:
     service::hub_service& hub_;
     std::vector<std::string> host_names_;
     methods::method_router* methods_ = nullptr;
     query::query_engine* queries_ = nullptr;  // POST /devices/query (spec 3.7); 404 without it
+    service::c2d_service* c2d_ = nullptr;
+
+    void handle_device_route(const route& r, const rest_request& req, completion done) const;
 };
 
 }  // namespace twinhub::http

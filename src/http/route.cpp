@@ -28,8 +28,16 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::device_methods:
     case route_kind::module_methods:
     case route_kind::devices_query: return "POST";
+    case route_kind::c2d_purge: return "DELETE";
+    case route_kind::c2d_receive: return "GET";
+    case route_kind::c2d_settle: return "DELETE";
+    case route_kind::c2d_abandon: return "POST";
     }
     return "";
+}
+
+bool is_device_route(route_kind k) noexcept {
+    return k == route_kind::c2d_receive || k == route_kind::c2d_settle || k == route_kind::c2d_abandon;
 }
 
 namespace {
@@ -54,6 +62,45 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::device_methods:
     case route_kind::module_methods:
     case route_kind::devices_query: return in({post});
+    case route_kind::c2d_purge:
+    case route_kind::c2d_settle: return in({delete_});
+    case route_kind::c2d_receive: return in({get});
+    case route_kind::c2d_abandon: return in({post});
+    }
+    return false;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto lc = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+        if (lc(a[i]) != lc(b[i])) return false;
+    }
+    return true;
+}
+
+// The C2D routes below an identity: `rest` are the segments after /devices/{id} or
+// /devices/{id}/modules/{mid}. The SDKs spell deviceBound in either case (Node: devicebound).
+bool match_c2d(const std::vector<std::string>& s, std::size_t at, route& r) {
+    const std::size_t left = s.size() - at;
+    if (left == 1 && s[at] == "commands") {
+        r.kind = route_kind::c2d_purge;
+        return true;
+    }
+    if (left < 2 || s[at] != "messages" || !iequals(s[at + 1], "devicebound")) return false;
+    if (left == 2) {
+        r.kind = route_kind::c2d_receive;
+        return true;
+    }
+    if (left == 3) {
+        r.kind = route_kind::c2d_settle;
+        r.lock_token = s[at + 2];
+        return true;
+    }
+    if (left == 4 && s[at + 3] == "abandon") {
+        r.kind = route_kind::c2d_abandon;
+        r.lock_token = s[at + 2];
+        return true;
     }
     return false;
 }
@@ -88,6 +135,13 @@ result<route> match_route(std::string_view method, const std::vector<std::string
             r.kind = route_kind::module;
             r.device_id = s[1];
             r.module_id = s[3];
+            found = true;
+        } else if (n >= 5 && s[2] == "modules" && match_c2d(s, 4, r)) {
+            r.device_id = s[1];
+            r.module_id = s[3];
+            found = true;
+        } else if (n >= 3 && s[2] != "modules" && match_c2d(s, 2, r)) {
+            r.device_id = s[1];
             found = true;
         }
     } else if (n >= 2 && s[0] == "twins") {
@@ -145,7 +199,11 @@ std::uint32_t required_permission(const route& r) noexcept {
     case route_kind::service_statistics:
     case route_kind::device_methods:
     case route_kind::module_methods:
-    case route_kind::devices_query: return service_connect;
+    case route_kind::devices_query:
+    case route_kind::c2d_purge: return service_connect;
+    case route_kind::c2d_receive:
+    case route_kind::c2d_settle:
+    case route_kind::c2d_abandon: return device_connect;
     }
     return service_connect;
 }

@@ -28,13 +28,23 @@ enum class route_kind {
     device_methods,      // /twins/{id}/methods   POST (direct methods, spec 3.8)
     module_methods,      // /twins/{id}/modules/{mid}/methods  POST
     devices_query,       // /devices/query        POST (twin queries, spec 3.7)
+    // C2D queue management (spec 3.2 row 21): DELETE purges. Module form is a twinhub extension.
+    c2d_purge,           // /devices/{id}[/modules/{mid}]/commands  DELETE
+    // The device HTTPS C2D API (device credentials, not a service policy; module form: extension):
+    c2d_receive,         // /devices/{id}[/modules/{mid}]/messages/deviceBound  GET
+    c2d_settle,          // .../messages/deviceBound/{lockToken}  DELETE (complete; ?reject: reject)
+    c2d_abandon,         // .../messages/deviceBound/{lockToken}/abandon  POST
 };
+
+// True for the routes a device calls with its own credentials (spec 2.6 device side).
+bool is_device_route(route_kind k) noexcept;
 
 struct route {
     route_kind kind = route_kind::devices;
     http_method method = http_method::get;
     std::string device_id;  // decoded; empty when the route has none
     std::string module_id;
+    std::string lock_token;  // c2d_settle, c2d_abandon
 };
 
 // Matches decoded path segments (request_target::segments) and a method. Fails with not_found for a

@@ -124,6 +124,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.port = c.https_port;
     ho.methods = m.methods.get();
     ho.queries = m.queries.get();
+    ho.c2d = m.c2d.get();
     http::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);

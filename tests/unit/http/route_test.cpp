@@ -98,3 +98,46 @@ TEST(route, permissions_follow_spec_2_6) {
     EXPECT_EQ(required_permission(*match_route("GET", segs({"statistics", "service"}))), service_connect);
     EXPECT_EQ(required_permission(*match_route("GET", segs({"statistics", "devices"}))), registry_read);
 }
+
+TEST(route, c2d_routes_for_devices_and_modules) {
+    auto p = match_route("DELETE", segs({"devices", "d1", "commands"}));
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->kind, route_kind::c2d_purge);
+    EXPECT_EQ(p->device_id, "d1");
+    EXPECT_TRUE(p->module_id.empty());
+    EXPECT_EQ(required_permission(*p), auth::service_connect);
+    auto mp = match_route("DELETE", segs({"devices", "d1", "modules", "m1", "commands"}));
+    ASSERT_TRUE(mp);
+    EXPECT_EQ(mp->kind, route_kind::c2d_purge);
+    EXPECT_EQ(mp->module_id, "m1");
+
+    // Node spells it devicebound, the C SDK and the docs deviceBound.
+    for (const char* spelling : {"devicebound", "deviceBound"}) {
+        auto r = match_route("GET", segs({"devices", "d1", "messages", spelling}));
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->kind, route_kind::c2d_receive);
+        EXPECT_TRUE(is_device_route(r->kind));
+    }
+    auto c = match_route("DELETE", segs({"devices", "d1", "messages", "devicebound", "tok-1"}));
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->kind, route_kind::c2d_settle);
+    EXPECT_EQ(c->lock_token, "tok-1");
+    auto a = match_route("POST", segs({"devices", "d1", "modules", "m1", "messages", "deviceBound", "tok-2", "abandon"}));
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->kind, route_kind::c2d_abandon);
+    EXPECT_EQ(a->module_id, "m1");
+    EXPECT_EQ(a->lock_token, "tok-2");
+    EXPECT_FALSE(is_device_route(route_kind::c2d_purge));
+}
+
+TEST(route, c2d_routes_refuse_other_methods_and_paths) {
+    std::string_view allow;
+    auto r = match_route("POST", segs({"devices", "d1", "messages", "devicebound"}), &allow);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::method_not_allowed);
+    EXPECT_EQ(allow, "GET");
+    EXPECT_EQ(match_route("GET", segs({"devices", "d1", "commands"})).error().code, errc::method_not_allowed);
+    EXPECT_EQ(match_route("POST", segs({"devices", "d1", "messages", "devicebound", "t", "complete"})).error().code,
+              errc::not_found);
+    EXPECT_EQ(match_route("GET", segs({"devices", "d1", "messages", "elsewhere"})).error().code, errc::not_found);
+}
