@@ -25,7 +25,8 @@
 //
 // Handlers (desired patches, methods, C2D messages, connection state) run on a dedicated callback thread, one at a
 // time, in arrival order; they may call any method of this client. Setting a handler replaces the
-// previous one.
+// previous one. What a handler uses must outlive the client: the destructor waits for a running
+// handler, and handlers may run until then.
 //
 // Thread safety: every public method may be called from any thread concurrently, except that the
 // destructor (which disconnects) must not race with other calls. Not copyable; movable only while

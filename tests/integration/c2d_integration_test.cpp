@@ -120,8 +120,8 @@ TEST(c2d, device_receives_with_properties_and_puback_completes_with_success_feed
     auto d = rm.create_device(id);
     ASSERT_TRUE(d) << d.error().message;
 
-    auto dev = connected_device(rm, id);
     inbox in;
+    auto dev = connected_device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& m) { in.push(m); }));
     ASSERT_TRUE(dev.connect());
 
@@ -180,8 +180,8 @@ TEST(c2d, message_sent_while_the_device_is_offline_arrives_when_it_connects) {
     m.message_id = unique("mid");
     ASSERT_TRUE(sc.send(id, m));  // send() connects on its own
 
-    auto dev = connected_device(rm, id);
     inbox in;
+    auto dev = connected_device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
     ASSERT_TRUE(dev.connect());
     auto got = in.pop(10s);
@@ -199,9 +199,9 @@ TEST(c2d, handler_that_throws_leaves_the_message_for_redelivery) {
     m.message_id = unique("mid");
     ASSERT_TRUE(sc.send(id, m));
 
-    auto dev = connected_device(rm, id);
     std::atomic<int> calls{0};
     inbox in;
+    auto dev = connected_device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) {
         if (calls++ == 0) throw std::runtime_error("not now");
         in.push(x);
@@ -226,9 +226,9 @@ TEST(c2d, module_target_arrives_as_input_message) {
     ASSERT_TRUE(rm.create_module(id, "mod1"));
     auto cs = rm.module_connection_string(id, "mod1");
     ASSERT_TRUE(cs);
+    inbox in;
     auto mod = module_client::create_from_connection_string(*cs, dev_options(hub()));
     ASSERT_TRUE(mod);
-    inbox in;
     ASSERT_TRUE(mod->on_input_message([&](const received_c2d_message& x) { in.push(x); }));
     ASSERT_TRUE(mod->connect());
 
@@ -287,8 +287,8 @@ TEST(c2d, fifty_first_message_is_queue_full_until_the_device_completes_some) {
     EXPECT_EQ(full.error().code, errc::device_queue_full) << full.error().message;
 
     // Receiving (PUBACK = complete) frees the queue.
-    auto dev = connected_device(rm, id);
     inbox in;
+    auto dev = connected_device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
     ASSERT_TRUE(dev.connect());
     for (int i = 0; i < 50; ++i) {
@@ -380,8 +380,8 @@ TEST(c2d, negative_ack_gives_no_feedback_for_success) {
     neg.ack = c2d_ack::negative;
     ASSERT_TRUE(sc.send(id, neg));
     ASSERT_TRUE(sc.send(id, pos));
-    auto dev = connected_device(rm, id);
     inbox in;
+    auto dev = connected_device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
     ASSERT_TRUE(dev.connect());
     ASSERT_TRUE(in.pop(10s));
@@ -419,8 +419,8 @@ TEST(c2d, purge_empties_the_queue_and_counts) {
     EXPECT_EQ(again->total_messages_purged, 0);
 
     // The device finds nothing.
-    auto dev = connected_device(rm, id);
     inbox in;
+    auto dev = connected_device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
     ASSERT_TRUE(dev.connect());
     EXPECT_FALSE(in.pop(1s));
@@ -483,8 +483,8 @@ TEST(c2d, next_call_reconnects_after_a_hub_restart) {
     ASSERT_TRUE(r) << r.error().message;
 
     // Both durable messages reach the device, in order.
-    auto dev = connected_device(rm, id);
     inbox in;
+    auto dev = connected_device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
     ASSERT_TRUE(dev.connect());
     auto a = in.pop(10s);
@@ -514,8 +514,8 @@ TEST(device_client, on_message_with_an_empty_handler_unsubscribes) {
     auto rm = registry();
     auto id = unique("c2d-unsub");
     ASSERT_TRUE(rm.create_device(id));
-    auto dev = connected_device(rm, id);
     inbox in;
+    auto dev = connected_device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& x) { in.push(x); }));
     ASSERT_TRUE(dev.connect());
     ASSERT_TRUE(dev.on_message(nullptr));

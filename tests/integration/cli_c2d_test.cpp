@@ -137,8 +137,8 @@ TEST(cli_c2d, send_with_properties_reaches_the_device) {
     auto rm = registry();
     auto id = unique("cli-c2d");
     ASSERT_TRUE(rm.create_device(id));
-    auto dev = device(rm, id);
     inbox in;
+    auto dev = device(rm, id);
     ASSERT_TRUE(dev.on_message([&](const received_c2d_message& m) { in.push(m); }));
     ASSERT_TRUE(dev.connect());
 
