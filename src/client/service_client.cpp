@@ -333,7 +333,6 @@ struct service_client::impl final : proton::messaging_handler {
     // Ends the connection: every waiter gets `why`. Runs outside dispatch only.
     void teardown(error why) {
         ++generation;
-        const bool was_closing = state == phase::closing;
         state = phase::idle;
         connected_flag = false;
         session.reset();
@@ -365,7 +364,6 @@ struct service_client::impl final : proton::messaging_handler {
         auto cw = std::move(close_waiters);
         close_waiters.clear();
         for (auto& f : cw) f();
-        (void)was_closing;
     }
 
     void begin_close(std::function<void()> done) {
