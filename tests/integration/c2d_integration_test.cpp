@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -586,4 +587,23 @@ TEST(registry_manager, device_https_c2d_receive_abandon_reject_complete_and_queu
     ASSERT_TRUE(none);
     EXPECT_FALSE(*none);
     EXPECT_EQ(rm.complete_c2d_message(id, "").error().code, errc::invalid_argument);
+}
+
+TEST(c2d, policy_without_service_connect_is_unauthorized) {
+    auto& h = hub();
+    std::string cmd = h.bin("twinhub") + " hub connection-string show --data-dir '" + h.data_dir().string() +
+                      "' --policy-name registryRead";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[1024] = {};
+    std::string cs = std::fgets(buf, sizeof buf, p) ? buf : "";
+    ASSERT_EQ(::pclose(p), 0);
+    while (!cs.empty() && (cs.back() == '\n' || cs.back() == '\r')) cs.pop_back();
+    ASSERT_NE(cs.find("SharedAccessKeyName=registryRead"), std::string::npos) << cs;
+    auto sc = service_client::from_connection_string(cs, svc_options(h));
+    ASSERT_TRUE(sc);
+    auto r = sc->send("anyone", c2d_message("x"));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::unauthorized) << r.error().message;
+    EXPECT_NE(r.error().message.find("ServiceConnect"), std::string::npos) << r.error().message;
 }
