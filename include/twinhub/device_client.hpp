@@ -15,6 +15,10 @@ public:
     static result<device_client> create_from_connection_string(std::string_view connection_string,
                                                                client_options options = {});
 
+    // Cloud-to-device messages (devices/{id}/messages/devicebound/#, QoS 1): see hub_client.hpp.
+    // An empty handler unsubscribes. Fails only when connected and the hub refused the SUBSCRIBE.
+    result<void> on_message(c2d_handler handler);
+
 private:
     using hub_client::hub_client;
 };

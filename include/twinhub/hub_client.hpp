@@ -16,15 +16,24 @@
 // (unreachable, TLS, connection lost before the answer), gateway_timeout (no answer within
 // operation_timeout), and for twin operations the hub's errorCode mapped to errc, with its message.
 //
-// Handlers (desired patches, methods, connection state) run on a dedicated callback thread, one at a
+// Cloud-to-device messages (device_client::on_message, module_client::on_input_message): setting a
+// handler subscribes (QoS 1, now and after every reconnect); the handler gets each message, and
+// when it returns the SDK sends the PUBACK that completes the message in the hub. At-least-once: a
+// handler that throws, or a connection lost before the PUBACK, leaves the message with the hub,
+// which delivers it again on a later connection (MQTT has no reject or abandon; use the HTTPS
+// device API for those).
+//
+// Handlers (desired patches, methods, C2D messages, connection state) run on a dedicated callback thread, one at a
 // time, in arrival order; they may call any method of this client. Setting a handler replaces the
-// previous one.
+// previous one. What a handler uses must outlive the client: the destructor waits for a running
+// handler, and handlers may run until then.
 //
 // Thread safety: every public method may be called from any thread concurrently, except that the
 // destructor (which disconnects) must not race with other calls. Not copyable; movable only while
 // no other thread uses the object.
 #pragma once
 
+#include "twinhub/c2d_message.hpp"
 #include "twinhub/client_options.hpp"
 #include "twinhub/error.hpp"
 #include "twinhub/message.hpp"
@@ -46,6 +55,7 @@ public:
     using desired_patch_handler = std::function<void(const boost::json::object& patch)>;
     using method_handler = std::function<method_response(const method_request& request)>;
     using connection_handler = std::function<void(bool connected, const error& reason)>;
+    using c2d_handler = std::function<void(const received_c2d_message& message)>;
 
     hub_client(hub_client&&) noexcept;
     hub_client& operator=(hub_client&&) noexcept;
@@ -88,6 +98,10 @@ public:
 
 protected:
     explicit hub_client(std::unique_ptr<impl> p);
+    // Replaces the C2D handler; the first non-empty one subscribes, an empty one unsubscribes.
+    // Fails (with the handler still set, and no subscription) when connected and the hub refused
+    // or did not answer the (UN)SUBSCRIBE; while disconnected it succeeds and takes effect at connect.
+    result<void> set_c2d_handler(c2d_handler handler);
     std::unique_ptr<impl> impl_;
 };
 

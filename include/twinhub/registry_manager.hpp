@@ -1,5 +1,5 @@
-// The service side of the SDK: the identity registry (devices and modules), twins, queries and
-// direct methods of one hub, over its HTTPS REST API (spec 3), authenticated with a shared access
+// The service side of the SDK: the identity registry (devices and modules), twins, queries,
+// direct methods and C2D queue management of one hub, over its HTTPS REST API (spec 3), authenticated with a shared access
 // policy from a service connection string ("HostName=h;SharedAccessKeyName=n;SharedAccessKey=k").
 //
 // Every call is synchronous: it sends one request (query_all: one per page) over a kept-alive TLS
@@ -17,6 +17,7 @@
 // serialised over its single connection. Moving it is not thread-safe.
 #pragma once
 
+#include "twinhub/c2d_message.hpp"
 #include "twinhub/error.hpp"
 #include "twinhub/identity.hpp"
 #include "twinhub/method.hpp"
@@ -40,6 +41,8 @@ struct service_options {
     tls_options tls;
     // TCP port of the REST API. 0: the port in HostName ("host:port") if any, else 443.
     std::uint16_t port = 0;
+    // TCP port of AMQP over TLS (service_client). 0: 5671.
+    std::uint16_t amqp_port = 0;
     std::chrono::milliseconds timeout{60'000};     // per request (direct methods: plus their timeouts)
     std::chrono::seconds sas_token_ttl{3600};
 };
@@ -114,6 +117,25 @@ public:
     result<method_result> invoke_device_method(std::string_view device_id, const method_invocation& call);
     result<method_result> invoke_module_method(std::string_view device_id, std::string_view module_id,
                                                const method_invocation& call);
+
+    // ---- cloud-to-device queues ----
+    // Removes every message queued for the device (DELETE /devices/{id}/commands), or for one of
+    // its modules (/devices/{id}/modules/{mid}/commands, a twinhub extension); no feedback is sent.
+    // Fails with device_not_found / module_not_found.
+    result<purge_result> purge_c2d_messages(std::string_view device_id, std::string_view module_id = {});
+
+    // ---- the device HTTPS C2D API, on behalf of the device (as az iot device c2d-message does) ----
+    // Signed with this policy for sr={host}/devices/{id}, so the policy needs DeviceConnect.
+    // The next message for the device, locked for the caller (its lock_token is the ETag), or
+    // std::nullopt when the queue is empty (204). Application property names arrive lower-cased
+    // (HTTP header names are case-insensitive).
+    result<std::optional<received_c2d_message>> receive_c2d_message(std::string_view device_id);
+    // Settle a received message by its lock token: complete removes it (Success feedback if asked),
+    // reject dead-letters it (Rejected feedback), abandon puts it back in the queue. A stale or
+    // unknown token fails with message_lock_lost.
+    result<void> complete_c2d_message(std::string_view device_id, std::string_view lock_token);
+    result<void> reject_c2d_message(std::string_view device_id, std::string_view lock_token);
+    result<void> abandon_c2d_message(std::string_view device_id, std::string_view lock_token);
 
     // ---- escape hatch: one raw REST call (target like "/statistics/devices"); returns the body.
     result<std::string> raw_request(std::string_view method, std::string_view target, std::string_view body = {});

@@ -103,6 +103,7 @@ struct hub_client::impl {
     std::map<std::string, std::function<void(twin_answer)>> pending_twin;
     std::vector<std::function<void(bool)>> connect_waiters;  // true: connected, false: gave up
     bool methods_wanted = false;
+    bool c2d_wanted = false;  // on_message / on_input_message set a handler: subscribed on every connect
     std::optional<boost::json::object> desired_cache;  // desired properties without $-keys
     std::int64_t desired_version = 0;
     steady::time_point last_read;
@@ -113,6 +114,7 @@ struct hub_client::impl {
     std::deque<boost::json::object> patch_queue;
     desired_patch_handler desired_handler;
     std::map<std::string, method_handler> method_handlers;
+    c2d_handler c2d_h;
     connection_handler conn_handler;
     std::atomic<bool> connected_flag{false};
 
@@ -294,6 +296,7 @@ struct hub_client::impl {
             std::vector<mqtt::subscription> subs{{std::string(client::twin_response_filter), mqtt::qos::at_most_once},
                                                  {std::string(client::desired_patch_filter), mqtt::qos::at_most_once}};
             if (methods_wanted) subs.push_back({std::string(client::method_filter), mqtt::qos::at_most_once});
+            if (c2d_wanted) subs.push_back({client::c2d_filter(id.device_id, id.module_id), mqtt::qos::at_least_once});
             auto r = co_await subscribe(std::move(subs));
             if (!r) co_return r.error();
         }
@@ -409,10 +412,16 @@ struct hub_client::impl {
 
     void handle(mqtt::packet&& p) {
         if (auto* pub = std::get_if<mqtt::publish>(&p)) {
+            if (auto c2d = client::parse_c2d_topic(pub->topic, id.device_id, id.module_id)) {
+                c2d->body = std::move(pub->payload);
+                return deliver_c2d(std::move(*c2d), pub->qos == mqtt::qos::at_least_once, pub->packet_id);
+            }
             if (pub->qos == mqtt::qos::at_least_once) send(mqtt::puback{pub->packet_id});
             on_publish(std::move(*pub));
         } else if (auto* a = std::get_if<mqtt::puback>(&p)) {
             complete_ack(a->packet_id, true);
+        } else if (auto* u = std::get_if<mqtt::unsuback>(&p)) {
+            complete_ack(u->packet_id, true);
         } else if (auto* s = std::get_if<mqtt::suback>(&p)) {
             bool ok = true;
             for (auto rc : s->return_codes) ok = ok && rc != mqtt::suback_return_code::failure;
@@ -487,6 +496,50 @@ struct hub_client::impl {
                 });
             });
         }
+    }
+
+    // A C2D message: the handler runs on the callback thread; its PUBACK (which completes the
+    // message in the hub) goes out after it returned, on the connection it arrived on. A handler
+    // that throws, or a connection lost meanwhile, leaves the message unacknowledged: the hub
+    // delivers it again on a later connection.
+    void deliver_c2d(received_c2d_message m, bool qos1, std::uint16_t packet_id) {
+        const auto gen = generation;
+        asio::post(cb_ioc, [this, gen, qos1, packet_id, m = std::move(m)] {
+            c2d_handler h;
+            {
+                std::lock_guard lock(mutex);
+                h = c2d_h;
+            }
+            if (!h) return;  // unsubscribing: the hub keeps the message
+            try {
+                h(m);
+            } catch (...) {
+                return;
+            }
+            if (!qos1) return;
+            asio::post(ioc, [this, gen, packet_id] {
+                if (gen == generation && is_connected) send(mqtt::puback{packet_id});
+            });
+        });
+    }
+
+    awaitable<result<void>> unsubscribe(std::string filter) {
+        mqtt::unsubscribe u;
+        u.packet_id = pid();
+        u.filters.push_back(std::move(filter));
+        auto id_ = u.packet_id;
+        auto ok = co_await await_callback<bool>(
+            [&](auto cb) {
+                pending_acks[id_] = std::move(cb);
+                send(u);
+            },
+            op_timeout());
+        if (!ok) {
+            pending_acks.erase(id_);
+            co_return error{errc::gateway_timeout, "the hub did not answer UNSUBSCRIBE in time"};
+        }
+        if (!*ok) co_return lost();
+        co_return result<void>{};
     }
 
     void deliver_patch(boost::json::object patch) {
@@ -737,6 +790,30 @@ void hub_client::on_method(std::string method_name, method_handler handler) {
         co_return co_await m->subscribe(std::move(subs));
     });
 }
+
+result<void> hub_client::set_c2d_handler(c2d_handler handler) {
+    auto* m = impl_.get();
+    const bool want = static_cast<bool>(handler);
+    {
+        std::lock_guard lock(m->mutex);
+        m->c2d_h = std::move(handler);
+    }
+    return m->run_sync<void>([m, want]() -> awaitable<result<void>> {
+        if (m->c2d_wanted == want) co_return result<void>{};
+        m->c2d_wanted = want;
+        if (!m->is_connected) co_return result<void>{};  // (un)subscribed at the next connect
+        auto filter = client::c2d_filter(m->id.device_id, m->id.module_id);
+        if (!want) co_return co_await m->unsubscribe(std::move(filter));
+        std::vector<mqtt::subscription> subs;
+        subs.push_back(mqtt::subscription{std::move(filter), mqtt::qos::at_least_once});
+        auto r = co_await m->subscribe(std::move(subs));
+        if (!r) m->c2d_wanted = false;
+        co_return r;
+    });
+}
+
+result<void> device_client::on_message(c2d_handler handler) { return set_c2d_handler(std::move(handler)); }
+result<void> module_client::on_input_message(c2d_handler handler) { return set_c2d_handler(std::move(handler)); }
 
 void hub_client::on_connection_state_change(connection_handler handler) {
     std::lock_guard lock(impl_->mutex);

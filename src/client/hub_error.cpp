@@ -91,6 +91,27 @@ errc errc_from_http_status(int status) noexcept {
     }
 }
 
+errc errc_from_amqp_condition(std::string_view condition, std::string_view description,
+                              bool module_target) noexcept {
+    if (condition == "amqp:not-found")
+        return module_target && description.find("odule") != std::string_view::npos ? errc::module_not_found
+                                                                                    : errc::device_not_found;
+    if (condition == "amqp:resource-limit-exceeded") return errc::device_queue_full;
+    if (condition == "amqp:link:message-size-exceeded") return errc::message_too_large;
+    if (condition == "amqp:unauthorized-access") return errc::unauthorized;
+    if (condition == "com.microsoft:argument-error" || condition == "com.microsoft:argument-out-of-range")
+        return errc::invalid_argument;
+    if (condition == "com.microsoft:device-container-throttled") return errc::throttled;
+    if (condition == "com.microsoft:quota-exceeded") return errc::too_many_devices;
+    if (condition == "com.microsoft:precondition-failed") return errc::precondition_failed;
+    if (condition == "com.microsoft:message-lock-lost") return errc::message_lock_lost;
+    if (condition == "com.microsoft:device-already-exists") return errc::device_already_exists;
+    if (condition == "com.microsoft:timeout") return errc::gateway_timeout;
+    if (condition == "amqp:link:detach-forced") return errc::shutting_down;
+    if (condition == "amqp:not-allowed") return errc::method_not_allowed;
+    return errc::internal;
+}
+
 error parse_rest_error(int status, std::string_view body, std::string_view errorcode_header) {
     error out{errc_from_http_status(status), ""};
     if (errc e = errc_from_code_name(errorcode_header); e != errc::ok) out.code = e;

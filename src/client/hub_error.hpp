@@ -21,6 +21,13 @@ errc errc_from_http_status(int status) noexcept;
 // header (may be empty). The message is the hub's text, or the body, or "HTTP <status>".
 error parse_rest_error(int status, std::string_view body, std::string_view errorcode_header = {});
 
+// The errc for an AMQP error condition on a rejected delivery, a refused link or a closed
+// connection (spec iothub-amqp 3.1, 6.1). amqp:not-found is module_not_found when the target was a
+// module and the hub's description names the module, device_not_found otherwise. Unknown
+// conditions are errc::internal.
+errc errc_from_amqp_condition(std::string_view condition, std::string_view description = {},
+                              bool module_target = false) noexcept;
+
 // The error for an MQTT twin response with `status` >= 300 and its body.
 error parse_twin_error(int status, std::string_view body);
 

@@ -52,9 +52,10 @@ struct registry_manager::impl {
     std::unique_ptr<client::https_client> http;
 
     result<http_response> call(std::string_view method, const std::string& target, std::string_view body,
-                               headers_t headers = {}, std::chrono::milliseconds extra = {}) {
+                               headers_t headers = {}, std::chrono::milliseconds extra = {},
+                               const std::string& resource = {}) {
         auto expiry = auth::to_unix_seconds(now()) + options.sas_token_ttl.count();
-        auto token = auth::generate_sas_token(host, key, expiry, key_name);
+        auto token = auth::generate_sas_token(resource.empty() ? host : resource, key, expiry, key_name);
         if (!token) return token.error();
         headers.emplace_back("Authorization", *token);
         std::lock_guard lock(mutex);
@@ -63,8 +64,9 @@ struct registry_manager::impl {
 
     // call() that turns any status >= 300 into the hub's error.
     result<http_response> checked(std::string_view method, const std::string& target, std::string_view body,
-                                  headers_t headers = {}, std::chrono::milliseconds extra = {}) {
-        auto r = call(method, target, body, std::move(headers), extra);
+                                  headers_t headers = {}, std::chrono::milliseconds extra = {},
+                                  const std::string& resource = {}) {
+        auto r = call(method, target, body, std::move(headers), extra, resource);
         if (!r) return r.error();
         if (r->status >= 300) return client::parse_rest_error(r->status, r->body, r->header("iothub-errorcode"));
         return r;
@@ -354,6 +356,84 @@ result<method_result> registry_manager::invoke_module_method(std::string_view de
                                                              const method_invocation& call) {
     return impl_->method_call(device_id, module_id, call);
 }
+
+// ---- cloud-to-device ----
+
+namespace {
+constexpr std::string_view device_api = "api-version=2020-09-30";  // the device HTTPS API's version
+
+std::int64_t header_int(const http_response& r, std::string_view name) {
+    auto v = r.header(name);
+    std::int64_t n = 0;
+    std::from_chars(v.data(), v.data() + v.size(), n);
+    return n;
+}
+}  // namespace
+
+result<purge_result> registry_manager::purge_c2d_messages(std::string_view device_id, std::string_view module_id) {
+    std::string target = module_id.empty() ? impl::device_path(device_id) : impl::module_path(device_id, module_id);
+    target += "/commands?" + std::string(api);
+    return impl_->json_call<purge_result>(client::purge_from_json, "DELETE", target, {});
+}
+
+result<std::optional<received_c2d_message>> registry_manager::receive_c2d_message(std::string_view device_id) {
+    const std::string resource = percent_encode(impl_->host + "/devices/" + std::string(device_id));
+    auto r = impl_->checked("GET", impl::device_path(device_id) + "/messages/deviceBound?" + std::string(device_api), {},
+                            {}, {}, resource);
+    if (!r) return r.error();
+    if (r->status == 204) return std::optional<received_c2d_message>{};
+    if (!r->has_header("etag"))
+        return error{errc::format_error, "the hub's C2D message answer has no ETag (lock token)"};
+    received_c2d_message m;
+    m.body = std::move(r->body);
+    m.lock_token = r->header("etag");
+    if (m.lock_token.size() >= 2 && m.lock_token.front() == '"' && m.lock_token.back() == '"')
+        m.lock_token = m.lock_token.substr(1, m.lock_token.size() - 2);
+    m.message_id = r->header("iothub-messageid");
+    m.correlation_id = r->header("iothub-correlationid");
+    m.user_id = r->header("iothub-userid");
+    m.to = r->header("iothub-to");
+    m.expiry_time_utc = r->header("iothub-expiry");
+    m.enqueued_time_utc = r->header("iothub-enqueuedtime");
+    m.ack = r->header("iothub-ack");
+    m.content_type = r->header("content-type");
+    m.content_encoding = r->header("content-encoding");
+    m.sequence_number = header_int(*r, "iothub-sequencenumber");
+    m.delivery_count = header_int(*r, "iothub-deliverycount");
+    constexpr std::string_view app = "iothub-app-";
+    for (const auto& [k, v] : r->headers)
+        if (k.size() > app.size() && k.starts_with(app)) m.properties.emplace_back(k.substr(app.size()), v);
+    return std::optional<received_c2d_message>{std::move(m)};
+}
+
+namespace {
+result<void> settle_c2d(registry_manager::impl& m, std::string_view method, std::string_view device_id,
+                        std::string_view lock_token, std::string_view suffix, std::string_view query_extra);
+}
+
+result<void> registry_manager::complete_c2d_message(std::string_view device_id, std::string_view lock_token) {
+    return settle_c2d(*impl_, "DELETE", device_id, lock_token, "", "");
+}
+result<void> registry_manager::reject_c2d_message(std::string_view device_id, std::string_view lock_token) {
+    return settle_c2d(*impl_, "DELETE", device_id, lock_token, "", "&reject");
+}
+result<void> registry_manager::abandon_c2d_message(std::string_view device_id, std::string_view lock_token) {
+    return settle_c2d(*impl_, "POST", device_id, lock_token, "/abandon", "");
+}
+
+namespace {
+result<void> settle_c2d(registry_manager::impl& m, std::string_view method, std::string_view device_id,
+                        std::string_view lock_token, std::string_view suffix, std::string_view query_extra) {
+    if (lock_token.empty()) return error{errc::invalid_argument, "a lock token (the received message's ETag) is needed"};
+    const std::string resource = percent_encode(m.host + "/devices/" + std::string(device_id));
+    std::string target = registry_manager::impl::device_path(device_id) + "/messages/deviceBound/" +
+                         percent_encode(lock_token) + std::string(suffix) + "?" + std::string(device_api) +
+                         std::string(query_extra);
+    auto r = m.checked(method, target, {}, {}, {}, resource);
+    if (!r) return r.error();
+    return {};
+}
+}  // namespace
 
 result<std::string> registry_manager::raw_request(std::string_view method, std::string_view target,
                                                   std::string_view body) {

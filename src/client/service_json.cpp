@@ -1,5 +1,6 @@
 #include "client/service_json.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
 namespace twinhub::client {
@@ -111,6 +112,41 @@ boost::json::object module_to_json(const module_identity& m) {
     if (!m.managed_by.empty()) o["managedBy"] = m.managed_by;
     if (!m.etag.empty()) o["etag"] = m.etag;
     return o;
+}
+
+result<std::vector<feedback_record>> feedback_from_json(std::string_view body) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(body, ec);
+    if (ec) return error{errc::format_error, "the feedback message is not JSON: " + ec.message()};
+    const auto* a = v.if_array();
+    if (!a) return error{errc::format_error, "the feedback message is not a JSON array"};
+    std::vector<feedback_record> out;
+    out.reserve(a->size());
+    for (const auto& e : *a) {
+        const auto* o = e.if_object();
+        if (!o) return error{errc::format_error, "a feedback record is not a JSON object"};
+        feedback_record r;
+        r.original_message_id = str(*o, "originalMessageId");
+        r.status_code = str(*o, "statusCode");
+        r.description = str(*o, "description");
+        r.device_id = str(*o, "deviceId");
+        r.module_id = str(*o, "moduleId");
+        r.device_generation_id = str(*o, "deviceGenerationId");
+        r.enqueued_time_utc = str(*o, "enqueuedTimeUtc");
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+result<purge_result> purge_from_json(const boost::json::value& v) {
+    const auto* o = v.if_object();
+    if (!o || !o->contains("totalMessagesPurged"))
+        return error{errc::format_error, "the hub's purge answer has no totalMessagesPurged"};
+    purge_result r;
+    r.total_messages_purged = num(*o, "totalMessagesPurged");
+    r.device_id = str(*o, "deviceId");
+    r.module_id = str(*o, "moduleId");
+    return r;
 }
 
 }  // namespace twinhub::client

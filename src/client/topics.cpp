@@ -132,4 +132,61 @@ std::optional<method_topic> parse_method_topic(std::string_view topic) {
     return method_topic{decoded ? *decoded : std::string(name), std::string(*rid)};
 }
 
+std::string c2d_filter(std::string_view device_id, std::string_view module_id) {
+    std::string f = "devices/";
+    f += device_id;
+    if (module_id.empty()) return f + "/messages/devicebound/#";
+    f += "/modules/";
+    f += module_id;
+    return f + "/inputs/#";
+}
+
+std::optional<received_c2d_message> parse_c2d_topic(std::string_view topic, std::string_view device_id,
+                                                    std::string_view module_id) {
+    std::string prefix = "devices/" + std::string(device_id);
+    received_c2d_message out;
+    if (module_id.empty()) {
+        prefix += "/messages/devicebound";
+        if (!topic.starts_with(prefix)) return std::nullopt;
+        topic.remove_prefix(prefix.size());
+        if (!topic.empty() && !topic.starts_with("/")) return std::nullopt;
+        if (!topic.empty()) topic.remove_prefix(1);
+    } else {
+        prefix += "/modules/" + std::string(module_id) + "/inputs/";
+        if (!topic.starts_with(prefix)) return std::nullopt;
+        topic.remove_prefix(prefix.size());
+        auto slash = topic.find('/');
+        std::string_view input = topic.substr(0, slash);
+        if (input.empty()) return std::nullopt;
+        auto decoded = percent_decode(input);
+        out.input_name = decoded ? *decoded : std::string(input);
+        topic = slash == std::string_view::npos ? std::string_view{} : topic.substr(slash + 1);
+    }
+    if (topic.ends_with('/')) topic.remove_suffix(1);  // some hubs end the bag with '/'
+    auto decode = [](std::string_view s) {
+        auto d = percent_decode(s);
+        return d ? *d : std::string(s);
+    };
+    while (!topic.empty()) {
+        auto amp = topic.find('&');
+        std::string_view pair = topic.substr(0, amp);
+        topic = amp == std::string_view::npos ? std::string_view{} : topic.substr(amp + 1);
+        if (pair.empty()) continue;
+        auto eq = pair.find('=');
+        std::string key = decode(pair.substr(0, eq));
+        std::string value = eq == std::string_view::npos ? std::string{} : decode(pair.substr(eq + 1));
+        if (key == "$.mid") out.message_id = std::move(value);
+        else if (key == "$.cid") out.correlation_id = std::move(value);
+        else if (key == "$.uid") out.user_id = std::move(value);
+        else if (key == "$.to") out.to = std::move(value);
+        else if (key == "$.ct") out.content_type = std::move(value);
+        else if (key == "$.ce") out.content_encoding = std::move(value);
+        else if (key == "$.exp") out.expiry_time_utc = std::move(value);
+        else if (key == "iothub-ack") out.ack = std::move(value);
+        else if (key.starts_with("$.")) continue;  // other system properties ($.ctime, $.on, ...): not surfaced
+        else out.properties.emplace_back(std::move(key), std::move(value));
+    }
+    return out;
+}
+
 }  // namespace twinhub::client

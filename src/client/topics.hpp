@@ -3,6 +3,7 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include "twinhub/c2d_message.hpp"
 #include "twinhub/message.hpp"
 
 #include <cstdint>
@@ -48,5 +49,17 @@ struct method_topic {
 };
 // "$iothub/methods/POST/{name}/?$rid={rid}" (also without the '/' before '?').
 std::optional<method_topic> parse_method_topic(std::string_view topic);
+
+// The cloud-to-device subscription (spec 5.4): "devices/{d}/messages/devicebound/#" for a device,
+// "devices/{d}/modules/{m}/inputs/#" for a module.
+std::string c2d_filter(std::string_view device_id, std::string_view module_id);
+
+// A hub->device PUBLISH on "devices/{d}/messages/devicebound/{bag}" (a module:
+// "devices/{d}/modules/{m}/inputs/{input}/{bag}") for this identity: the message without its body,
+// with the bag's %24.-prefixed system properties (mid, cid, uid, to, ct, ce, exp), iothub-ack and
+// the application properties, all percent-decoded (spec 5.5). nullopt for any other topic.
+// A bag entry that does not percent-decode is kept as sent rather than dropped.
+std::optional<received_c2d_message> parse_c2d_topic(std::string_view topic, std::string_view device_id,
+                                                    std::string_view module_id);
 
 }  // namespace twinhub::client

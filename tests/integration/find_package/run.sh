@@ -8,7 +8,7 @@ trap 'rm -rf "$work"' EXIT
 cmake --install "$1" --prefix "$work/prefix" > "$work/install.log"
 test -f "$work/prefix/include/twinhub/registry_manager.hpp"
 test -f "$work/prefix/include/twinhub/common/errc.hpp"
-! grep -rl 'boost/asio\|boost/beast' "$work/prefix/include/twinhub" || { echo "public headers include Asio/Beast"; exit 1; }
+! grep -rl 'boost/asio\|boost/beast\|proton/' "$work/prefix/include/twinhub" || { echo "public headers include Asio/Beast/Proton"; exit 1; }
 cmake -S "$here/consumer" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" > "$work/configure.log"
 cmake --build "$work/build" > "$work/build.log" || { cat "$work/build.log"; exit 1; }
 LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib64:${LD_LIBRARY_PATH:-}" "$work/build/consumer" | grep -qx 'ok h'

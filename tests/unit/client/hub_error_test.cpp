@@ -66,3 +66,16 @@ TEST(hub_error, unknown_code_number_falls_back_to_its_status) {
     EXPECT_EQ(errc_from_code_number(412001), errc::precondition_failed);
     EXPECT_EQ(errc_from_code_name("NoSuchCode"), errc::ok);
 }
+
+TEST(hub_error, amqp_conditions_of_c2d_sends) {
+    EXPECT_EQ(errc_from_amqp_condition("amqp:not-found"), errc::device_not_found);
+    EXPECT_EQ(errc_from_amqp_condition("amqp:not-found", "Module 'm' of device 'd' not found.", true),
+              errc::module_not_found);
+    EXPECT_EQ(errc_from_amqp_condition("amqp:not-found", "Device 'd' not found.", true), errc::device_not_found);
+    EXPECT_EQ(errc_from_amqp_condition("amqp:resource-limit-exceeded"), errc::device_queue_full);
+    EXPECT_EQ(errc_from_amqp_condition("amqp:link:message-size-exceeded"), errc::message_too_large);
+    EXPECT_EQ(errc_from_amqp_condition("amqp:unauthorized-access"), errc::unauthorized);
+    EXPECT_EQ(errc_from_amqp_condition("com.microsoft:argument-error"), errc::invalid_argument);
+    EXPECT_EQ(errc_from_amqp_condition("com.microsoft:message-lock-lost"), errc::message_lock_lost);
+    EXPECT_EQ(errc_from_amqp_condition("x:unknown"), errc::internal);
+}

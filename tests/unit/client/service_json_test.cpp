@@ -51,3 +51,37 @@ TEST(service_json, create_request_has_empty_keys_for_hub_generation) {
     EXPECT_EQ(mo.at("moduleId"), "mod1");
     EXPECT_FALSE(mo.contains("managedBy"));
 }
+
+TEST(service_json, feedback_batch_as_the_hub_sends_it) {
+    auto r = feedback_from_json(
+        R"([{"originalMessageId":"m1","description":"Success","deviceGenerationId":"g1","deviceId":"d1",)"
+        R"("enqueuedTimeUtc":"2026-12-07T10:00:00.0000000Z","statusCode":"Success"},)"
+        R"({"originalMessageId":"m2","statusCode":"Rejected","deviceId":"d1","moduleId":"m"}])");
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_EQ(r->size(), 2u);
+    EXPECT_EQ((*r)[0].original_message_id, "m1");
+    EXPECT_EQ((*r)[0].status_code, "Success");
+    EXPECT_EQ((*r)[0].description, "Success");
+    EXPECT_EQ((*r)[0].device_generation_id, "g1");
+    EXPECT_EQ((*r)[0].enqueued_time_utc, "2026-12-07T10:00:00.0000000Z");
+    EXPECT_EQ((*r)[1].module_id, "m");
+    EXPECT_TRUE((*r)[1].description.empty());
+}
+
+TEST(service_json, feedback_that_is_not_an_array_of_objects_is_a_format_error) {
+    EXPECT_EQ(feedback_from_json("{}").error().code, errc::format_error);
+    EXPECT_EQ(feedback_from_json("[1]").error().code, errc::format_error);
+    EXPECT_EQ(feedback_from_json("not json").error().code, errc::format_error);
+    auto empty = feedback_from_json("[]");
+    ASSERT_TRUE(empty);
+    EXPECT_TRUE(empty->empty());
+}
+
+TEST(service_json, purge_answer) {
+    auto r = purge_from_json(boost::json::parse(R"({"totalMessagesPurged":3,"deviceId":"d1","moduleId":null})"));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->total_messages_purged, 3);
+    EXPECT_EQ(r->device_id, "d1");
+    EXPECT_TRUE(r->module_id.empty());
+    EXPECT_FALSE(purge_from_json(boost::json::parse(R"({"deviceId":"d1"})")));
+}

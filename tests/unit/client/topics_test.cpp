@@ -66,3 +66,70 @@ TEST(topics, request_topics) {
     EXPECT_EQ(twin_patch_topic("6"), "$iothub/twin/PATCH/properties/reported/?$rid=6");
     EXPECT_EQ(method_response_topic(200, "1f"), "$iothub/methods/res/200/?$rid=1f");
 }
+
+TEST(topics, c2d_filters_for_device_and_module) {
+    EXPECT_EQ(c2d_filter("dev1", ""), "devices/dev1/messages/devicebound/#");
+    EXPECT_EQ(c2d_filter("dev1", "mod1"), "devices/dev1/modules/mod1/inputs/#");
+}
+
+TEST(topics, c2d_topic_decodes_system_and_application_properties) {
+    // The hub's own form (src/mqtt/session_c2d.cpp), and the capture all three SDKs parsed (spec 5.5).
+    auto m = parse_c2d_topic("devices/dev1/messages/devicebound/%24.mid=abc&%24.cid=c%201&%24.uid=svc&"
+                             "%24.to=%2Fdevices%2Fdev1%2Fmessages%2FdeviceBound&%24.ct=application%2Fjson&"
+                             "%24.ce=utf-8&%24.exp=2026-12-07T10%3A00%3A00.000Z&iothub-ack=full&prop1=v%201&"
+                             "a%26b=c%3Dd&empty=&bare",
+                             "dev1", "");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->message_id, "abc");
+    EXPECT_EQ(m->correlation_id, "c 1");
+    EXPECT_EQ(m->user_id, "svc");
+    EXPECT_EQ(m->to, "/devices/dev1/messages/deviceBound");
+    EXPECT_EQ(m->content_type, "application/json");
+    EXPECT_EQ(m->content_encoding, "utf-8");
+    EXPECT_EQ(m->expiry_time_utc, "2026-12-07T10:00:00.000Z");
+    EXPECT_EQ(m->ack, "full");
+    EXPECT_TRUE(m->input_name.empty());
+    using kv = std::pair<std::string, std::string>;
+    EXPECT_EQ(m->properties, (std::vector<kv>{{"prop1", "v 1"}, {"a&b", "c=d"}, {"empty", ""}, {"bare", ""}}));
+    ASSERT_NE(m->property("prop1"), nullptr);
+    EXPECT_EQ(*m->property("prop1"), "v 1");
+    EXPECT_EQ(m->property("missing"), nullptr);
+}
+
+TEST(topics, c2d_topic_with_empty_bag_or_trailing_slash) {
+    auto m = parse_c2d_topic("devices/dev1/messages/devicebound/", "dev1", "");
+    ASSERT_TRUE(m);
+    EXPECT_TRUE(m->properties.empty());
+    auto t = parse_c2d_topic("devices/dev1/messages/devicebound/p=1/", "dev1", "");
+    ASSERT_TRUE(t);
+    ASSERT_EQ(t->properties.size(), 1u);
+    EXPECT_EQ(t->properties[0].second, "1");
+}
+
+TEST(topics, c2d_topic_of_another_identity_or_kind_is_not_c2d) {
+    EXPECT_FALSE(parse_c2d_topic("devices/dev10/messages/devicebound/p=1", "dev1", ""));
+    EXPECT_FALSE(parse_c2d_topic("devices/dev1/messages/deviceboundX/p=1", "dev1", ""));
+    EXPECT_FALSE(parse_c2d_topic("$iothub/twin/res/200/?$rid=1", "dev1", ""));
+    EXPECT_FALSE(parse_c2d_topic("devices/dev1/modules/mod1/inputs/in1/p=1", "dev1", "mod2"));
+    EXPECT_FALSE(parse_c2d_topic("devices/dev1/modules/mod1/inputs//p=1", "dev1", "mod1"));
+}
+
+TEST(topics, module_input_topic_names_the_input) {
+    auto m = parse_c2d_topic("devices/dev1/modules/mod1/inputs/in%201/%24.mid=m1&k=v", "dev1", "mod1");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->input_name, "in 1");
+    EXPECT_EQ(m->message_id, "m1");
+    ASSERT_EQ(m->properties.size(), 1u);
+    EXPECT_EQ(m->properties[0].first, "k");
+    auto bare = parse_c2d_topic("devices/dev1/modules/mod1/inputs/c2d", "dev1", "mod1");
+    ASSERT_TRUE(bare);
+    EXPECT_EQ(bare->input_name, "c2d");
+}
+
+TEST(c2d_ack, names_round_trip_case_insensitively) {
+    for (auto a : {c2d_ack::none, c2d_ack::positive, c2d_ack::negative, c2d_ack::full})
+        EXPECT_EQ(parse_c2d_ack(to_string(a)), a);
+    EXPECT_EQ(parse_c2d_ack("FULL"), c2d_ack::full);
+    EXPECT_FALSE(parse_c2d_ack("fulll"));
+    EXPECT_FALSE(parse_c2d_ack(""));
+}
