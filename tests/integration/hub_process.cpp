@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -42,6 +44,33 @@ bool port_open(std::uint16_t port) {
     return ok;
 }
 
+// True when `pid` holds a socket listening on `port` (IPv4 or IPv6): the port was chosen free a
+// moment before the hub bound it, so a parallel test could have taken it; connecting alone would
+// then find the other test's hub.
+bool listening_by(pid_t pid, std::uint16_t port) {
+    std::set<std::string> inodes;
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        std::getline(in, line);  // header
+        while (std::getline(in, line)) {
+            std::istringstream f(line);
+            std::string sl, local, remote, state, queues, timer, retr, uid, timeout, inode;
+            f >> sl >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >> inode;
+            auto colon = local.rfind(':');
+            if (state != "0A" || colon == std::string::npos) continue;  // 0A: LISTEN
+            if (std::stoul(local.substr(colon + 1), nullptr, 16) == port) inodes.insert("socket:[" + inode + "]");
+        }
+    }
+    if (inodes.empty()) return false;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+        auto target = std::filesystem::read_symlink(e.path(), ec);
+        if (!ec && inodes.contains(target.string())) return true;
+    }
+    return false;
+}
+
 }  // namespace
 
 hub_process::hub_process(std::string binary_dir) : binary_dir_(std::move(binary_dir)) {
@@ -63,6 +92,32 @@ hub_process::~hub_process() {
 }
 
 void hub_process::start() {
+    // On the first start a port taken by someone else since it was chosen makes the hub exit (or
+    // another process answer): choose new ports and try again. Restarts keep their ports.
+    for (int attempt = 0;; ++attempt) {
+        try {
+            start_once();
+            return;
+        } catch (const std::runtime_error&) {
+            if (!connection_string_.empty() || attempt >= 4) throw;
+            if (pid_ > 0) {
+                ::kill(pid_, SIGKILL);
+                int status = 0;
+                ::waitpid(pid_, &status, 0);
+                pid_ = -1;
+            }
+            https_port_ = free_port();
+            mqtt_port_ = free_port();
+            while (mqtt_port_ == https_port_) mqtt_port_ = free_port();
+            amqp_port_ = free_port();
+            while (amqp_port_ == https_port_ || amqp_port_ == mqtt_port_) amqp_port_ = free_port();
+            std::error_code ec;
+            std::filesystem::remove_all(dir_, ec);  // a fresh first start
+        }
+    }
+}
+
+void hub_process::start_once() {
     if (pid_ > 0) return;
     auto https = std::to_string(https_port_), mqtt = std::to_string(mqtt_port_), amqp = std::to_string(amqp_port_);
     std::string dir = dir_.string(), log = log_file_.string();
@@ -77,7 +132,8 @@ void hub_process::start() {
         ::_exit(127);
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!(port_open(https_port_) && port_open(mqtt_port_) && port_open(amqp_port_))) {
+    auto ours = [this](std::uint16_t p) { return port_open(p) && listening_by(pid_, p); };
+    while (!(ours(https_port_) && ours(mqtt_port_) && ours(amqp_port_))) {
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;

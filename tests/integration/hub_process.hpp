@@ -20,7 +20,8 @@ public:
     explicit hub_process(std::string binary_dir);
     ~hub_process();  // stops the hub, removes the data dir
 
-    // Starts twinhubd and waits until both ports accept connections (throws after 30 s).
+    // Starts twinhubd and waits until its three ports accept connections and belong to it (throws
+    // after 30 s). A first start whose ports were taken meanwhile retries on new ports.
     void start();
     // SIGTERM and wait; kill -9 after 10 s.
     void stop();
@@ -40,6 +41,7 @@ public:
     std::string log() const;  // stdout+stderr of every run
 
 private:
+    void start_once();
     std::string binary_dir_;
     std::filesystem::path dir_;
     std::filesystem::path log_file_;
