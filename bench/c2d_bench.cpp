@@ -264,7 +264,7 @@ struct mqtt_fleet {
 };
 
 struct phase_result {
-    double msgs_per_s = 0, p50 = 0, p99 = 0, max = 0, server_cpu_us = -1;
+    double msgs_per_s = 0, p50 = 0, p99 = 0, max = 0, server_cpu_us = -1, self_cpu_us = -1;
     long failed = 0;
 };
 
@@ -278,6 +278,7 @@ phase_result run_phase(const options& o, stats& st, int pid, int rate, Sender&& 
     st.open_window(from, rate ? until + 2s : until);  // open loop: count late arrivals of scheduled slots
     const double cpu0 = pid ? process_cpu_seconds(pid) : -1;
     const long received0 = st.received.load();
+    const double self0 = process_cpu_seconds(getpid());
     spawn_senders(start, until);
     if (rate) std::this_thread::sleep_until(until + 2s);
     const double cpu1 = pid ? process_cpu_seconds(pid) : -1;
@@ -287,8 +288,12 @@ phase_result run_phase(const options& o, stats& st, int pid, int rate, Sender&& 
     r.p99 = st.percentile(0.99);
     r.max = st.percentile(1.0);
     r.failed = st.send_failed.load();
-    if (cpu0 >= 0 && cpu1 >= 0 && st.in_window > 0)
-        r.server_cpu_us = (cpu1 - cpu0) * 1e6 / static_cast<double>(st.received.load() - received0);
+    const double self1 = process_cpu_seconds(getpid());
+    const double n = static_cast<double>(st.received.load() - received0);
+    if (rate || n <= 0) return r;  // CPU per message only when the phase is saturated (not idle time)
+    r.self_cpu_us = (self1 - self0) * 1e6 / n;
+    if (cpu0 >= 0 && cpu1 >= 0)
+        r.server_cpu_us = (cpu1 - cpu0) * 1e6 / n;
     return r;
 }
 
@@ -297,6 +302,7 @@ void print(const char* what, const phase_result& r) {
                 "%ld sends failed",
                 what, r.msgs_per_s, r.p50, r.p99, r.max, r.failed);
     if (r.server_cpu_us >= 0) std::printf(", server CPU %.1f us/msg", r.server_cpu_us);
+    if (r.self_cpu_us >= 0) std::printf(", load generator CPU %.1f us/msg", r.self_cpu_us);
     std::printf("\n");
     std::fflush(stdout);
 }
