@@ -37,6 +37,22 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <proton/connection.hpp>
+#include <proton/connection_options.hpp>
+#include <proton/container.hpp>
+#include <proton/delivery.hpp>
+#include <proton/message.hpp>
+#include <proton/message_id.hpp>
+#include <proton/messaging_handler.hpp>
+#include <proton/receiver.hpp>
+#include <proton/receiver_options.hpp>
+#include <proton/scalar.hpp>
+#include <proton/sender.hpp>
+#include <proton/session.hpp>
+#include <proton/ssl.hpp>
+#include <proton/tracker.hpp>
+#include <proton/work_queue.hpp>
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -81,6 +97,7 @@ struct options {
     int threads = 2;
     int server_pid = 0;
     int mosquitto_pid = 0;
+    int window = 2000;  // unsettled deliveries in flight for the Proton sender (0: skip that phase)
 };
 
 double process_cpu_seconds(int pid) {
@@ -207,6 +224,24 @@ public:
         }
     }
 
+    // `bodies.size()` QoS 1 PUBLISHes written at once, then their PUBACKs (a pipelined publisher).
+    awaitable<void> publish_burst(const std::vector<std::string>& topics, std::vector<std::string> bodies) {
+        std::string bytes;
+        for (std::size_t i = 0; i < bodies.size(); ++i) {
+            mqtt::publish p;
+            p.qos = mqtt::qos::at_least_once;
+            p.topic = topics[i];
+            p.packet_id = next_id_ = static_cast<mqtt::packet_id>(next_id_ == 65535 ? 1 : next_id_ + 1);
+            p.payload = std::move(bodies[i]);
+            mqtt::encode(p, bytes);
+        }
+        co_await asio::async_write(stream_, asio::buffer(bytes), use_awaitable);
+        for (std::size_t acked = 0; acked < bodies.size();) {
+            auto a = co_await next();
+            if (std::holds_alternative<mqtt::puback>(a)) ++acked;
+        }
+    }
+
     void stop() {
         stopping_ = true;
         asio::post(stream_.get_executor(), [self = shared_from_this()] {
@@ -261,6 +296,108 @@ struct mqtt_fleet {
         ioc.stop();
         for (auto& t : pool) t.join();
     }
+};
+
+// The load generator written directly on Qpid Proton (as src/client's service_client is, but with
+// `window` unsettled deliveries in flight on one connection instead of one blocked thread per send):
+// TLS, SASL ANONYMOUS, CBS put-token, a sender on /messages/devicebound. Runs on its own container
+// thread; start()/stop() are called from other threads and hop onto the connection's work queue.
+class proton_sender : public proton::messaging_handler {
+public:
+    proton_sender(const options& o, std::string host, std::string token, stats& st)
+        : o_(o), host_(std::move(host)), token_(std::move(token)), st_(st) {}
+
+    void on_container_start(proton::container& c) override {
+        proton::connection_options co;
+        co.virtual_host(host_);
+        co.sasl_enabled(true);
+        co.sasl_allowed_mechs("ANONYMOUS");
+        co.ssl_client_options(proton::ssl_client_options(o_.ca_file, proton::ssl::VERIFY_PEER));
+        co.max_frame_size(64 * 1024);
+        c.connect("amqps://" + o_.address + ":" + std::to_string(o_.amqp_port), co);
+    }
+    void on_connection_open(proton::connection& c) override {
+        conn_ = c;
+        session_ = c.open_session();
+        cbs_tx_ = session_.open_sender("$cbs");
+        cbs_rx_ = session_.open_receiver("$cbs", proton::receiver_options().credit_window(10));
+    }
+    void on_sendable(proton::sender& s) override {
+        if (s == cbs_tx_ && !token_sent_) {
+            token_sent_ = true;
+            proton::message m;
+            m.id(proton::message_id(std::string("bench-cbs")));
+            m.to("$cbs");
+            m.reply_to("cbs");
+            m.properties().put("operation", std::string("put-token"));
+            m.properties().put("type", std::string("servicebus.windows.net:sastoken"));
+            m.properties().put("name", host_);
+            m.body(token_);
+            cbs_tx_.send(m);
+        } else if (s == c2d_) {
+            ready_ = true;
+            pump();
+        }
+    }
+    void on_message(proton::delivery& d, proton::message& m) override {
+        d.accept();
+        if (d.receiver() != cbs_rx_) return;
+        const auto status = proton::coerce<std::int64_t>(m.properties().get("status-code"));
+        if (status != 200) {
+            std::fprintf(stderr, "proton sender: put-token refused (%lld)\n", static_cast<long long>(status));
+            failed_ = true;
+            conn_.close();
+            return;
+        }
+        c2d_ = session_.open_sender("/messages/devicebound");
+    }
+    void on_tracker_accept(proton::tracker&) override {
+        --in_flight_;
+        pump();
+    }
+    void on_tracker_reject(proton::tracker&) override {
+        --in_flight_;
+        if (st_.send_failed.fetch_add(1) < 5) std::fprintf(stderr, "proton sender: rejected\n");
+        pump();
+    }
+    void on_tracker_release(proton::tracker& t) override { on_tracker_reject(t); }
+    void on_error(const proton::error_condition& e) override {
+        std::fprintf(stderr, "proton sender: %s\n", e.what().c_str());
+        failed_ = true;
+    }
+
+    bool ready() const { return ready_; }
+    bool failed() const { return failed_; }
+    long in_flight() const { return in_flight_; }
+    void start() { conn_.work_queue().add([this] { running_ = true; pump(); }); }
+    void stop() { conn_.work_queue().add([this] { running_ = false; }); }
+    void close() { conn_.work_queue().add([this] { conn_.close(); }); }
+
+private:
+    void pump() {
+        while (running_ && c2d_.active() && c2d_.credit() > 0 && in_flight_ < o_.window) {
+            const int d = static_cast<int>(next_++ % o_.devices);
+            proton::message m;
+            m.to("/devices/" + device_name(d) + "/messages/devicebound");
+            const std::string body = stamped_body(now_ns(), o_.payload);
+            m.body(proton::binary(body.begin(), body.end()));
+            m.inferred(true);
+            c2d_.send(m);
+            ++in_flight_;
+        }
+    }
+
+    const options& o_;
+    std::string host_, token_;
+    stats& st_;
+    proton::connection conn_;
+    proton::session session_;
+    proton::sender cbs_tx_, c2d_;
+    proton::receiver cbs_rx_;
+    bool token_sent_ = false, running_ = false;
+    std::atomic<bool> ready_{false}, failed_{false};
+    std::atomic<long> in_flight_{0};
+    long next_ = 0;
 };
 
 struct phase_result {
@@ -336,6 +473,7 @@ int main(int argc, char** argv) {
         else if (k == "--threads") o.threads = std::stoi(v);
         else if (k == "--server-pid") o.server_pid = std::stoi(v);
         else if (k == "--mosquitto-pid") o.mosquitto_pid = std::stoi(v);
+        else if (k == "--window") o.window = std::stoi(v);
         else return usage();
     }
     if (o.connection_string.empty() || o.ca_file.empty() || o.devices < 1 || o.senders < 1 || o.clients < 1 ||
@@ -385,7 +523,7 @@ int main(int argc, char** argv) {
 
     // 2. twinhub: device receivers over MQTT, senders through service_client.
     stats hub_st;
-    phase_result hub_tput, hub_lat;
+    phase_result hub_tput, hub_lat, proton_tput;
     {
         mqtt_fleet fleet;
         for (int i = 0; i < o.devices; ++i) {
@@ -448,7 +586,34 @@ int main(int argc, char** argv) {
             };
         };
         hub_tput = run_phase(o, hub_st, o.server_pid, 0, senders(0));
-        print("twinhub throughput", hub_tput);
+        print("twinhub throughput (SDK service_client)", hub_tput);
+        if (o.window > 0) {
+            std::this_thread::sleep_for(1s);
+            const auto token = auth::generate_sas_token(percent_encode(cs->host_name), cs->key,
+                                                        auth::to_unix_seconds(now()) + 3600, cs->key_name)
+                                   .value();
+            proton_sender ps(o, cs->host_name, token, hub_st);
+            proton::container pc(ps);
+            std::thread pt([&] { pc.run(); });
+            const auto t0 = steady::now();
+            while (!ps.ready() && !ps.failed() && steady::now() - t0 < 30s) std::this_thread::sleep_for(10ms);
+            if (ps.ready()) {
+                proton_tput = run_phase(o, hub_st, o.server_pid, 0, [&](steady::time_point start, steady::time_point until) {
+                    std::this_thread::sleep_until(start);
+                    ps.start();
+                    std::this_thread::sleep_until(until);
+                    ps.stop();
+                });
+                print(("twinhub throughput (Proton, " + std::to_string(o.window) + " unsettled)").c_str(), proton_tput);
+                const auto t1 = steady::now();
+                while (ps.in_flight() > 0 && steady::now() - t1 < 10s) std::this_thread::sleep_for(10ms);
+                ps.close();
+            } else {
+                std::fprintf(stderr, "proton sender did not become ready\n");
+                pc.stop();
+            }
+            pt.join();
+        }
         std::this_thread::sleep_for(1s);  // let the queues drain
         hub_lat = run_phase(o, hub_st, o.server_pid, o.rate, senders(o.rate));
         print(("twinhub at " + std::to_string(o.rate) + " msgs/s").c_str(), hub_lat);
@@ -460,7 +625,7 @@ int main(int argc, char** argv) {
     asio::ssl::context mosq_tls{asio::ssl::context::tls_client};
     mosq_tls.set_verify_mode(asio::ssl::verify_none);
     stats mq_st;
-    phase_result mq_tput, mq_lat;
+    phase_result mq_tput, mq_lat, mq_piped;
     {
         mqtt_fleet fleet;
         auto spawn = [&](const std::string& id, const std::string& filter) {
@@ -518,13 +683,44 @@ int main(int argc, char** argv) {
             };
         };
         mq_tput = run_phase(o, mq_st, o.mosquitto_pid, 0, publishers(0));
-        print("mosquitto throughput", mq_tput);
+        print("mosquitto throughput (64 synchronous publishers)", mq_tput);
+        if (o.window > 0) {
+            // The reference for the Proton sender: as many QoS 1 publishes in flight (window / senders per publisher).
+            std::this_thread::sleep_for(1s);
+            const int burst = std::max(1, o.window / o.senders);
+            mq_piped = run_phase(o, mq_st, o.mosquitto_pid, 0, [&](steady::time_point start, steady::time_point until) {
+                std::atomic<int> done{0};
+                for (int s = 0; s < o.senders; ++s) {
+                    auto pub = fleet.conns[static_cast<std::size_t>(o.devices + s)];
+                    asio::co_spawn(fleet.ioc, [&, pub, start, until]() -> awaitable<void> {
+                        asio::steady_timer timer(co_await asio::this_coro::executor);
+                        timer.expires_at(start);
+                        co_await timer.async_wait(use_awaitable);
+                        std::vector<std::string> topics(static_cast<std::size_t>(burst)), bodies(topics.size());
+                        while (steady::now() < until) {
+                            const auto stamp = now_ns();
+                            for (std::size_t i = 0; i < topics.size(); ++i) {
+                                topics[i] = device_topic(static_cast<int>(next_target.fetch_add(1) % o.devices)) + "x";
+                                bodies[i] = stamped_body(stamp, o.payload);
+                            }
+                            co_await pub->publish_burst(topics, bodies);
+                        }
+                    }, [&](std::exception_ptr e) {
+                        if (e) ++mq_st.send_failed;
+                        ++done;
+                    });
+                }
+                while (done < o.senders) std::this_thread::sleep_for(5ms);
+            });
+            print(("mosquitto throughput (" + std::to_string(burst * o.senders) + " publishes in flight)").c_str(), mq_piped);
+        }
         std::this_thread::sleep_for(1s);
         mq_lat = run_phase(o, mq_st, o.mosquitto_pid, o.rate, publishers(o.rate));
         print(("mosquitto at " + std::to_string(o.rate) + " msgs/s").c_str(), mq_lat);
     }
-    std::printf("ratio twinhub_c2d/mosquitto_qos1: throughput %.2f, p99 at %d msgs/s %.2f (twinhub/mosquitto)\n",
-                mq_tput.msgs_per_s > 0 ? hub_tput.msgs_per_s / mq_tput.msgs_per_s : 0.0, o.rate,
+    std::printf("ratio twinhub_c2d/mosquitto_qos1: throughput SDK/synchronous %.2f, Proton/pipelined %.2f, p99 at %d msgs/s %.2f (twinhub/mosquitto)\n",
+                mq_tput.msgs_per_s > 0 ? hub_tput.msgs_per_s / mq_tput.msgs_per_s : 0.0,
+                mq_piped.msgs_per_s > 0 ? proton_tput.msgs_per_s / mq_piped.msgs_per_s : 0.0, o.rate,
                 mq_lat.p99 > 0 ? hub_lat.p99 / mq_lat.p99 : 0.0);
     return hub_tput.failed == 0 && hub_lat.failed == 0 ? 0 : 1;
 }
