@@ -1,20 +1,24 @@
 // Cloud-to-device messages through a running twinhubd (docs/benchmarks.md, "Cloud-to-device"):
 // creates D devices (default 100), connects each over MQTT/TLS with our own Asio client on
 // proto/mqtt, subscribes it to devices/{d}/messages/devicebound/# at QoS 1 and PUBACKs (completes)
-// every message at once. The service side is the C++ SDK's twinhub::service_client (AMQP,
-// /messages/devicebound): S sender threads (default 64) share C clients (default 4) and call the
-// synchronous send(), which returns when the hub has durably queued the message. Phases:
-//   1. throughput: the senders send back to back for T seconds to devices round robin; messages
-//      completed at the devices per second, and send -> device latency;
-//   2. latency at a fixed rate: R msgs/s (default 1,000) on a schedule (open loop; latency from the
-//      scheduled time to the device's receipt).
-// Reference in the same run (--mosquitto-port): the same D subscribers, S QoS 1 publishers each
-// waiting for its PUBACK, same payload, TLS, against mosquitto, both phases; reported as ratios.
+// every message at once. Phases:
+//   1. throughput through the C++ SDK: S sender threads (default 64) share C twinhub::service_client
+//      instances (default 4; AMQP, /messages/devicebound) and call the synchronous send(), which
+//      returns when the hub has durably queued the message; back to back for T seconds to devices
+//      round robin; messages completed at the devices per second, and send -> device latency;
+//   2. throughput through a sender written directly on Qpid Proton: one connection with W
+//      unsettled deliveries in flight (--window, default 2,000; 0 skips the phase);
+//   3. latency at a fixed rate through the SDK: R msgs/s (default 1,000) on a schedule (open loop;
+//      latency from the scheduled time to the device's receipt).
+// Reference in the same run (--mosquitto-port): the same D subscribers and S QoS 1 publishers, same
+// payload, TLS, against mosquitto: synchronous publishers (each waits for its PUBACK), pipelined
+// publishers (W / S publishes in flight each) and the fixed rate; reported as ratios.
 // Each message's body starts with its send (or scheduled) time, so latency needs one clock only.
 //
 // Usage: c2d_bench --connection-string CS --ca-file CA --https-port P --mqtt-port Q --amqp-port A
 //                  [--mosquitto-port M] [--devices 100] [--senders 64] [--clients 4] [--seconds 10]
-//                  [--rate 1000] [--payload 64] [--threads 2] [--server-pid PID] [--mosquitto-pid PID]
+//                  [--rate 1000] [--payload 64] [--threads 2] [--window 2000] [--server-pid PID]
+//                  [--mosquitto-pid PID]
 // bench/c2d_bench.sh starts a hub (scripts/hub.sh) and mosquitto and runs this against them.
 #include "auth/connection_string.hpp"
 #include "auth/sas_token.hpp"
@@ -447,7 +451,7 @@ void print(const char* what, const phase_result& r) {
 int usage() {
     std::cerr << "usage: c2d_bench --connection-string CS --ca-file CA --https-port P --mqtt-port Q --amqp-port A\n"
                  "       [--mosquitto-port M] [--devices 100] [--senders 64] [--clients 4] [--seconds 10]\n"
-                 "       [--rate 1000] [--payload 64] [--threads 2] [--server-pid PID] [--mosquitto-pid PID]\n";
+                 "       [--rate 1000] [--payload 64] [--threads 2] [--window 2000] [--server-pid PID] [--mosquitto-pid PID]\n";
     return 2;
 }
 
