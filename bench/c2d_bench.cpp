@@ -102,6 +102,7 @@ struct options {
     int server_pid = 0;
     int mosquitto_pid = 0;
     int window = 2000;  // unsettled deliveries in flight for the Proton sender (0: skip that phase)
+    int telemetry_devices = 0;  // > 0: also AMQP vs MQTT telemetry ingest from this many devices
 };
 
 double process_cpu_seconds(int pid) {
@@ -309,7 +310,12 @@ struct mqtt_fleet {
 class proton_sender : public proton::messaging_handler {
 public:
     proton_sender(const options& o, std::string host, std::string token, stats& st)
-        : o_(o), host_(std::move(host)), token_(std::move(token)), st_(st) {}
+        : o_(o), host_(std::move(host)), token_name_(host_), token_(std::move(token)), st_(st), window_(o.window) {}
+    // A device sending telemetry instead: its token (audience host/devices/{d}) and a sender on
+    // /devices/{d}/messages/events; every accepted delivery (durably stored event) counts in `st`.
+    proton_sender(const options& o, std::string host, const std::string& device, std::string token, stats& st, long window)
+        : o_(o), host_(std::move(host)), token_name_(host_ + "/devices/" + device), token_(std::move(token)), st_(st),
+          window_(window), events_address_("/devices/" + device + "/messages/events") {}
 
     void on_container_start(proton::container& c) override {
         proton::connection_options co;
@@ -335,7 +341,7 @@ public:
             m.reply_to("cbs");
             m.properties().put("operation", std::string("put-token"));
             m.properties().put("type", std::string("servicebus.windows.net:sastoken"));
-            m.properties().put("name", host_);
+            m.properties().put("name", token_name_);
             m.body(token_);
             cbs_tx_.send(m);
         } else if (s == c2d_) {
@@ -353,10 +359,11 @@ public:
             conn_.close();
             return;
         }
-        c2d_ = session_.open_sender("/messages/devicebound");
+        c2d_ = session_.open_sender(events_address_.empty() ? std::string("/messages/devicebound") : events_address_);
     }
     void on_tracker_accept(proton::tracker&) override {
         --in_flight_;
+        if (!events_address_.empty()) st_.on_receive(now_ns());
         pump();
     }
     void on_tracker_reject(proton::tracker&) override {
@@ -379,10 +386,10 @@ public:
 
 private:
     void pump() {
-        while (running_ && c2d_.active() && c2d_.credit() > 0 && in_flight_ < o_.window) {
+        while (running_ && c2d_.active() && c2d_.credit() > 0 && in_flight_ < window_) {
             const int d = static_cast<int>(next_++ % o_.devices);
             proton::message m;
-            m.to("/devices/" + device_name(d) + "/messages/devicebound");
+            if (events_address_.empty()) m.to("/devices/" + device_name(d) + "/messages/devicebound");
             const std::string body = stamped_body(now_ns(), o_.payload);
             m.body(proton::binary(body.begin(), body.end()));
             m.inferred(true);
@@ -392,8 +399,10 @@ private:
     }
 
     const options& o_;
-    std::string host_, token_;
+    std::string host_, token_name_, token_;
     stats& st_;
+    long window_;
+    std::string events_address_;
     proton::connection conn_;
     proton::session session_;
     proton::sender cbs_tx_, c2d_;
@@ -478,6 +487,7 @@ int main(int argc, char** argv) {
         else if (k == "--server-pid") o.server_pid = std::stoi(v);
         else if (k == "--mosquitto-pid") o.mosquitto_pid = std::stoi(v);
         else if (k == "--window") o.window = std::stoi(v);
+        else if (k == "--telemetry-devices") o.telemetry_devices = std::stoi(v);
         else return usage();
     }
     if (o.connection_string.empty() || o.ca_file.empty() || o.devices < 1 || o.senders < 1 || o.clients < 1 ||
@@ -621,6 +631,102 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(1s);  // let the queues drain
         hub_lat = run_phase(o, hub_st, o.server_pid, o.rate, senders(o.rate));
         print(("twinhub at " + std::to_string(o.rate) + " msgs/s").c_str(), hub_lat);
+    }
+
+    // 2b. telemetry ingest, AMQP vs MQTT (issue 14): K devices, window / K events in flight each,
+    // events per second acknowledged (durably stored) by the hub.
+    if (o.telemetry_devices > 0 && o.window > 0) {
+        const int k = o.telemetry_devices;
+        const long per = std::max(1, o.window / k);
+        std::vector<std::string> tkeys;
+        {
+            auto rm = registry_manager::from_connection_string(o.connection_string, so);
+            for (int i = 0; i < k; ++i) {
+                tkeys.push_back(generate_key());
+                auto d = rm->create_device("tel" + std::to_string(i), symmetric_keys{tkeys.back(), tkeys.back()});
+                if (!d) return std::fprintf(stderr, "create tel%d: %s\n", i, d.error().message.c_str()), 1;
+            }
+        }
+        auto device_token = [&](int i) {
+            return auth::generate_sas_token(percent_encode(auth::identity_resource(cs->host_name, "tel" + std::to_string(i))),
+                                            tkeys[static_cast<std::size_t>(i)], auth::to_unix_seconds(now()) + 3600)
+                .value();
+        };
+        stats amqp_st, mqtt_st;
+        phase_result amqp_r, mqtt_r;
+        {
+            std::vector<std::unique_ptr<proton_sender>> hs;
+            std::vector<std::unique_ptr<proton::container>> cs_;
+            std::vector<std::thread> ts;
+            for (int i = 0; i < k; ++i) {
+                hs.push_back(std::make_unique<proton_sender>(o, cs->host_name, "tel" + std::to_string(i), device_token(i), amqp_st, per));
+                cs_.push_back(std::make_unique<proton::container>(*hs.back()));
+                ts.emplace_back([c = cs_.back().get()] { c->run(); });
+            }
+            const auto t0 = steady::now();
+            auto all_ready = [&] { return std::all_of(hs.begin(), hs.end(), [](auto& h) { return h->ready(); }); };
+            while (!all_ready() && steady::now() - t0 < 30s) std::this_thread::sleep_for(10ms);
+            if (all_ready()) {
+                amqp_r = run_phase(o, amqp_st, o.server_pid, 0, [&](steady::time_point start, steady::time_point until) {
+                    std::this_thread::sleep_until(start);
+                    for (auto& h : hs) h->start();
+                    std::this_thread::sleep_until(until);
+                    for (auto& h : hs) h->stop();
+                });
+                std::this_thread::sleep_for(2s);
+                for (auto& h : hs) h->close();
+            } else {
+                std::fprintf(stderr, "AMQP telemetry senders did not become ready\n");
+                for (auto& c : cs_) c->stop();
+            }
+            for (auto& t : ts) t.join();
+        }
+        {
+            mqtt_fleet fleet;
+            for (int i = 0; i < k; ++i) {
+                auto c = std::make_shared<mqtt_conn>(fleet.ioc, hub_tls, mqtt_st);
+                fleet.conns.push_back(c);
+                mqtt::connect con;
+                con.keep_alive = 240;
+                con.client_id = "tel" + std::to_string(i);
+                con.username = cs->host_name + "/tel" + std::to_string(i) + "/?api-version=2021-04-12";
+                con.password = device_token(i);
+                asio::co_spawn(fleet.ioc, [c, &o, &fleet, host = cs->host_name, con]() -> awaitable<void> {
+                    co_await c->open(o, o.mqtt_port, host, con, "");
+                    ++fleet.ready;
+                }, on_error(fleet.failed));
+            }
+            fleet.start(o.threads);
+            if (!fleet.wait_ready(k)) return std::fprintf(stderr, "MQTT telemetry devices did not connect\n"), 1;
+            mqtt_r = run_phase(o, mqtt_st, o.server_pid, 0, [&](steady::time_point start, steady::time_point until) {
+                std::atomic<int> done{0};
+                for (int i = 0; i < k; ++i) {
+                    auto pub = fleet.conns[static_cast<std::size_t>(i)];
+                    const std::string topic = "devices/tel" + std::to_string(i) + "/messages/events/";
+                    asio::co_spawn(fleet.ioc, [&, pub, topic, start, until]() -> awaitable<void> {
+                        asio::steady_timer timer(co_await asio::this_coro::executor);
+                        timer.expires_at(start);
+                        co_await timer.async_wait(use_awaitable);
+                        std::vector<std::string> topics(static_cast<std::size_t>(per), topic), bodies(topics.size());
+                        while (steady::now() < until) {
+                            for (auto& b : bodies) b = stamped_body(now_ns(), o.payload);
+                            co_await pub->publish_burst(topics, bodies);
+                            for (std::size_t j = 0; j < bodies.size(); ++j) mqtt_st.on_receive(now_ns());
+                        }
+                    }, [&](std::exception_ptr e) {
+                        if (e) ++mqtt_st.send_failed;
+                        ++done;
+                    });
+                }
+                while (done < k) std::this_thread::sleep_for(5ms);
+            });
+        }
+        std::printf("telemetry ingest, %d devices, %ld events in flight each, payload %d B: AMQP %.0f events/s "
+                    "(hub CPU %.1f us/event), MQTT QoS 1 %.0f events/s (hub CPU %.1f us/event), %ld + %ld failed; "
+                    "ratio AMQP/MQTT %.2f\n",
+                    k, per, o.payload, amqp_r.msgs_per_s, amqp_r.server_cpu_us, mqtt_r.msgs_per_s, mqtt_r.server_cpu_us,
+                    amqp_r.failed, mqtt_r.failed, mqtt_r.msgs_per_s > 0 ? amqp_r.msgs_per_s / mqtt_r.msgs_per_s : 0.0);
+        std::fflush(stdout);
     }
 
     if (!o.mosquitto_port) return hub_tput.failed == 0 && hub_lat.failed == 0 ? 0 : 1;
