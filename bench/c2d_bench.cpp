@@ -13,12 +13,14 @@
 // Reference in the same run (--mosquitto-port): the same D subscribers and S QoS 1 publishers, same
 // payload, TLS, against mosquitto: synchronous publishers (each waits for its PUBACK), pipelined
 // publishers (W / S publishes in flight each) and the fixed rate; reported as ratios.
+// With --telemetry-devices K: AMQP (Proton, /devices/{d}/messages/events, device CBS token) vs MQTT
+// QoS 1 telemetry ingest from K devices with W / K events in flight each, events/s acknowledged.
 // Each message's body starts with its send (or scheduled) time, so latency needs one clock only.
 //
 // Usage: c2d_bench --connection-string CS --ca-file CA --https-port P --mqtt-port Q --amqp-port A
 //                  [--mosquitto-port M] [--devices 100] [--senders 64] [--clients 4] [--seconds 10]
 //                  [--rate 1000] [--payload 64] [--threads 2] [--window 2000] [--server-pid PID]
-//                  [--mosquitto-pid PID]
+//                  [--mosquitto-pid PID] [--telemetry-devices 0]
 // bench/c2d_bench.sh starts a hub (scripts/hub.sh) and mosquitto and runs this against them.
 #include "auth/connection_string.hpp"
 #include "auth/sas_token.hpp"
@@ -460,7 +462,8 @@ void print(const char* what, const phase_result& r) {
 int usage() {
     std::cerr << "usage: c2d_bench --connection-string CS --ca-file CA --https-port P --mqtt-port Q --amqp-port A\n"
                  "       [--mosquitto-port M] [--devices 100] [--senders 64] [--clients 4] [--seconds 10]\n"
-                 "       [--rate 1000] [--payload 64] [--threads 2] [--window 2000] [--server-pid PID] [--mosquitto-pid PID]\n";
+                 "       [--rate 1000] [--payload 64] [--threads 2] [--window 2000] [--server-pid PID] [--mosquitto-pid PID]\n"
+                 "       [--telemetry-devices 0]\n";
     return 2;
 }
 

@@ -3,10 +3,12 @@
 # reference: TLS with the hub's certificate, no persistence), and runs c2d_bench against both in one
 # run: C2D throughput (SDK service_client, and a Proton sender with many unsettled deliveries ->
 # hub -> MQTT device, completed by PUBACK) and latency at a fixed rate, each with the mosquitto
-# figure and the ratio (docs/benchmarks.md, "Cloud-to-device messages").
+# figure and the ratio (docs/benchmarks.md, "Cloud-to-device messages"); then AMQP vs MQTT telemetry
+# ingest from the same hub.
 # Usage: bench/c2d_bench.sh [BUILD_DIR] [c2d_bench options...]
 # Env: C2D_BENCH_SECONDS (10), C2D_BENCH_DEVICES (100), C2D_BENCH_SENDERS (64), C2D_BENCH_CLIENTS (4),
-#      C2D_BENCH_RATE (1000), C2D_BENCH_PAYLOAD (64), C2D_BENCH_WINDOW (2000), TWINHUB_THREADS (hub I/O threads).
+#      C2D_BENCH_RATE (1000), C2D_BENCH_PAYLOAD (64), C2D_BENCH_WINDOW (2000),
+#      C2D_BENCH_TELEMETRY_DEVICES (8: AMQP vs MQTT telemetry ingest; 0 skips it), TWINHUB_THREADS (hub I/O threads).
 set -euo pipefail
 build="$(cd "${1:-build}" && pwd)"
 shift || true
@@ -50,4 +52,4 @@ echo "mosquitto $(mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}') on $mp
   --mosquitto-port "$mport" --mosquitto-pid "$mpid" \
   --seconds "${C2D_BENCH_SECONDS:-10}" --devices "${C2D_BENCH_DEVICES:-100}" --senders "${C2D_BENCH_SENDERS:-64}" \
   --clients "${C2D_BENCH_CLIENTS:-4}" --rate "${C2D_BENCH_RATE:-1000}" --payload "${C2D_BENCH_PAYLOAD:-64}" \
-  --window "${C2D_BENCH_WINDOW:-2000}" "$@"
+  --window "${C2D_BENCH_WINDOW:-2000}" --telemetry-devices "${C2D_BENCH_TELEMETRY_DEVICES:-8}" "$@"
