@@ -103,7 +103,7 @@ struct options {
     int threads = 2;
     int server_pid = 0;
     int mosquitto_pid = 0;
-    int window = 2000;  // unsettled deliveries in flight for the Proton sender (0: skip that phase)
+    int window = 2000;          // unsettled deliveries in flight for the Proton sender (0: skip that phase)
     int telemetry_devices = 0;  // > 0: also AMQP vs MQTT telemetry ingest from this many devices
 };
 
@@ -126,8 +126,12 @@ double process_cpu_seconds(int pid) {
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
 }
-std::string device_name(int i) { return "c2d" + std::to_string(i); }
-std::string device_topic(int i) { return "devices/" + device_name(i) + "/messages/devicebound/"; }
+std::string device_name(int i) {
+    return "c2d" + std::to_string(i);
+}
+std::string device_topic(int i) {
+    return "devices/" + device_name(i) + "/messages/devicebound/";
+}
 
 // A body of `size` bytes (at least 20) that starts with the time `t_ns` in 20 digits.
 std::string stamped_body(std::int64_t t_ns, int size) {
@@ -142,9 +146,9 @@ std::string stamped_body(std::int64_t t_ns, int size) {
 struct stats {
     std::mutex mu;
     std::vector<double> latencies_ms;
-    std::atomic<long> received{0};       // all messages the devices completed
-    std::atomic<long> in_window{0};      // of those, completed inside [from, until)
-    std::atomic<long> send_failed{0};    // sends the hub (or broker) did not accept
+    std::atomic<long> received{0};     // all messages the devices completed
+    std::atomic<long> in_window{0};    // of those, completed inside [from, until)
+    std::atomic<long> send_failed{0};  // sends the hub (or broker) did not accept
     std::atomic<std::int64_t> from_ns{0}, until_ns{0};
 
     void on_receive(std::int64_t stamp_ns) {
@@ -315,9 +319,15 @@ public:
         : o_(o), host_(std::move(host)), token_name_(host_), token_(std::move(token)), st_(st), window_(o.window) {}
     // A device sending telemetry instead: its token (audience host/devices/{d}) and a sender on
     // /devices/{d}/messages/events; every accepted delivery (durably stored event) counts in `st`.
-    proton_sender(const options& o, std::string host, const std::string& device, std::string token, stats& st, long window)
-        : o_(o), host_(std::move(host)), token_name_(host_ + "/devices/" + device), token_(std::move(token)), st_(st),
-          window_(window), events_address_("/devices/" + device + "/messages/events") {}
+    proton_sender(const options& o, std::string host, const std::string& device, std::string token, stats& st,
+                  long window)
+        : o_(o),
+          host_(std::move(host)),
+          token_name_(host_ + "/devices/" + device),
+          token_(std::move(token)),
+          st_(st),
+          window_(window),
+          events_address_("/devices/" + device + "/messages/events") {}
 
     void on_container_start(proton::container& c) override {
         proton::connection_options co;
@@ -382,9 +392,18 @@ public:
     bool ready() const { return ready_; }
     bool failed() const { return failed_; }
     long in_flight() const { return in_flight_; }
-    void start() { conn_.work_queue().add([this] { running_ = true; pump(); }); }
-    void stop() { conn_.work_queue().add([this] { running_ = false; }); }
-    void close() { conn_.work_queue().add([this] { conn_.close(); }); }
+    void start() {
+        conn_.work_queue().add([this] {
+            running_ = true;
+            pump();
+        });
+    }
+    void stop() {
+        conn_.work_queue().add([this] { running_ = false; });
+    }
+    void close() {
+        conn_.work_queue().add([this] { conn_.close(); });
+    }
 
 private:
     void pump() {
@@ -444,15 +463,15 @@ phase_result run_phase(const options& o, stats& st, int pid, int rate, Sender&& 
     const double n = static_cast<double>(st.received.load() - received0);
     if (rate || n <= 0) return r;  // CPU per message only when the phase is saturated (not idle time)
     r.self_cpu_us = (self1 - self0) * 1e6 / n;
-    if (cpu0 >= 0 && cpu1 >= 0)
-        r.server_cpu_us = (cpu1 - cpu0) * 1e6 / n;
+    if (cpu0 >= 0 && cpu1 >= 0) r.server_cpu_us = (cpu1 - cpu0) * 1e6 / n;
     return r;
 }
 
 void print(const char* what, const phase_result& r) {
-    std::printf("%s: %.0f msgs/s completed at the devices, send->receive p50 %.2f ms, p99 %.2f ms, max %.2f ms, "
-                "%ld sends failed",
-                what, r.msgs_per_s, r.p50, r.p99, r.max, r.failed);
+    std::printf(
+        "%s: %.0f msgs/s completed at the devices, send->receive p50 %.2f ms, p99 %.2f ms, max %.2f ms, "
+        "%ld sends failed",
+        what, r.msgs_per_s, r.p50, r.p99, r.max, r.failed);
     if (r.server_cpu_us >= 0) std::printf(", server CPU %.1f us/msg", r.server_cpu_us);
     if (r.self_cpu_us >= 0) std::printf(", load generator CPU %.1f us/msg", r.self_cpu_us);
     std::printf("\n");
@@ -462,7 +481,8 @@ void print(const char* what, const phase_result& r) {
 int usage() {
     std::cerr << "usage: c2d_bench --connection-string CS --ca-file CA --https-port P --mqtt-port Q --amqp-port A\n"
                  "       [--mosquitto-port M] [--devices 100] [--senders 64] [--clients 4] [--seconds 10]\n"
-                 "       [--rate 1000] [--payload 64] [--threads 2] [--window 2000] [--server-pid PID] [--mosquitto-pid PID]\n"
+                 "       [--rate 1000] [--payload 64] [--threads 2] [--window 2000] [--server-pid PID] "
+                 "[--mosquitto-pid PID]\n"
                  "       [--telemetry-devices 0]\n";
     return 2;
 }
@@ -473,25 +493,44 @@ int main(int argc, char** argv) {
     options o;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
-        if (k == "--connection-string") o.connection_string = v;
-        else if (k == "--ca-file") o.ca_file = v;
-        else if (k == "--address") o.address = v;
-        else if (k == "--https-port") o.https_port = static_cast<unsigned short>(std::stoi(v));
-        else if (k == "--mqtt-port") o.mqtt_port = static_cast<unsigned short>(std::stoi(v));
-        else if (k == "--amqp-port") o.amqp_port = static_cast<unsigned short>(std::stoi(v));
-        else if (k == "--mosquitto-port") o.mosquitto_port = static_cast<unsigned short>(std::stoi(v));
-        else if (k == "--devices") o.devices = std::stoi(v);
-        else if (k == "--senders") o.senders = std::stoi(v);
-        else if (k == "--clients") o.clients = std::stoi(v);
-        else if (k == "--seconds") o.seconds = std::stod(v);
-        else if (k == "--rate") o.rate = std::stoi(v);
-        else if (k == "--payload") o.payload = std::stoi(v);
-        else if (k == "--threads") o.threads = std::stoi(v);
-        else if (k == "--server-pid") o.server_pid = std::stoi(v);
-        else if (k == "--mosquitto-pid") o.mosquitto_pid = std::stoi(v);
-        else if (k == "--window") o.window = std::stoi(v);
-        else if (k == "--telemetry-devices") o.telemetry_devices = std::stoi(v);
-        else return usage();
+        if (k == "--connection-string")
+            o.connection_string = v;
+        else if (k == "--ca-file")
+            o.ca_file = v;
+        else if (k == "--address")
+            o.address = v;
+        else if (k == "--https-port")
+            o.https_port = static_cast<unsigned short>(std::stoi(v));
+        else if (k == "--mqtt-port")
+            o.mqtt_port = static_cast<unsigned short>(std::stoi(v));
+        else if (k == "--amqp-port")
+            o.amqp_port = static_cast<unsigned short>(std::stoi(v));
+        else if (k == "--mosquitto-port")
+            o.mosquitto_port = static_cast<unsigned short>(std::stoi(v));
+        else if (k == "--devices")
+            o.devices = std::stoi(v);
+        else if (k == "--senders")
+            o.senders = std::stoi(v);
+        else if (k == "--clients")
+            o.clients = std::stoi(v);
+        else if (k == "--seconds")
+            o.seconds = std::stod(v);
+        else if (k == "--rate")
+            o.rate = std::stoi(v);
+        else if (k == "--payload")
+            o.payload = std::stoi(v);
+        else if (k == "--threads")
+            o.threads = std::stoi(v);
+        else if (k == "--server-pid")
+            o.server_pid = std::stoi(v);
+        else if (k == "--mosquitto-pid")
+            o.mosquitto_pid = std::stoi(v);
+        else if (k == "--window")
+            o.window = std::stoi(v);
+        else if (k == "--telemetry-devices")
+            o.telemetry_devices = std::stoi(v);
+        else
+            return usage();
     }
     if (o.connection_string.empty() || o.ca_file.empty() || o.devices < 1 || o.senders < 1 || o.clients < 1 ||
         o.payload < 20)
@@ -519,7 +558,8 @@ int main(int argc, char** argv) {
         for (int i = 0; i < o.devices; ++i) {
             keys.push_back(generate_key());
             auto d = rm->create_device(device_name(i), symmetric_keys{keys.back(), keys.back()});
-            if (!d) return std::fprintf(stderr, "create %s: %s\n", device_name(i).c_str(), d.error().message.c_str()), 1;
+            if (!d)
+                return std::fprintf(stderr, "create %s: %s\n", device_name(i).c_str(), d.error().message.c_str()), 1;
         }
     }
 
@@ -551,30 +591,38 @@ int main(int argc, char** argv) {
             con.keep_alive = 240;
             con.client_id = device_name(i);
             con.username = cs->host_name + "/" + device_name(i) + "/?api-version=2021-04-12";
-            con.password = auth::generate_sas_token(percent_encode(auth::identity_resource(cs->host_name, device_name(i))),
-                                                    keys[static_cast<std::size_t>(i)], auth::to_unix_seconds(now()) + 3600)
-                               .value();
-            asio::co_spawn(fleet.ioc, [c, &o, &fleet, host = cs->host_name, con, i]() -> awaitable<void> {
-                co_await c->open(o, o.mqtt_port, host, con, "devices/" + device_name(i) + "/messages/devicebound/#");
-                ++fleet.ready;
-                co_await c->receive();
-            }, on_error(fleet.failed));
+            con.password =
+                auth::generate_sas_token(percent_encode(auth::identity_resource(cs->host_name, device_name(i))),
+                                         keys[static_cast<std::size_t>(i)], auth::to_unix_seconds(now()) + 3600)
+                    .value();
+            asio::co_spawn(
+                fleet.ioc,
+                [c, &o, &fleet, host = cs->host_name, con, i]() -> awaitable<void> {
+                    co_await c->open(o, o.mqtt_port, host, con,
+                                     "devices/" + device_name(i) + "/messages/devicebound/#");
+                    ++fleet.ready;
+                    co_await c->receive();
+                },
+                on_error(fleet.failed));
         }
         fleet.start(o.threads);
-        if (!fleet.wait_ready(o.devices)) return std::fprintf(stderr, "only %d devices connected\n", fleet.ready.load()), 1;
+        if (!fleet.wait_ready(o.devices))
+            return std::fprintf(stderr, "only %d devices connected\n", fleet.ready.load()), 1;
         std::printf("twinhub: %d devices connected and subscribed over MQTT/TLS\n", o.devices);
 
         std::vector<service_client> clients;
         for (int k = 0; k < o.clients; ++k) {
             auto sc = service_client::from_connection_string(o.connection_string, so);
             if (!sc) return std::fprintf(stderr, "service_client: %s\n", sc.error().message.c_str()), 1;
-            if (auto r = sc->connect(); !r) return std::fprintf(stderr, "service_client connect: %s\n", r.error().message.c_str()), 1;
+            if (auto r = sc->connect(); !r)
+                return std::fprintf(stderr, "service_client connect: %s\n", r.error().message.c_str()), 1;
             clients.push_back(std::move(*sc));
         }
         std::atomic<long> next_target{0};
         auto send_one = [&](int sender, std::int64_t stamp) {
             const int d = static_cast<int>(next_target.fetch_add(1, std::memory_order_relaxed) % o.devices);
-            auto r = clients[static_cast<std::size_t>(sender % o.clients)].send(device_name(d), c2d_message(stamped_body(stamp, o.payload)));
+            auto r = clients[static_cast<std::size_t>(sender % o.clients)].send(
+                device_name(d), c2d_message(stamped_body(stamp, o.payload)));
             if (!r) {
                 if (hub_st.send_failed.fetch_add(1) < 5) std::fprintf(stderr, "send: %s\n", r.error().message.c_str());
             }
@@ -594,7 +642,8 @@ int main(int argc, char** argv) {
                         for (;;) {
                             const long k = slot.fetch_add(1);
                             if (k >= total) return;
-                            const auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 * k / rate));
+                            const auto due =
+                                start + std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 * k / rate));
                             std::this_thread::sleep_until(due);
                             send_one(s, due.time_since_epoch().count());
                         }
@@ -615,12 +664,13 @@ int main(int argc, char** argv) {
             const auto t0 = steady::now();
             while (!ps.ready() && !ps.failed() && steady::now() - t0 < 30s) std::this_thread::sleep_for(10ms);
             if (ps.ready()) {
-                proton_tput = run_phase(o, hub_st, o.server_pid, 0, [&](steady::time_point start, steady::time_point until) {
-                    std::this_thread::sleep_until(start);
-                    ps.start();
-                    std::this_thread::sleep_until(until);
-                    ps.stop();
-                });
+                proton_tput =
+                    run_phase(o, hub_st, o.server_pid, 0, [&](steady::time_point start, steady::time_point until) {
+                        std::this_thread::sleep_until(start);
+                        ps.start();
+                        std::this_thread::sleep_until(until);
+                        ps.stop();
+                    });
                 print(("twinhub throughput (Proton, " + std::to_string(o.window) + " unsettled)").c_str(), proton_tput);
                 const auto t1 = steady::now();
                 while (ps.in_flight() > 0 && steady::now() - t1 < 10s) std::this_thread::sleep_for(10ms);
@@ -651,8 +701,9 @@ int main(int argc, char** argv) {
             }
         }
         auto device_token = [&](int i) {
-            return auth::generate_sas_token(percent_encode(auth::identity_resource(cs->host_name, "tel" + std::to_string(i))),
-                                            tkeys[static_cast<std::size_t>(i)], auth::to_unix_seconds(now()) + 3600)
+            return auth::generate_sas_token(
+                       percent_encode(auth::identity_resource(cs->host_name, "tel" + std::to_string(i))),
+                       tkeys[static_cast<std::size_t>(i)], auth::to_unix_seconds(now()) + 3600)
                 .value();
         };
         stats amqp_st, mqtt_st;
@@ -662,7 +713,8 @@ int main(int argc, char** argv) {
             std::vector<std::unique_ptr<proton::container>> cs_;
             std::vector<std::thread> ts;
             for (int i = 0; i < k; ++i) {
-                hs.push_back(std::make_unique<proton_sender>(o, cs->host_name, "tel" + std::to_string(i), device_token(i), amqp_st, per));
+                hs.push_back(std::make_unique<proton_sender>(o, cs->host_name, "tel" + std::to_string(i),
+                                                             device_token(i), amqp_st, per));
                 cs_.push_back(std::make_unique<proton::container>(*hs.back()));
                 ts.emplace_back([c = cs_.back().get()] { c->run(); });
             }
@@ -670,12 +722,13 @@ int main(int argc, char** argv) {
             auto all_ready = [&] { return std::all_of(hs.begin(), hs.end(), [](auto& h) { return h->ready(); }); };
             while (!all_ready() && steady::now() - t0 < 30s) std::this_thread::sleep_for(10ms);
             if (all_ready()) {
-                amqp_r = run_phase(o, amqp_st, o.server_pid, 0, [&](steady::time_point start, steady::time_point until) {
-                    std::this_thread::sleep_until(start);
-                    for (auto& h : hs) h->start();
-                    std::this_thread::sleep_until(until);
-                    for (auto& h : hs) h->stop();
-                });
+                amqp_r =
+                    run_phase(o, amqp_st, o.server_pid, 0, [&](steady::time_point start, steady::time_point until) {
+                        std::this_thread::sleep_until(start);
+                        for (auto& h : hs) h->start();
+                        std::this_thread::sleep_until(until);
+                        for (auto& h : hs) h->stop();
+                    });
                 std::this_thread::sleep_for(2s);
                 for (auto& h : hs) h->close();
             } else {
@@ -694,10 +747,13 @@ int main(int argc, char** argv) {
                 con.client_id = "tel" + std::to_string(i);
                 con.username = cs->host_name + "/tel" + std::to_string(i) + "/?api-version=2021-04-12";
                 con.password = device_token(i);
-                asio::co_spawn(fleet.ioc, [c, &o, &fleet, host = cs->host_name, con]() -> awaitable<void> {
-                    co_await c->open(o, o.mqtt_port, host, con, "");
-                    ++fleet.ready;
-                }, on_error(fleet.failed));
+                asio::co_spawn(
+                    fleet.ioc,
+                    [c, &o, &fleet, host = cs->host_name, con]() -> awaitable<void> {
+                        co_await c->open(o, o.mqtt_port, host, con, "");
+                        ++fleet.ready;
+                    },
+                    on_error(fleet.failed));
             }
             fleet.start(o.threads);
             if (!fleet.wait_ready(k)) return std::fprintf(stderr, "MQTT telemetry devices did not connect\n"), 1;
@@ -706,29 +762,34 @@ int main(int argc, char** argv) {
                 for (int i = 0; i < k; ++i) {
                     auto pub = fleet.conns[static_cast<std::size_t>(i)];
                     const std::string topic = "devices/tel" + std::to_string(i) + "/messages/events/";
-                    asio::co_spawn(fleet.ioc, [&, pub, topic, start, until]() -> awaitable<void> {
-                        asio::steady_timer timer(co_await asio::this_coro::executor);
-                        timer.expires_at(start);
-                        co_await timer.async_wait(use_awaitable);
-                        std::vector<std::string> topics(static_cast<std::size_t>(per), topic), bodies(topics.size());
-                        while (steady::now() < until) {
-                            for (auto& b : bodies) b = stamped_body(now_ns(), o.payload);
-                            co_await pub->publish_burst(topics, bodies);
-                            for (std::size_t j = 0; j < bodies.size(); ++j) mqtt_st.on_receive(now_ns());
-                        }
-                    }, [&](std::exception_ptr e) {
-                        if (e) ++mqtt_st.send_failed;
-                        ++done;
-                    });
+                    asio::co_spawn(
+                        fleet.ioc,
+                        [&, pub, topic, start, until]() -> awaitable<void> {
+                            asio::steady_timer timer(co_await asio::this_coro::executor);
+                            timer.expires_at(start);
+                            co_await timer.async_wait(use_awaitable);
+                            std::vector<std::string> topics(static_cast<std::size_t>(per), topic),
+                                bodies(topics.size());
+                            while (steady::now() < until) {
+                                for (auto& b : bodies) b = stamped_body(now_ns(), o.payload);
+                                co_await pub->publish_burst(topics, bodies);
+                                for (std::size_t j = 0; j < bodies.size(); ++j) mqtt_st.on_receive(now_ns());
+                            }
+                        },
+                        [&](std::exception_ptr e) {
+                            if (e) ++mqtt_st.send_failed;
+                            ++done;
+                        });
                 }
                 while (done < k) std::this_thread::sleep_for(5ms);
             });
         }
-        std::printf("telemetry ingest, %d devices, %ld events in flight each, payload %d B: AMQP %.0f events/s "
-                    "(hub CPU %.1f us/event), MQTT QoS 1 %.0f events/s (hub CPU %.1f us/event), %ld + %ld failed; "
-                    "ratio AMQP/MQTT %.2f\n",
-                    k, per, o.payload, amqp_r.msgs_per_s, amqp_r.server_cpu_us, mqtt_r.msgs_per_s, mqtt_r.server_cpu_us,
-                    amqp_r.failed, mqtt_r.failed, mqtt_r.msgs_per_s > 0 ? amqp_r.msgs_per_s / mqtt_r.msgs_per_s : 0.0);
+        std::printf(
+            "telemetry ingest, %d devices, %ld events in flight each, payload %d B: AMQP %.0f events/s "
+            "(hub CPU %.1f us/event), MQTT QoS 1 %.0f events/s (hub CPU %.1f us/event), %ld + %ld failed; "
+            "ratio AMQP/MQTT %.2f\n",
+            k, per, o.payload, amqp_r.msgs_per_s, amqp_r.server_cpu_us, mqtt_r.msgs_per_s, mqtt_r.server_cpu_us,
+            amqp_r.failed, mqtt_r.failed, mqtt_r.msgs_per_s > 0 ? amqp_r.msgs_per_s / mqtt_r.msgs_per_s : 0.0);
         std::fflush(stdout);
     }
 
@@ -748,11 +809,14 @@ int main(int argc, char** argv) {
             con.clean_session = false;
             con.keep_alive = 240;
             con.client_id = id;
-            asio::co_spawn(fleet.ioc, [c, &o, &fleet, con, filter]() -> awaitable<void> {
-                co_await c->open(o, o.mosquitto_port, "localhost", con, filter);
-                ++fleet.ready;
-                if (!filter.empty()) co_await c->receive();
-            }, on_error(fleet.failed));
+            asio::co_spawn(
+                fleet.ioc,
+                [c, &o, &fleet, con, filter]() -> awaitable<void> {
+                    co_await c->open(o, o.mosquitto_port, "localhost", con, filter);
+                    ++fleet.ready;
+                    if (!filter.empty()) co_await c->receive();
+                },
+                on_error(fleet.failed));
         };
         for (int i = 0; i < o.devices; ++i) spawn(device_name(i), device_topic(i) + "#");
         for (int s = 0; s < o.senders; ++s) spawn("pub" + std::to_string(s), "");
@@ -767,30 +831,34 @@ int main(int argc, char** argv) {
                 const long total = static_cast<long>(rate * o.seconds);
                 for (int s = 0; s < o.senders; ++s) {
                     auto pub = fleet.conns[static_cast<std::size_t>(o.devices + s)];
-                    asio::co_spawn(fleet.ioc, [&, pub, rate, start, until]() -> awaitable<void> {
-                        asio::steady_timer timer(co_await asio::this_coro::executor);
-                        timer.expires_at(start);
-                        co_await timer.async_wait(use_awaitable);
-                        for (;;) {
-                            std::int64_t stamp;
-                            if (!rate) {
-                                if (steady::now() >= until) break;
-                                stamp = now_ns();
-                            } else {
-                                const long k = slot.fetch_add(1);
-                                if (k >= total) break;
-                                const auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 * k / rate));
-                                timer.expires_at(due);
-                                co_await timer.async_wait(use_awaitable);
-                                stamp = due.time_since_epoch().count();
+                    asio::co_spawn(
+                        fleet.ioc,
+                        [&, pub, rate, start, until]() -> awaitable<void> {
+                            asio::steady_timer timer(co_await asio::this_coro::executor);
+                            timer.expires_at(start);
+                            co_await timer.async_wait(use_awaitable);
+                            for (;;) {
+                                std::int64_t stamp;
+                                if (!rate) {
+                                    if (steady::now() >= until) break;
+                                    stamp = now_ns();
+                                } else {
+                                    const long k = slot.fetch_add(1);
+                                    if (k >= total) break;
+                                    const auto due =
+                                        start + std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 * k / rate));
+                                    timer.expires_at(due);
+                                    co_await timer.async_wait(use_awaitable);
+                                    stamp = due.time_since_epoch().count();
+                                }
+                                const int d = static_cast<int>(next_target.fetch_add(1) % o.devices);
+                                co_await pub->publish(device_topic(d) + "x", stamped_body(stamp, o.payload));
                             }
-                            const int d = static_cast<int>(next_target.fetch_add(1) % o.devices);
-                            co_await pub->publish(device_topic(d) + "x", stamped_body(stamp, o.payload));
-                        }
-                    }, [&](std::exception_ptr e) {
-                        if (e) ++mq_st.send_failed;
-                        ++done;
-                    });
+                        },
+                        [&](std::exception_ptr e) {
+                            if (e) ++mq_st.send_failed;
+                            ++done;
+                        });
                 }
                 while (done < o.senders) std::this_thread::sleep_for(5ms);
             };
@@ -805,35 +873,42 @@ int main(int argc, char** argv) {
                 std::atomic<int> done{0};
                 for (int s = 0; s < o.senders; ++s) {
                     auto pub = fleet.conns[static_cast<std::size_t>(o.devices + s)];
-                    asio::co_spawn(fleet.ioc, [&, pub, start, until]() -> awaitable<void> {
-                        asio::steady_timer timer(co_await asio::this_coro::executor);
-                        timer.expires_at(start);
-                        co_await timer.async_wait(use_awaitable);
-                        std::vector<std::string> topics(static_cast<std::size_t>(burst)), bodies(topics.size());
-                        while (steady::now() < until) {
-                            const auto stamp = now_ns();
-                            for (std::size_t i = 0; i < topics.size(); ++i) {
-                                topics[i] = device_topic(static_cast<int>(next_target.fetch_add(1) % o.devices)) + "x";
-                                bodies[i] = stamped_body(stamp, o.payload);
+                    asio::co_spawn(
+                        fleet.ioc,
+                        [&, pub, start, until]() -> awaitable<void> {
+                            asio::steady_timer timer(co_await asio::this_coro::executor);
+                            timer.expires_at(start);
+                            co_await timer.async_wait(use_awaitable);
+                            std::vector<std::string> topics(static_cast<std::size_t>(burst)), bodies(topics.size());
+                            while (steady::now() < until) {
+                                const auto stamp = now_ns();
+                                for (std::size_t i = 0; i < topics.size(); ++i) {
+                                    topics[i] =
+                                        device_topic(static_cast<int>(next_target.fetch_add(1) % o.devices)) + "x";
+                                    bodies[i] = stamped_body(stamp, o.payload);
+                                }
+                                co_await pub->publish_burst(topics, bodies);
                             }
-                            co_await pub->publish_burst(topics, bodies);
-                        }
-                    }, [&](std::exception_ptr e) {
-                        if (e) ++mq_st.send_failed;
-                        ++done;
-                    });
+                        },
+                        [&](std::exception_ptr e) {
+                            if (e) ++mq_st.send_failed;
+                            ++done;
+                        });
                 }
                 while (done < o.senders) std::this_thread::sleep_for(5ms);
             });
-            print(("mosquitto throughput (" + std::to_string(burst * o.senders) + " publishes in flight)").c_str(), mq_piped);
+            print(("mosquitto throughput (" + std::to_string(burst * o.senders) + " publishes in flight)").c_str(),
+                  mq_piped);
         }
         std::this_thread::sleep_for(1s);
         mq_lat = run_phase(o, mq_st, o.mosquitto_pid, o.rate, publishers(o.rate));
         print(("mosquitto at " + std::to_string(o.rate) + " msgs/s").c_str(), mq_lat);
     }
-    std::printf("ratio twinhub_c2d/mosquitto_qos1: throughput SDK/synchronous %.2f, Proton/pipelined %.2f, p99 at %d msgs/s %.2f (twinhub/mosquitto)\n",
-                mq_tput.msgs_per_s > 0 ? hub_tput.msgs_per_s / mq_tput.msgs_per_s : 0.0,
-                mq_piped.msgs_per_s > 0 ? proton_tput.msgs_per_s / mq_piped.msgs_per_s : 0.0, o.rate,
-                mq_lat.p99 > 0 ? hub_lat.p99 / mq_lat.p99 : 0.0);
+    std::printf(
+        "ratio twinhub_c2d/mosquitto_qos1: throughput SDK/synchronous %.2f, Proton/pipelined %.2f, p99 at %d msgs/s "
+        "%.2f (twinhub/mosquitto)\n",
+        mq_tput.msgs_per_s > 0 ? hub_tput.msgs_per_s / mq_tput.msgs_per_s : 0.0,
+        mq_piped.msgs_per_s > 0 ? proton_tput.msgs_per_s / mq_piped.msgs_per_s : 0.0, o.rate,
+        mq_lat.p99 > 0 ? hub_lat.p99 / mq_lat.p99 : 0.0);
     return hub_tput.failed == 0 && hub_lat.failed == 0 ? 0 : 1;
 }
