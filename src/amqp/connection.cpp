@@ -157,8 +157,14 @@ void amqp_server::connection::read_more() {
             return;
         }
         // Frames on a session the client already ended never reach Proton (frame_filter.hpp).
+        self->sasl_in_.clear();
+        self->sasl_.feed(self->read_buf_.data(), n, self->sasl_in_, self->sasl_out_);
+        if (self->sasl_.failed()) {
+            log::info("amqp.sasl_refused", {{"conn", self->log_id_}, {"mechanism", self->sasl_.mechanism()}});
+            return self->finish();
+        }
         self->filtered_.clear();
-        self->filter_.feed(self->read_buf_.data(), n, self->filtered_);
+        self->filter_.feed(self->sasl_in_.data(), self->sasl_in_.size(), self->filtered_);
         const char* p = self->filtered_.data();
         n = self->filtered_.size();
         while (n > 0) {
@@ -186,6 +192,22 @@ void amqp_server::connection::pump() {
 
 void amqp_server::connection::flush() {
     if (writing_ || finished_) return;
+    if (!sasl_out_.empty()) {  // our SASL frames go out before anything Proton writes
+        write_buf_.assign(sasl_out_.begin(), sasl_out_.end());
+        sasl_out_.clear();
+        writing_ = true;
+        transport_->async_write(asio::buffer(write_buf_), [self = shared_from_this()](boost::system::error_code ec,
+                                                                                       std::size_t) {
+            self->writing_ = false;
+            if (self->finished_) return;
+            if (ec) {
+                self->driver_.write_close();
+                self->driver_.read_close();
+            }
+            self->pump();
+        });
+        return;
+    }
     auto wb = driver_.write_buffer();
     if (wb.size == 0) return;
     write_buf_.assign(wb.data, wb.data + wb.size);

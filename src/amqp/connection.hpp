@@ -14,6 +14,7 @@
 #include <proton/delivery.hpp>
 
 #include "amqp/frame_filter.hpp"
+#include "amqp/sasl_layer.hpp"
 #include <proton/error_condition.hpp>
 #include <proton/io/connection_driver.hpp>
 #include <proton/message.hpp>
@@ -173,6 +174,9 @@ private:
     boost::asio::steady_timer timer_;
     std::vector<char> read_buf_;
     std::vector<char> write_buf_;
+    sasl_layer sasl_;        // answers a SASL layer itself (MSSBCBS, ANONYMOUS); see sasl_layer.hpp
+    std::string sasl_in_;    // what sasl_ passes on, for filter_
+    std::string sasl_out_;   // SASL frames for the client, written before Proton's output
     frame_filter filter_;
     std::string filtered_;
     // Deliveries waiting for the store (telemetry); only this strand touches them.
