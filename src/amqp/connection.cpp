@@ -130,6 +130,17 @@ void amqp_server::connection::start() {
             log::debug("amqp.handshake_failed", {{"conn", self->log_id_}, {"error", ec.message()}});
             return self->finish();
         }
+        // SASL PLAIN (az iot hub monitor-events): the password is a SAS token, applied as a
+        // put-token for its own sr. Runs on this connection's thread, inside read_more.
+        self->sasl_.set_plain_validator([raw = self.get()](const std::string&, std::string& password) {
+            auto t = auth::parse_sas_token(password);
+            if (!t) return false;
+            std::string description;
+            const int status = raw->apply_token(t->resource, password, description);
+            if (status != 200)
+                log::info("amqp.sasl_plain_refused", {{"conn", raw->log_id_}, {"status", status}, {"message", description}});
+            return status == 200;
+        });
         proton::connection_options o;
         o.handler(*self);
         o.container_id("twinhub");
@@ -625,15 +636,34 @@ void amqp_server::connection::put_token(proton::delivery& d, proton::message& m)
     const std::string operation = app_property(m, "operation");
     const std::string audience_text = app_property(m, "name");
     std::string token = body_text(m);
+    int status = 400;
+    std::string description;
+    if (operation != "put-token") {
+        description = "Unsupported CBS operation '" + operation + "'.";
+    } else {
+        status = apply_token(audience_text, token, description);
+    }
+    std::fill(token.begin(), token.end(), '\0');
+    if (status != 200)
+        log::info("amqp.put_token_refused", {{"conn", log_id_}, {"status", status}, {"message", description}});
+    if (!cbs_sender_) return;
+    proton::message reply;
+    reply.correlation_id(m.id());
+    if (!m.reply_to().empty()) reply.to(m.reply_to());
+    reply.properties().put("status-code", proton::scalar(static_cast<std::int32_t>(status)));
+    reply.properties().put("status-description", proton::scalar(description));
+    send(*cbs_sender_, std::move(reply));
+}
+
+int amqp_server::connection::apply_token(const std::string& audience_text, const std::string& token,
+                                         std::string& description) {
     int status = 200;
-    std::string description = "OK";
+    description = "OK";
     auto fail = [&](int s, std::string why) {
         status = s;
         description = std::move(why);
     };
-    if (operation != "put-token") {
-        fail(400, "Unsupported CBS operation '" + operation + "'.");
-    } else if (auto aud = parse_audience(audience_text, st_->opts.host_names); !aud) {
+    if (auto aud = parse_audience(audience_text, st_->opts.host_names); !aud) {
         fail(401, "The audience '" + audience_text + "' does not name this hub.");
     } else if (aud->hub) {
         const auto policies = st_->hub.policies();
@@ -670,16 +700,7 @@ void amqp_server::connection::put_token(proton::delivery& d, proton::message& m)
             }
         }
     }
-    std::fill(token.begin(), token.end(), '\0');
-    if (status != 200)
-        log::info("amqp.put_token_refused", {{"conn", log_id_}, {"status", status}, {"message", description}});
-    if (!cbs_sender_) return;
-    proton::message reply;
-    reply.correlation_id(m.id());
-    if (!m.reply_to().empty()) reply.to(m.reply_to());
-    reply.properties().put("status-code", proton::scalar(static_cast<std::int32_t>(status)));
-    reply.properties().put("status-description", proton::scalar(description));
-    send(*cbs_sender_, std::move(reply));
+    return status;
 }
 
 // ---- telemetry ----

@@ -158,6 +158,9 @@ private:
 
     // requests
     void put_token(proton::delivery& d, proton::message& m);
+    // Checks `token` for `audience_text` as CBS put-token does and records the grant; returns the
+    // CBS status (200 or 400/401) and sets `description`.
+    int apply_token(const std::string& audience_text, const std::string& token, std::string& description);
     void telemetry(const store::identity_key& id, proton::delivery& d, proton::message& m);
     void twin_request(const store::identity_key& id, proton::delivery& d, proton::message& m);
     void twin_reply(const store::identity_key& id, const proton::message& request, int status, std::string body,

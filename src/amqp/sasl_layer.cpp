@@ -1,5 +1,6 @@
 #include "amqp/sasl_layer.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 
@@ -28,14 +29,14 @@ std::string sasl_frame(const std::string& body) {
 // sasl-mechanisms (0x40): one field, an array of symbols.
 std::string mechanisms_frame() {
     std::string elems;
-    for (std::string_view m : {std::string_view("MSSBCBS"), std::string_view("ANONYMOUS")}) {
+    for (std::string_view m : {std::string_view("MSSBCBS"), std::string_view("ANONYMOUS"), std::string_view("PLAIN")}) {
         elems += static_cast<char>(m.size());
         elems += m;
     }
     std::string array;
     array += '\xe0';                                        // array8
     array += static_cast<char>(2 + elems.size());           // size: count + constructor + elements
-    array += '\x02';                                        // count
+    array += '\x03';                                        // count
     array += '\xa3';                                        // sym8
     array += elems;
     std::string body = std::string("\x00\x53\x40", 3);
@@ -48,6 +49,8 @@ std::string mechanisms_frame() {
 
 // sasl-outcome (0x44) with code ok (ubyte 0).
 std::string outcome_ok_frame() { return sasl_frame(std::string("\x00\x53\x44\xc0\x03\x01\x50\x00", 8)); }
+// sasl-outcome with code auth (1): the credentials were refused.
+std::string outcome_auth_frame() { return sasl_frame(std::string("\x00\x53\x44\xc0\x03\x01\x50\x01", 8)); }
 
 std::uint32_t be32(const std::string& s, std::size_t at) {
     return (std::uint32_t(std::uint8_t(s[at])) << 24) | (std::uint32_t(std::uint8_t(s[at + 1])) << 16) |
@@ -80,6 +83,7 @@ void sasl_layer::on_init_frame() {
     }
     if (b.size() >= 2 && b[0] == '\xa3' && b.size() >= 2 + std::size_t(std::uint8_t(b[1]))) {
         mechanism_ = std::string(b.substr(2, std::uint8_t(b[1])));
+        b.remove_prefix(2 + std::size_t(std::uint8_t(b[1])));
     } else if (b.size() >= 5 && b[0] == '\xb3') {
         std::string tmp(b.substr(1, 4));
         const std::uint32_t n = be32(tmp, 0);
@@ -88,8 +92,28 @@ void sasl_layer::on_init_frame() {
             return;
         }
         mechanism_ = std::string(b.substr(5, n));
+        b.remove_prefix(5 + n);
     } else {
         state_ = state::failed;
+        return;
+    }
+    if (mechanism_ == "PLAIN") {
+        // initial-response: vbin8 (0xa0 len) or vbin32 (0xb0 len4): authzid NUL authcid NUL passwd
+        std::string_view resp;
+        if (b.size() >= 2 && b[0] == '\xa0' && b.size() >= 2 + std::size_t(std::uint8_t(b[1]))) {
+            resp = b.substr(2, std::uint8_t(b[1]));
+        } else if (b.size() >= 5 && b[0] == '\xb0') {
+            const std::uint32_t n = be32(std::string(b.substr(1, 4)), 0);
+            if (b.size() - 5 >= n) resp = b.substr(5, n);
+        }
+        const auto first = resp.find('\0');
+        const auto second = first == std::string_view::npos ? first : resp.find('\0', first + 1);
+        if (second == std::string_view::npos) {
+            state_ = state::failed;
+            return;
+        }
+        plain_user_ = std::string(resp.substr(first + 1, second - first - 1));
+        plain_password_ = std::string(resp.substr(second + 1));
         return;
     }
     if (mechanism_ != "MSSBCBS" && mechanism_ != "ANONYMOUS") state_ = state::failed;
@@ -136,6 +160,15 @@ void sasl_layer::feed(const char* in, std::size_t n, std::string& to_proton, std
         case state::init_body:
             on_init_frame();
             if (state_ == state::failed) break;
+            if (mechanism_ == "PLAIN" && !(validate_plain_ && validate_plain_(plain_user_, plain_password_))) {
+                std::fill(plain_password_.begin(), plain_password_.end(), '\0');
+                plain_password_.clear();
+                to_client += outcome_auth_frame();
+                state_ = state::failed;
+                break;
+            }
+            std::fill(plain_password_.begin(), plain_password_.end(), '\0');
+            plain_password_.clear();
             to_client += outcome_ok_frame();
             buf_.clear();
             need_ = 8;

@@ -5,13 +5,16 @@
 // client's sasl-init, answers sasl-outcome ok, and hands Proton the stream from the client's
 // following AMQP header on, as if the client had sent no SASL layer (Node's SDKs send none:
 // then every byte passes through untouched). Authentication is not decided here: it is CBS
-// put-token on $cbs in every case. PLAIN is not offered.
+// put-token on $cbs, or for PLAIN (what `az iot hub monitor-events` sends: username
+// `{policy}@sas.root.{hub}`, password a SAS token) the password, which the connection applies as
+// if it had been put on $cbs for the token's own sr.
 // Pure (no I/O); network input reaches it (fuzzed through amqp_text_fuzz's neighbours, and tested).
 // Thread safety: one connection's thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace twinhub::amqp {
@@ -25,6 +28,12 @@ public:
     bool failed() const noexcept { return state_ == state::failed; }
     // The mechanism the client chose ("" when it sent no SASL layer).
     const std::string& mechanism() const noexcept { return mechanism_; }
+    // PLAIN's authcid (empty otherwise); the password goes only to the validator.
+    const std::string& plain_user() const noexcept { return plain_user_; }
+
+    // Decides a PLAIN exchange (user, password): true answers sasl-outcome ok, false sasl-outcome
+    // auth (then failed()). Without one, PLAIN is refused.
+    void set_plain_validator(std::function<bool(const std::string&, std::string&)> v) { validate_plain_ = std::move(v); }
 
     static constexpr std::size_t max_init_frame = 64 * 1024;
 
@@ -34,6 +43,9 @@ private:
     std::string buf_;
     std::size_t need_ = 8;
     std::string mechanism_;
+    std::string plain_user_;
+    std::string plain_password_;
+    std::function<bool(const std::string&, std::string&)> validate_plain_;
     void on_init_frame();
 };
 
