@@ -246,5 +246,6 @@ methods::method_channel& amqp_server::method_channel() { return *channel_; }
 
 void amqp_server::set_method_router(methods::method_router* router) { state_->router.store(router); }
 void amqp_server::set_c2d_service(service::c2d_service* c2d) { state_->c2d.store(c2d); }
+void amqp_server::set_telemetry_service(service::telemetry_service* t) { state_->telemetry.store(t); }
 
 }  // namespace twinhub::amqp

@@ -38,6 +38,7 @@ class context;
 namespace twinhub::service {
 class hub_service;
 class c2d_service;
+class telemetry_service;
 }
 
 namespace twinhub::amqp {
@@ -49,6 +50,8 @@ struct amqp_options {
     std::string event_hub_name = "twinhub";
     std::string bind_address = "0.0.0.0";
     unsigned short port = 5671;  // 0: any free port (tests); port() tells which
+    // The AMQP port named in amqp:link:redirect answers (0: `port`); set when port is 0.
+    unsigned short redirect_port = 0;
     std::size_t max_telemetry_size = 256 * 1024;  // Azure's D2C message limit
     // Before a put-token succeeds, the TLS or WebSocket handshake and the AMQP open must complete
     // within this long.
@@ -87,6 +90,8 @@ public:
     // devices' receive links go to `c2d`, which must outlive the server. Set before serving; without
     // it those links are refused.
     void set_c2d_service(service::c2d_service* c2d);
+    // The built-in endpoint's consumer groups; without it only $Default exists.
+    void set_telemetry_service(service::telemetry_service* t);
 
     struct state;
     class connection;

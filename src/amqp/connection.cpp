@@ -58,6 +58,12 @@ struct raw_link : proton::sender {
     static pn_link_t* of(const proton::sender& s) { return static_cast<const raw_link&>(s).pn_object(); }
 };
 
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
 // The selector filter string of the peer's source (Event Hubs receivers, spec: iothub-amqp 5.3):
 // filter map key "apache.org:selector-filter:string" -> described(descriptor, string).
 std::optional<std::string> selector_filter(const proton::sender& s) {
@@ -88,12 +94,6 @@ std::optional<std::string> selector_filter(const proton::sender& s) {
     }
     return std::nullopt;
 }
-
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 void reject_with(const proton::delivery& d, const char* condition, const std::string& description) {
     pn_delivery_t* pd = raw_delivery::of(d);
@@ -302,6 +302,7 @@ void amqp_server::connection::finish() {
         for (auto& id : had) r->on_connection_gone(id, number_);
     for (auto& id : claimed_) st_->hub.set_connection_state(id, false);
     claimed_.clear();
+    eh_forget_all();
     st_->remove_open(this);
     log::debug("amqp.closed", {{"conn", log_id_}});
 }
@@ -464,6 +465,7 @@ void amqp_server::connection::on_receiver_open(proton::receiver& r) {
     }
     receivers_[r.name()] = {*a, r};
     r.open(o);
+    if (a->kind == link_kind::eventhub_management && eh_redirect(r, *a)) receivers_.erase(r.name());
 }
 
 void amqp_server::connection::on_sender_open(proton::sender& s) {
@@ -505,6 +507,7 @@ void amqp_server::connection::on_sender_open(proton::sender& s) {
         return eh_open(s, *a);
     case link_kind::eventhub_management:
         s.open(o);
+        if (eh_redirect(s, *a)) return;
         mgmt_senders_[s.name()] = s;
         senders_[s.name()] = *a;
         return;
@@ -556,7 +559,7 @@ void amqp_server::connection::link_gone(const std::string& name, bool sender) {
         methods_gone(a.identity);
         break;
     case link_kind::eventhub_partition:
-        eh_readers_.erase(name);
+        eh_forget(name);
         break;
     case link_kind::eventhub_management:
         mgmt_senders_.erase(name);
@@ -850,165 +853,6 @@ void amqp_server::connection::method_response(const store::identity_key& id, pro
     int status = 0;
     if (!int_app_property(m, "IoThub-status", status)) status = 200;
     r->on_response(id, rid, status, body_bytes(m));
-}
-
-// ---- Event Hubs-compatible endpoint (spec: iothub-amqp 5) ----
-
-bool amqp_server::connection::eh_entity(const std::string& entity) const {
-    if (entity.empty() || entity == "messages/events") return true;
-    auto lower = [](std::string s) {
-        for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        return s;
-    };
-    return lower(entity) == lower(st_->opts.event_hub_name);
-}
-
-void amqp_server::connection::eh_open(proton::sender& s, const link_address& a) {
-    proton::sender_options o;
-    proton::source_options src;
-    src.address(s.source().address());
-    o.source(src);
-    s.open(o);
-    if (!eh_entity(a.entity)) return refuse(s, "amqp:not-found", "The Event Hub '" + a.entity + "' does not exist here (it is '" + st_->opts.event_hub_name + "').");
-    if (a.consumer_group != "$Default")
-        return refuse(s, "amqp:not-found", "The consumer group '" + a.consumer_group + "' does not exist (this hub has '$Default').");
-    std::uint32_t partition = 0;
-    {
-        auto [p, ec] = std::from_chars(a.partition.data(), a.partition.data() + a.partition.size(), partition);
-        if (ec != std::errc() || p != a.partition.data() + a.partition.size() || partition >= store::event_partitions)
-            return refuse(s, "com.microsoft:argument-out-of-range",
-                          "The partition '" + a.partition + "' does not exist (partitions 0-" +
-                              std::to_string(store::event_partitions - 1) + ").");
-    }
-    // Where to start: the selector filter; none means the start of the log.
-    event_position pos{event_position::kind::earliest};
-    if (auto text = selector_filter(s)) {
-        auto p = parse_event_position(*text);
-        if (!p)
-            return refuse(s, "com.microsoft:argument-error",
-                          "The receiver filter '" + *text + "' is not one this hub understands.");
-        pos = *p;
-    }
-    auto info = st_->hub.event_partition_info(partition);
-    if (!info) return refuse(s, "amqp:internal-error", info.error().message);
-    eh_reader r{s, partition, info->begin_sequence_number};
-    const auto last = info->last_sequence_number;  // -1: empty
-    switch (pos.what) {
-    case event_position::kind::earliest: break;
-    case event_position::kind::latest: r.next = static_cast<std::uint64_t>(last + 1); break;
-    case event_position::kind::offset:
-    case event_position::kind::sequence_number:
-        r.next = std::max<std::uint64_t>(r.next, static_cast<std::uint64_t>(pos.value + (pos.inclusive ? 0 : 1)));
-        break;
-    case event_position::kind::enqueued_time: {
-        // The first event enqueued after the time: scan forward in pages.
-        const std::int64_t after_ns = pos.value * 1'000'000;
-        std::uint64_t at = r.next;
-        for (;;) {
-            auto page = st_->hub.read_events(partition, at, 1024);
-            if (!page) return refuse(s, "amqp:internal-error", page.error().message);
-            if (page->empty()) {
-                at = static_cast<std::uint64_t>(last + 1);
-                break;
-            }
-            auto it = std::find_if(page->begin(), page->end(), [&](const store::event_record& e) { return e.enqueued_time_ns > after_ns; });
-            if (it != page->end()) {
-                at = it->sequence_number;
-                break;
-            }
-            at = page->back().sequence_number + 1;
-        }
-        r.next = at;
-        break;
-    }
-    }
-    senders_[s.name()] = a;
-    auto& slot = eh_readers_[s.name()] = r;
-    st_->add_reader(shared_from_this());
-    eh_send(slot);
-}
-
-void amqp_server::connection::wake_readers(std::uint32_t partition) {
-    (void)partition;
-    if (wake_pending_.exchange(true)) return;
-    post([this] {
-        wake_pending_ = false;
-        for (auto& [_, r] : eh_readers_) eh_send(r);
-    });
-}
-
-void amqp_server::connection::eh_send(eh_reader& r) {
-    while (r.link.active() && r.link.credit() > 0) {
-        auto page = st_->hub.read_events(r.partition, r.next, static_cast<std::size_t>(std::min(r.link.credit(), 256)));
-        if (!page) {
-            log::warn("amqp.eventhub_read_failed", {{"conn", log_id_}, {"message", page.error().message}});
-            return;
-        }
-        if (page->empty()) return;
-        for (auto& e : *page) {
-            r.link.send(event_message(e));
-            r.next = e.sequence_number + 1;
-        }
-    }
-}
-
-void amqp_server::connection::management_request(proton::delivery&, proton::message& m) {
-    const std::string operation = app_property(m, "operation");
-    const std::string type = app_property(m, "type");
-    const std::string name = app_property(m, "name");
-    int status = 200;
-    std::string description = "OK";
-    proton::value body;
-    if (operation != "READ") {
-        status = 400;
-        description = "Unsupported management operation '" + operation + "'.";
-    } else if (!eh_entity(name)) {
-        status = 404;
-        description = "The Event Hub '" + name + "' does not exist here (it is '" + st_->opts.event_hub_name + "').";
-    } else if (type == "com.microsoft:eventhub") {
-        std::vector<std::string> ids;
-        for (std::uint32_t p = 0; p < store::event_partitions; ++p) ids.push_back(std::to_string(p));
-        std::map<std::string, proton::value> b;
-        b["name"] = st_->opts.event_hub_name;
-        b["created_at"] = proton::timestamp(0);
-        b["partition_count"] = static_cast<std::int32_t>(store::event_partitions);
-        b["partition_ids"] = ids;
-        body = b;
-    } else if (type == "com.microsoft:partition") {
-        const std::string part = app_property(m, "partition");
-        std::uint32_t p = 0;
-        auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), p);
-        auto info = ec == std::errc() && end == part.data() + part.size() && p < store::event_partitions
-                        ? st_->hub.event_partition_info(p)
-                        : result<store::store::partition_info>(error{errc::not_found, "no such partition"});
-        if (!info) {
-            status = info.error().code == errc::not_found ? 404 : 500;
-            description = info.error().code == errc::not_found ? "The partition '" + part + "' does not exist." : info.error().message;
-        } else {
-            std::map<std::string, proton::value> b;
-            b["name"] = st_->opts.event_hub_name;
-            b["partition"] = part;
-            b["begin_sequence_number"] = static_cast<std::int64_t>(info->begin_sequence_number);
-            b["last_enqueued_sequence_number"] = info->last_sequence_number;
-            b["last_enqueued_offset"] = std::to_string(info->last_sequence_number);
-            b["last_enqueued_time_utc"] = proton::timestamp(info->last_enqueued_time_ns / 1'000'000);
-            b["is_partition_empty"] = info->last_sequence_number < 0;
-            body = b;
-        }
-    } else {
-        status = 400;
-        description = "Unsupported management type '" + type + "'.";
-    }
-    proton::message reply;
-    reply.correlation_id(m.id());
-    if (!m.reply_to().empty()) reply.to(m.reply_to());
-    reply.properties().put("status-code", proton::scalar(static_cast<std::int32_t>(status)));
-    reply.properties().put("status-description", proton::scalar(description));
-    if (status == 200) reply.body(body);
-    // The reply goes on the management link whose target is the request's reply-to.
-    for (auto& [_, snd] : mgmt_senders_)
-        if (m.reply_to().empty() || snd.target().address() == m.reply_to()) return send(snd, std::move(reply));
-    if (!mgmt_senders_.empty()) send(mgmt_senders_.begin()->second, std::move(reply));
 }
 
 }  // namespace twinhub::amqp

@@ -44,6 +44,8 @@ namespace amqp {
 
 // Rejects and settles `d` with an AMQP error condition (the SDKs translate it into typed errors).
 void reject_with(const proton::delivery& d, const char* condition, const std::string& description);
+// The selector filter string of an Event Hubs receiver's source, if it has one.
+std::optional<std::string> selector_filter(const proton::sender& s);
 // "dev1" or "dev1/mod1", for logs and error texts.
 std::string describe(const store::identity_key& id);
 
@@ -65,6 +67,9 @@ public:
     void close(std::string condition, std::string reason);
     // Telemetry was committed to `partition`: Event Hubs readers of it send what they have credit for.
     void wake_readers(std::uint32_t partition);
+    // A receiver with a higher epoch took this connection's Event Hubs reader `link` over: detach
+    // it with amqp:link:stolen.
+    void steal_reader(const std::string& link, std::int64_t by_epoch);
     // True when `id` has its method link pair open here; then queues `call` and returns true.
     bool deliver_method(const store::identity_key& id, methods::method_call call);
 
@@ -126,8 +131,13 @@ private:
         proton::sender link;
         std::uint32_t partition = 0;
         std::uint64_t next = 0;  // the next sequence number to send
+        eh_reader_key key;       // consumer group (lower case), partition
     };
     void eh_open(proton::sender& s, const link_address& a);
+    // Closes `l` with amqp:link:redirect when it names IoT Hub's own "messages/events"; true then.
+    bool eh_redirect(proton::link l, const link_address& a);
+    void eh_forget(const std::string& link);
+    void eh_forget_all();
     void eh_send(eh_reader& r);
     void management_request(proton::delivery& d, proton::message& m);
     bool eh_entity(const std::string& entity) const;

@@ -296,6 +296,39 @@ int main(int argc, char** argv) {
     };
     auto e = [&]() -> std::string { return etag.empty() ? std::string("*") : etag; };
 
+    // ---- hub consumer-group (az iot hub consumer-group): the built-in endpoint's consumer groups ----
+    std::string group_name;
+    {
+        auto* g = hub->add_subcommand("consumer-group", "Consumer groups of the built-in Event Hubs-compatible endpoint");
+        g->require_subcommand(1);
+        auto name_opt = [&](CLI::App* c) { c->add_option("-n,--name", group_name, "Consumer group name")->required(); };
+        auto call = [&](const char* method, std::string target) {
+            auto hub_rm = open_hub(a);
+            auto r = hub_rm.raw_request(method, target);
+            if (!r) return fail(r.error());
+            if (r->empty()) return exit_ok;
+            boost::system::error_code ec;
+            auto v = boost::json::parse(*r, ec);
+            if (ec) return fail(twinhub::error{twinhub::errc::format_error, "the hub's answer is not JSON"});
+            // list: az prints the array itself.
+            if (auto* o = v.if_object(); o && o->contains("value")) print(o->at("value"));
+            else print(v);
+            return exit_ok;
+        };
+        const std::string base = "/eventHubEndpoints/events/consumerGroups";
+        auto* c = leaf(g, "create", "Create a consumer group (kept if it exists)", a);
+        name_opt(c);
+        run(c, [&, base] { return call("PUT", base + "/" + twinhub::percent_encode(group_name)); });
+        c = leaf(g, "show", "Show a consumer group", a);
+        name_opt(c);
+        run(c, [&, base] { return call("GET", base + "/" + twinhub::percent_encode(group_name)); });
+        c = leaf(g, "list", "List the consumer groups ($Default first)", a);
+        run(c, [&, base] { return call("GET", base); });
+        c = leaf(g, "delete", "Delete a consumer group ($Default cannot be deleted)", a);
+        name_opt(c);
+        run(c, [&, base] { return call("DELETE", base + "/" + twinhub::percent_encode(group_name)); });
+    }
+
     // ---- device-identity ----
     auto* di = app.add_subcommand("device-identity", "Manage device identities");
     di->require_subcommand(1);

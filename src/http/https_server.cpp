@@ -56,7 +56,9 @@ class session;
 struct https_server::state : std::enable_shared_from_this<https_server::state> {
     state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, websocket_handlers ws)
         : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries, o.c2d), opts(std::move(o)), on_websocket(std::move(ws)),
-          acceptor(asio::make_strand(io)) {}
+          acceptor(asio::make_strand(io)) {
+        api.set_telemetry(opts.telemetry);
+    }
 
     asio::io_context& ioc;
     asio::ssl::context& tls;

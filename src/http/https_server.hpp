@@ -25,6 +25,7 @@
 namespace twinhub::service {
 class hub_service;
 class c2d_service;
+class telemetry_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -44,6 +45,7 @@ struct https_options {
     methods::method_router* methods = nullptr;  // serves direct methods when set (see rest_api)
     query::query_engine* queries = nullptr;     // serves POST /devices/query when set (see rest_api)
     service::c2d_service* c2d = nullptr;        // serves the C2D routes when set (see rest_api)
+    service::telemetry_service* telemetry = nullptr;  // serves the consumer group routes when set
 };
 
 class https_server {

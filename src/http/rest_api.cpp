@@ -455,6 +455,9 @@ void rest_api::handle(rest_request req, completion done) const {
         if (!granted) return fail(granted.error());
     }
 
+    if (r.kind == route_kind::consumer_groups || r.kind == route_kind::consumer_group)
+        return handle_consumer_groups(r, req, std::move(done));
+
     if (!r.device_id.empty() || r.kind == route_kind::device || r.kind == route_kind::module) {
         if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
     }
@@ -611,7 +614,9 @@ void rest_api::handle(rest_request req, completion done) const {
     case route_kind::c2d_receive:
     case route_kind::c2d_settle:
     case route_kind::c2d_abandon:
-    case route_kind::device_events: break;  // handled above
+    case route_kind::device_events:
+    case route_kind::consumer_groups:
+    case route_kind::consumer_group: break;  // handled above
     case route_kind::devices_query: {
         if (queries_ == nullptr) return fail(error{errc::not_found, "Twin queries are not served by this hub."});
         auto page = query::run_query_request(*queries_, req.body, req.max_item_count, req.continuation);

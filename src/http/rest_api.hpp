@@ -21,6 +21,7 @@
 namespace twinhub::service {
 class hub_service;
 class c2d_service;
+class telemetry_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -47,6 +48,8 @@ public:
              service::c2d_service* c2d = nullptr);
 
     void handle(rest_request req, completion done) const;
+    // The consumer group routes (rest_eventhub.cpp); without it they answer 404. Set before serving.
+    void set_telemetry(service::telemetry_service* t) noexcept { telemetry_ = t; }
 
     // Identities returned by one list call at most (spec 7.3), and the bulk entry limit (spec 3.9).
     static constexpr std::size_t max_top = 1000;
@@ -60,7 +63,9 @@ private:
     methods::method_router* methods_ = nullptr;
     query::query_engine* queries_ = nullptr;  // POST /devices/query (spec 3.7); 404 without it
     service::c2d_service* c2d_ = nullptr;
+    service::telemetry_service* telemetry_ = nullptr;
 
+    void handle_consumer_groups(const route& r, const rest_request& req, completion done) const;
     void handle_device_route(const route& r, const rest_request& req, completion done) const;
 };
 

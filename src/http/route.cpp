@@ -33,6 +33,8 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::c2d_settle: return "DELETE";
     case route_kind::c2d_abandon:
     case route_kind::device_events: return "POST";
+    case route_kind::consumer_groups: return "GET";
+    case route_kind::consumer_group: return "GET, PUT, DELETE";
     }
     return "";
 }
@@ -69,6 +71,8 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::c2d_receive: return in({get});
     case route_kind::c2d_abandon:
     case route_kind::device_events: return in({post});
+    case route_kind::consumer_groups: return in({get});
+    case route_kind::consumer_group: return in({get, put, delete_});
     }
     return false;
 }
@@ -171,6 +175,10 @@ result<route> match_route(std::string_view method, const std::vector<std::string
             r.module_id = s[3];
             found = true;
         }
+    } else if ((n == 3 || n == 4) && iequals(s[0], "eventHubEndpoints") && s[1] == "events" && iequals(s[2], "consumerGroups")) {
+        r.kind = n == 3 ? route_kind::consumer_groups : route_kind::consumer_group;
+        if (n == 4) r.lock_token = s[3];
+        found = true;
     } else if (n == 2 && s[0] == "statistics") {
         if (s[1] == "devices") {
             r.kind = route_kind::registry_statistics;
@@ -212,6 +220,8 @@ std::uint32_t required_permission(const route& r) noexcept {
     case route_kind::c2d_settle:
     case route_kind::c2d_abandon:
     case route_kind::device_events: return device_connect;
+    case route_kind::consumer_groups:
+    case route_kind::consumer_group: return service_connect;
     }
     return service_connect;
 }

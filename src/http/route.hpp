@@ -35,6 +35,9 @@ enum class route_kind {
     c2d_settle,          // .../messages/deviceBound/{lockToken}  DELETE (complete; ?reject: reject)
     c2d_abandon,         // .../messages/deviceBound/{lockToken}/abandon  POST
     device_events,       // /devices/{id}[/modules/{mid}]/messages/events  POST (telemetry, single or batch)
+    // The built-in endpoint's consumer groups (Azure manages them through ARM; twinhub here):
+    consumer_groups,     // /eventHubEndpoints/events/consumerGroups         GET
+    consumer_group,      // /eventHubEndpoints/events/consumerGroups/{name}  GET, PUT, DELETE
 };
 
 // True for the routes a device calls with its own credentials (spec 2.6 device side).
@@ -45,7 +48,7 @@ struct route {
     http_method method = http_method::get;
     std::string device_id;  // decoded; empty when the route has none
     std::string module_id;
-    std::string lock_token;  // c2d_settle, c2d_abandon
+    std::string lock_token;  // c2d_settle, c2d_abandon; consumer_group: the group's name
 };
 
 // Matches decoded path segments (request_target::segments) and a method. Fails with not_found for a

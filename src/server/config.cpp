@@ -1,5 +1,7 @@
 #include "server/config.hpp"
 
+#include <cctype>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
@@ -28,6 +30,9 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     if (const char* v = env("TWINHUB_AMQP_PORT")) c.amqp_port = static_cast<unsigned short>(std::atoi(v));
     if (const char* v = env("TWINHUB_THREADS")) c.threads = static_cast<unsigned>(std::atoi(v));
     if (const char* v = env("TWINHUB_LOG_LEVEL")) c.log_level = v;
+    if (const char* v = env("TWINHUB_PARTITIONS")) c.partitions = static_cast<unsigned>(std::atoi(v));
+    std::string retention = "1d";
+    if (const char* v = env("TWINHUB_RETENTION")) retention = v;
 
     CLI::App app{"twinhubd: a self-hosted IoT hub that speaks Azure IoT Hub's protocols"};
     std::string data_dir = c.data_dir.string();
@@ -45,6 +50,12 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
         ->capture_default_str();
     app.add_option("--log-level", c.log_level, "debug, info, warn, error or off [env TWINHUB_LOG_LEVEL]")
         ->capture_default_str();
+    app.add_option("--partitions", c.partitions,
+                   "Device-to-cloud partitions of the built-in endpoint (2-32), fixed when the hub is created "
+                   "[env TWINHUB_PARTITIONS, default 4]");
+    app.add_option("--retention", retention,
+                   "How long telemetry stays readable: 90s, 30m, 12h or 2d, at most 7d [env TWINHUB_RETENTION]")
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -56,11 +67,41 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
         exit_code = 2;
         return std::nullopt;
     }
+    if (c.partitions != 0 && (c.partitions < 2 || c.partitions > 32)) {
+        std::cerr << "twinhubd: --partitions must be between 2 and 32 (got " << c.partitions << ")\n";
+        exit_code = 2;
+        return std::nullopt;
+    }
+    if (auto r = parse_retention(retention)) {
+        c.retention = *r;
+    } else {
+        std::cerr << "twinhubd: --retention '" << retention << "' is not a period between 1s and 7d (e.g. 90s, 12h, 1d)\n";
+        exit_code = 2;
+        return std::nullopt;
+    }
     c.data_dir = data_dir;
     if (!names.empty()) c.host_names = names;
     if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
     exit_code = 0;
     return c;
+}
+
+std::optional<std::chrono::seconds> parse_retention(const std::string& text) {
+    if (text.empty() || text.size() > 12) return std::nullopt;
+    std::size_t i = 0;
+    std::int64_t n = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) n = n * 10 + (text[i++] - '0');
+    if (i == 0) return std::nullopt;
+    const std::string unit = text.substr(i);
+    std::int64_t mul = 0;
+    if (unit == "s") mul = 1;
+    else if (unit == "m") mul = 60;
+    else if (unit == "h") mul = 3600;
+    else if (unit == "d" || unit.empty()) mul = 86400;
+    else return std::nullopt;
+    const std::int64_t secs = n * mul;
+    if (secs < 1 || secs > 7 * 86400) return std::nullopt;
+    return std::chrono::seconds(secs);
 }
 
 }  // namespace twinhub::server

@@ -2,6 +2,7 @@
 // (flag > environment > default). Start-up code only.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -18,7 +19,16 @@ struct config {
     unsigned short amqp_port = 5671;           // --amqp-port / TWINHUB_AMQP_PORT
     unsigned threads = 0;                      // --threads / TWINHUB_THREADS; 0 = one per core
     std::string log_level = "info";            // --log-level / TWINHUB_LOG_LEVEL
+    // Device-to-cloud partitions of the built-in endpoint, fixed when the hub is created
+    // (--partitions / TWINHUB_PARTITIONS; 0 = 4 for a new hub, the recorded count otherwise).
+    unsigned partitions = 0;
+    // How long telemetry stays readable (--retention / TWINHUB_RETENTION: 1d by default, at most 7d;
+    // forms 90s, 30m, 12h, 2d).
+    std::chrono::seconds retention{std::chrono::hours(24)};
 };
+
+// "90s", "30m", "12h", "2d" (a bare number is days); nullopt when malformed or not in 1s-7d.
+std::optional<std::chrono::seconds> parse_retention(const std::string& text);
 
 // Parses argv. Returns nullopt after printing help or an error (exit_code says which).
 std::optional<config> parse_config(int argc, char** argv, int& exit_code);

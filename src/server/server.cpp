@@ -7,6 +7,7 @@
 #include "methods/method_router.hpp"
 #include "amqp/amqp_server.hpp"
 #include "service/c2d_service.hpp"
+#include "service/telemetry_service.hpp"
 #include "methods/channel_set.hpp"
 #include "methods/mqtt_method_channel.hpp"
 #include "mqtt/mqtt_server.hpp"
@@ -36,6 +37,7 @@ struct server::impl {
     std::unique_ptr<store::store> store;
     std::unique_ptr<service::hub_service> hub;
     std::unique_ptr<service::c2d_service> c2d;  // observes hub; destroyed before it
+    std::unique_ptr<service::telemetry_service> telemetry;  // uses hub; destroyed before it
     std::unique_ptr<query::query_engine> queries;  // registered with hub; destroyed before it
     boost::asio::io_context ioc;
     // MQTT/TLS sessions: one io_context per thread (see io_pool.hpp); the shared `ioc` runs the
@@ -84,13 +86,16 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     auto st = store::open_sqlite_store(m.dir.dir.store_file());
     if (!st) throw std::runtime_error("cannot open the store " + m.dir.dir.store_file().string() + ": " + st.error().message);
     m.store = std::move(*st);
-    auto hub = service::hub_service::open(*m.store, service::hub_options{});
+    service::hub_options hopts;
+    hopts.event_partitions = c.partitions;
+    auto hub = service::hub_service::open(*m.store, hopts);
     if (!hub) throw std::runtime_error("cannot load the hub state: " + hub.error().message);
     m.hub = std::move(*hub);
     m.queries = std::make_unique<query::query_engine>(*m.hub);  // before serving: loads every twin
     auto c2d = service::c2d_service::open(*m.store, *m.hub);
     if (!c2d) throw std::runtime_error("cannot load the cloud-to-device queues: " + c2d.error().message);
     m.c2d = std::move(*c2d);
+    m.telemetry = std::make_unique<service::telemetry_service>(*m.hub, service::telemetry_options{.retention = c.retention});
     m.configure_tls();
     m.methods = std::make_unique<methods::method_router>(m.ioc);
 
@@ -113,6 +118,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.amqp = std::make_unique<amqp::amqp_server>(m.ioc, m.tls, *m.hub, ao);
     m.amqp->set_method_router(m.methods.get());
     m.amqp->set_c2d_service(m.c2d.get());
+    m.amqp->set_telemetry_service(m.telemetry.get());
     m.method_channels.add(m.method_channel.get());
     m.method_channels.add(&m.amqp->method_channel());
     m.methods->set_channel(&m.method_channels);
@@ -125,6 +131,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.methods = m.methods.get();
     ho.queries = m.queries.get();
     ho.c2d = m.c2d.get();
+    ho.telemetry = m.telemetry.get();
     http::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
@@ -155,6 +162,8 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
                                {"https_port", static_cast<std::int64_t>(c.https_port)},
                                {"mqtt_port", static_cast<std::int64_t>(c.mqtt_port)},
                                {"amqp_port", static_cast<std::int64_t>(c.amqp_port)},
+                               {"partitions", static_cast<std::int64_t>(m.hub->event_partition_count())},
+                               {"retention_s", static_cast<std::int64_t>(c.retention.count())},
                                {"threads", static_cast<std::int64_t>(c.threads)}});
 }
 
@@ -166,8 +175,10 @@ server::~server() {
     if (m.mqtt) m.mqtt->set_c2d_service(nullptr);  // sessions may outlive the server; c2d goes below
     m.mqtt.reset();
     if (m.amqp) m.amqp->set_c2d_service(nullptr);
+    if (m.amqp) m.amqp->set_telemetry_service(nullptr);
     m.methods.reset();
     m.c2d.reset();
+    m.telemetry.reset();
     m.queries.reset();
     m.hub.reset();
     if (m.store) m.store->close();

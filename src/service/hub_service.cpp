@@ -30,6 +30,8 @@
 #include "service/twin_json.hpp"
 
 #include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -227,6 +229,11 @@ struct hub_service::impl {
 
     mutable std::mutex sessions_mu_;  // taken after mu_ when both are needed
     std::map<std::string, store::session_record, std::less<>> sessions_;
+
+    mutable std::mutex settings_mu_;
+    std::map<std::string, std::string, std::less<>> settings_;
+    std::uint32_t event_partitions_ = store::default_event_partitions;  // fixed at open()
+    std::int64_t event_hub_created_ns_ = 0;
 
     // Batches handed to the store whose completion has not finished yet; ~hub_service waits for 0
     // because the completions use this object.
@@ -967,7 +974,40 @@ result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_opti
         snap->policies = std::move(defaults);
         log::info("service.default_policies_created", {{"count", snap->policies.size()}});
     }
+    // The built-in endpoint's shape, recorded when the hub is created.
+    std::uint32_t partitions = opts.event_partitions ? opts.event_partitions : store::default_event_partitions;
+    std::int64_t created_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now().time_since_epoch()).count();
+    if (partitions < store::min_event_partitions || partitions > store::max_event_partitions)
+        return error{errc::invalid_argument, "The number of device-to-cloud partitions must be between " +
+                                                 std::to_string(store::min_event_partitions) + " and " +
+                                                 std::to_string(store::max_event_partitions) + " (got " + std::to_string(partitions) + ")."};
+    auto stored = std::find_if(snap->settings.begin(), snap->settings.end(), [](auto& kv) { return kv.first == "eventHub"; });
+    if (stored != snap->settings.end()) {
+        boost::system::error_code ec;
+        auto v = boost::json::parse(stored->second, ec);
+        const auto* o = ec ? nullptr : v.if_object();
+        const auto* n = o ? o->if_contains("partitions") : nullptr;
+        const auto* c = o ? o->if_contains("createdTimeNs") : nullptr;
+        if (!n || !n->is_int64() || n->as_int64() < store::min_event_partitions || n->as_int64() > store::max_event_partitions)
+            return error{errc::corrupt_data, "The stored setting 'eventHub' is malformed."};
+        const auto recorded = static_cast<std::uint32_t>(n->as_int64());
+        if (opts.event_partitions && opts.event_partitions != recorded)
+            return error{errc::invalid_argument, "This hub was created with " + std::to_string(recorded) +
+                                                     " device-to-cloud partitions; the count is fixed at creation (asked for " +
+                                                     std::to_string(opts.event_partitions) + ")."};
+        partitions = recorded;
+        if (c && c->is_int64()) created_ns = c->as_int64();
+    } else {
+        boost::json::object o{{"partitions", partitions}, {"createdTimeNs", created_ns}};
+        store::write_batch b;
+        b.put_setting("eventHub", boost::json::serialize(o));
+        if (auto r = s.commit_sync(std::move(b)); !r) return r.error();
+        snap->settings.emplace_back("eventHub", boost::json::serialize(o));
+    }
     auto p = std::make_unique<impl>(s, opts);
+    p->event_partitions_ = partitions;
+    p->event_hub_created_ns_ = created_ns;
+    for (auto& [k, v] : snap->settings) p->settings_[k] = v;
     p->load(std::move(*snap));
     log::info("service.opened", {{"devices", p->devices_.size()}, {"policies", p->policies_.size()}});
     return std::unique_ptr<hub_service>(new hub_service(std::move(p)));
@@ -1358,17 +1398,67 @@ void hub_service::delete_session(std::string client_id, handler<void> done) {
 
 // ---- telemetry ----
 
-void hub_service::append_event(store::event_record e, handler<void> done) {
-    const std::uint32_t partition = store::partition_of(e.source);
-    if (e.enqueued_time_ns == 0)  // the hub's enqueue time, unless the head stamped it at arrival
-        e.enqueued_time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now().time_since_epoch()).count();
+std::optional<std::string> hub_service::setting(std::string_view key) const {
+    std::lock_guard lock(impl_->settings_mu_);
+    auto it = impl_->settings_.find(key);
+    if (it == impl_->settings_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> hub_service::settings_with_prefix(std::string_view prefix) const {
+    std::lock_guard lock(impl_->settings_mu_);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto it = impl_->settings_.lower_bound(prefix); it != impl_->settings_.end() && it->first.starts_with(prefix); ++it)
+        out.emplace_back(it->first, it->second);
+    return out;
+}
+
+void hub_service::put_setting(std::string key, std::string doc, handler<void> done) {
     store::write_batch b;
-    b.append_event(std::move(e));
-    impl_->commit_plain(std::move(b), [this, partition, done = std::move(done)](result<void> r) {
+    if (doc.empty()) b.delete_setting(key);
+    else b.put_setting(key, doc);
+    impl_->commit_plain(std::move(b), [this, key = std::move(key), doc = std::move(doc), done = std::move(done)](result<void> r) mutable {
+        if (r) {
+            std::lock_guard lock(impl_->settings_mu_);
+            if (doc.empty()) impl_->settings_.erase(key);
+            else impl_->settings_.insert_or_assign(std::move(key), std::move(doc));
+        }
+        done(std::move(r));
+    });
+}
+
+std::uint32_t hub_service::event_partition_count() const noexcept { return impl_->event_partitions_; }
+std::int64_t hub_service::event_hub_created_ns() const noexcept { return impl_->event_hub_created_ns_; }
+
+void hub_service::append_event(store::event_record e, handler<void> done) {
+    std::vector<store::event_record> one;
+    one.push_back(std::move(e));
+    append_events(std::move(one), std::move(done));
+}
+
+void hub_service::append_events(std::vector<store::event_record> events, handler<void> done) {
+    const auto stamp = std::chrono::duration_cast<std::chrono::nanoseconds>(now().time_since_epoch()).count();
+    std::uint64_t touched = 0;  // bit per partition
+    store::write_batch b;
+    for (auto& e : events) {
+        e.partition = store::partition_of(e.source, impl_->event_partitions_);
+        if (e.enqueued_time_ns == 0) e.enqueued_time_ns = stamp;  // the hub's enqueue time, unless the head stamped it at arrival
+        touched |= std::uint64_t{1} << e.partition;
+        b.append_event(std::move(e));
+    }
+    impl_->commit_plain(std::move(b), [this, touched, done = std::move(done)](result<void> r) {
         const bool ok = static_cast<bool>(r);
         done(std::move(r));
-        if (ok) impl_->notify_events(partition);
+        if (!ok) return;
+        for (std::uint32_t p = 0; p < store::max_event_partitions; ++p)
+            if (touched & (std::uint64_t{1} << p)) impl_->notify_events(p);
     });
+}
+
+void hub_service::trim_events(std::int64_t before_ns, std::uint32_t max_rows, handler<void> done) {
+    store::write_batch b;
+    for (std::uint32_t p = 0; p < impl_->event_partitions_; ++p) b.trim_events(p, before_ns, max_rows);
+    impl_->commit_plain(std::move(b), std::move(done));
 }
 
 result<std::vector<store::event_record>> hub_service::read_events(std::uint32_t partition, std::uint64_t from,

@@ -50,6 +50,10 @@ struct hub_options {
     // Node SDK documents that Registry.update without the current authentication resets it.
     bool keep_keys_on_empty_update = false;
     std::size_t max_bulk_entries = 100;  // entries of one bulk request (spec 3.9)
+    // Partitions of the built-in Event Hubs-compatible endpoint. Fixed when the hub is created (the
+    // first open() of an empty store records it; 0 = store::default_event_partitions), as on Azure;
+    // a later open() with another non-zero count fails with invalid_argument.
+    std::uint32_t event_partitions = 0;
 };
 
 // Told about committed changes, so heads can push notifications and drop connections.
@@ -198,9 +202,24 @@ public:
     void put_session(store::session_record s, handler<void> done);
     void delete_session(std::string client_id, handler<void> done);
 
+    // ---- hub settings (durable key -> JSON document; consumer groups, the endpoint's shape) ----
+    std::optional<std::string> setting(std::string_view key) const;
+    std::vector<std::pair<std::string, std::string>> settings_with_prefix(std::string_view prefix) const;
+    // Committed, then readable, then `done`. `doc` empty deletes the key (no error when absent).
+    void put_setting(std::string key, std::string doc, handler<void> done);
+
     // ---- telemetry ----
+    // The built-in endpoint's partition count and creation time (fixed when the hub was created).
+    std::uint32_t event_partition_count() const noexcept;
+    std::int64_t event_hub_created_ns() const noexcept;
     // Appends to the built-in endpoint log, group-committed; observers hear of it after the commit.
+    // The partition is partition_of(e.source, event_partition_count()).
     void append_event(store::event_record e, handler<void> done);
+    // Appends a batch of events (each to its identity's partition) in one commit.
+    void append_events(std::vector<store::event_record> events, handler<void> done);
+    // Retention: one trim op per partition, for events enqueued before `before_ns`; at most
+    // max_rows each. Completes with the store's result.
+    void trim_events(std::int64_t before_ns, std::uint32_t max_rows, handler<void> done);
     // Reads the log (the store's read connection; callable from any thread, blocks on I/O).
     result<std::vector<store::event_record>> read_events(std::uint32_t partition, std::uint64_t from,
                                                          std::size_t max_count) const;

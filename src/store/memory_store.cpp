@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -28,7 +29,12 @@ struct state {
     std::map<std::string, auth::shared_access_policy> policies;
     std::map<std::string, device_entry> devices;
     std::map<std::string, session_record> sessions;
-    std::array<std::vector<event_record>, event_partitions> events;
+    struct event_log {
+        std::deque<event_record> events;  // dense sequence numbers: index == seq - front's seq
+        std::uint64_t next = 0;
+    };
+    std::map<std::uint32_t, event_log> events;
+    std::map<std::string, std::string> settings;
     std::map<std::uint64_t, c2d_message> c2d;
     std::map<std::uint64_t, feedback_record> feedback;
     std::uint64_t next_c2d_seq = 1;       // above every sequence number ever stored
@@ -52,6 +58,7 @@ public:
             for (auto& [_, m] : d.modules) s.modules.push_back({m.identity, m.twin.value_or(twin::twin_document{})});
         }
         for (auto& [_, x] : st_.sessions) s.sessions.push_back(x);
+        for (auto& [k, v] : st_.settings) s.settings.emplace_back(k, v);
         return s;
     }
 
@@ -62,21 +69,27 @@ public:
 
     result<std::vector<event_record>> read_events(std::uint32_t partition, std::uint64_t from,
                                                   std::size_t max_count) override {
-        if (partition >= event_partitions)
+        if (partition >= max_event_streams)
             return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
         std::lock_guard lock(state_m_);
         std::vector<event_record> out;
-        auto& log = st_.events[partition];  // sequence numbers are dense from 0: index == seq
-        for (auto i = from; i < log.size() && out.size() < max_count; ++i) out.push_back(log[i]);
+        auto it = st_.events.find(partition);
+        if (it == st_.events.end() || it->second.events.empty()) return out;
+        auto& log = it->second.events;
+        const auto first = log.front().sequence_number;
+        for (auto i = std::max(from, first) - first; i < log.size() && out.size() < max_count; ++i) out.push_back(log[i]);
         return out;
     }
 
     result<partition_info> event_partition_info(std::uint32_t partition) override {
-        if (partition >= event_partitions)
+        if (partition >= max_event_streams)
             return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
         std::lock_guard lock(state_m_);
         partition_info i;
-        auto& log = st_.events[partition];
+        auto it = st_.events.find(partition);
+        if (it == st_.events.end()) return i;
+        auto& log = it->second.events;
+        i.begin_sequence_number = it->second.next;
         if (!log.empty()) {
             i.begin_sequence_number = log.front().sequence_number;
             i.last_sequence_number = static_cast<std::int64_t>(log.back().sequence_number);
@@ -281,11 +294,38 @@ private:
     }
 
     result<void> apply_op(write_batch::append_event_op& op, std::vector<std::function<void()>>& undo) {
-        op.e.partition = partition_of(op.e.source);
+        if (op.e.partition >= max_event_streams)
+            return error{errc::invalid_argument, "Partition " + std::to_string(op.e.partition) + " does not exist."};
         auto& log = st_.events[op.e.partition];
-        op.e.sequence_number = log.size();
-        undo.push_back([&log] { log.pop_back(); });
-        log.push_back(op.e);
+        op.e.sequence_number = log.next++;
+        undo.push_back([&log] {
+            log.events.pop_back();
+            --log.next;
+        });
+        log.events.push_back(op.e);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::trim_events_op& op, std::vector<std::function<void()>>& undo) {
+        auto it = st_.events.find(op.partition);
+        if (it == st_.events.end()) return {};
+        auto& log = it->second.events;
+        for (std::uint32_t n = 0; n < op.max_rows && log.size() > 1 && log.front().enqueued_time_ns < op.before_ns; ++n) {
+            undo.push_back([&log, e = log.front()] { log.push_front(e); });
+            log.pop_front();
+        }
+        return {};
+    }
+
+    result<void> apply_op(write_batch::put_setting_op& op, std::vector<std::function<void()>>& undo) {
+        save(st_.settings, op.key, undo);
+        st_.settings.insert_or_assign(op.key, op.doc);
+        return {};
+    }
+
+    result<void> apply_op(write_batch::delete_setting_op& op, std::vector<std::function<void()>>& undo) {
+        save(st_.settings, op.key, undo);
+        st_.settings.erase(op.key);
         return {};
     }
 

@@ -53,6 +53,10 @@ CREATE TABLE c2d (seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL
 CREATE INDEX c2d_by_identity ON c2d (device_id, module_id);
 CREATE TABLE feedback (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
 )sql"},
+    // Hub-wide settings: consumer groups, the built-in endpoint's partition count.
+    {3, R"sql(
+CREATE TABLE settings (key TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+)sql"},
 };
 static_assert(std::size(migrations) > 0 && migrations[std::size(migrations) - 1].version == sqlite_schema_version);
 
@@ -91,6 +95,14 @@ constexpr const char* q_session_delete = "DELETE FROM sessions WHERE client_id =
 constexpr const char* q_event_put =
     "INSERT INTO events (part, seq, device_id, module_id, enqueued_ns, body, props) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr const char* q_event_max = "SELECT part, MAX(seq) FROM events GROUP BY part";
+// Retention: the oldest rows before a time, never the partition's last (?3 is its sequence number).
+constexpr const char* q_event_trim =
+    "DELETE FROM events WHERE part = ?1 AND seq IN "
+    "(SELECT seq FROM events WHERE part = ?1 AND seq < ?3 AND enqueued_ns < ?2 ORDER BY seq LIMIT ?4)";
+constexpr const char* q_setting_put =
+    "INSERT INTO settings (key, doc) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc";
+constexpr const char* q_setting_delete = "DELETE FROM settings WHERE key = ?1";
+constexpr const char* q_load_settings = "SELECT key, doc FROM settings ORDER BY key";
 constexpr const char* q_c2d_put =
     "INSERT INTO c2d (seq, device_id, module_id, enqueued_ns, expiry_ns, ack, delivery_count, body, props) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -292,8 +304,8 @@ struct pending {
 class sqlite_store final : public store {
 public:
     sqlite_store(std::unique_ptr<sqlite_db> writer, std::unique_ptr<sqlite_db> reader,
-                 std::unique_ptr<sqlite_db> checkpointer, std::array<std::uint64_t, event_partitions> next_seq)
-        : w_(std::move(writer)), r_(std::move(reader)), ck_(std::move(checkpointer)), next_seq_(next_seq),
+                 std::unique_ptr<sqlite_db> checkpointer, std::vector<std::uint64_t> next_seq)
+        : w_(std::move(writer)), r_(std::move(reader)), ck_(std::move(checkpointer)), next_seq_(std::move(next_seq)),
           checkpoint_thread_([this] { run_checkpoints(); }), writer_thread_([this] {
               // On the writer thread: the writer connection is used by that thread only.
               sqlite3_wal_autocheckpoint(w_->handle(), 0);
@@ -311,7 +323,7 @@ public:
     result<c2d_state> load_c2d() override;
 
     result<partition_info> event_partition_info(std::uint32_t partition) override {
-        if (partition >= event_partitions)
+        if (partition >= max_event_streams)
             return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
         std::lock_guard lock(reader_m_);
         auto s = r_->prepare(q_event_bounds);
@@ -400,7 +412,8 @@ private:
     bool ck_wanted_ = false;  // under ck_m_
     bool ck_stop_ = false;    // under ck_m_
     std::atomic<int> ck_done_{0};  // WAL pages the last background checkpoint had copied
-    std::array<std::uint64_t, event_partitions> next_seq_;  // writer thread only
+    std::vector<std::uint64_t> next_seq_;   // per partition (stream); writer thread only
+    std::vector<std::uint32_t> seq_undo_;  // partitions whose next_seq_ this group advanced
     std::mutex listener_m_;
     change_listener listener_;
     std::mutex close_m_;
@@ -432,6 +445,8 @@ void sqlite_store::commit(write_batch batch, commit_handler done) {
                     return c2d_props(op.m);
                 else if constexpr (std::is_same_v<T, write_batch::append_feedback_op>)
                     return feedback_doc(op.f);
+                else if constexpr (std::is_same_v<T, write_batch::put_setting_op>)
+                    return op.doc;
                 else
                     return {};
             },
@@ -451,14 +466,21 @@ void sqlite_store::run() {
 }
 
 void sqlite_store::commit_group(std::vector<pending>& group, std::vector<result<void>>& results) {
-    const auto seq_at_start = next_seq_;
+    // Sequence numbers handed out in this group, to take back when a batch or the group fails.
+    seq_undo_.clear();
+    auto undo_seq_to = [&](std::size_t n) {
+        while (seq_undo_.size() > n) {
+            --next_seq_[seq_undo_.back()];
+            seq_undo_.pop_back();
+        }
+    };
     auto fail_all = [&](const error& e) {
         for (auto& r : results) r = e;
-        next_seq_ = seq_at_start;
+        undo_seq_to(0);
     };
     if (auto r = w_->exec_cached(q_begin, "starting a transaction"); !r) return fail_all(r.error());
     for (std::size_t i = 0; i < group.size(); ++i) {
-        const auto seq_at_batch = next_seq_;
+        const std::size_t seq_at_batch = seq_undo_.size();
         // A batch that is one twin write runs at most one statement that changes anything (the
         // UPDATE, or the INSERT after it matched nothing), and a failed statement leaves nothing
         // behind on its own: no savepoint needed. Everything else is all-or-nothing by savepoint.
@@ -468,7 +490,7 @@ void sqlite_store::commit_group(std::vector<pending>& group, std::vector<result<
         if (r) r = apply(group[i]);
         if (r && !single) r = w_->exec_cached(q_release, "ending a batch");
         if (!r) {
-            next_seq_ = seq_at_batch;
+            undo_seq_to(seq_at_batch);
             if (sqlite3_get_autocommit(w_->handle())) {
                 // SQLite rolled the whole transaction back (I/O error, disk full): nothing of the
                 // group is stored.
@@ -628,6 +650,21 @@ result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) 
         std::string client = op->device_id + "/" + op->module_id;
         return run_stmt(q_session_delete, "deleting a module", {client});
     }
+    if (auto* op = std::get_if<wb::trim_events_op>(&o)) {
+        if (op->partition >= next_seq_.size() || next_seq_[op->partition] == 0) return {};
+        auto s = w_->prepare(q_event_trim);
+        if (!s) return s.error();
+        statement_guard g(*s);
+        bind_int(*s, 1, static_cast<std::int64_t>(op->partition));
+        bind_int(*s, 2, op->before_ns);
+        bind_int(*s, 3, static_cast<std::int64_t>(next_seq_[op->partition] - 1));
+        bind_int(*s, 4, static_cast<std::int64_t>(op->max_rows));
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_DONE) return w_->fail(rc, "trimming events");
+        return {};
+    }
+    if (auto* op = std::get_if<wb::put_setting_op>(&o)) return run_stmt(q_setting_put, "writing a setting", {op->key, doc});
+    if (auto* op = std::get_if<wb::delete_setting_op>(&o)) return run_stmt(q_setting_delete, "deleting a setting", {op->key});
     if (auto* op = std::get_if<wb::put_policy_op>(&o)) return run_stmt(q_policy_put, "writing a policy", {op->p.key_name, doc});
     if (auto* op = std::get_if<wb::delete_policy_op>(&o)) return run_stmt(q_policy_delete, "deleting a policy", {op->key_name});
     if (auto* op = std::get_if<wb::put_session_op>(&o))
@@ -636,7 +673,8 @@ result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) 
         return run_stmt(q_session_delete, "deleting a session", {op->client_id});
     if (auto* op = std::get_if<wb::append_event_op>(&o)) {
         auto& e = op->e;
-        e.partition = partition_of(e.source);
+        if (e.partition >= next_seq_.size())
+            return error{errc::invalid_argument, "Partition " + std::to_string(e.partition) + " does not exist."};
         e.sequence_number = next_seq_[e.partition];
         auto s = w_->prepare(q_event_put);
         if (!s) return s.error();
@@ -651,6 +689,7 @@ result<void> sqlite_store::apply_op(write_batch::op& o, const std::string& doc) 
         int rc = sqlite3_step(*s);
         if (rc != SQLITE_DONE) return w_->fail(rc, "appending an event");
         ++next_seq_[e.partition];
+        seq_undo_.push_back(e.partition);
         return {};
     }
     if (auto* op = std::get_if<wb::enqueue_c2d_op>(&o)) {
@@ -799,12 +838,17 @@ result<snapshot> sqlite_store::load() {
         return {};
     });
     if (!r) return r.error();
+    r = each(q_load_settings, "loading settings", [&](sqlite3_stmt* s) -> result<void> {
+        snap.settings.emplace_back(std::string(column_text(s, 0)), std::string(column_text(s, 1)));
+        return {};
+    });
+    if (!r) return r.error();
     return snap;
 }
 
 result<std::vector<event_record>> sqlite_store::read_events(std::uint32_t partition, std::uint64_t from,
                                                             std::size_t max_count) {
-    if (partition >= event_partitions)
+    if (partition >= max_event_streams)
         return error{errc::invalid_argument, "Partition " + std::to_string(partition) + " does not exist."};
     std::lock_guard lock(reader_m_);
     auto s = r_->prepare(q_read_events);
@@ -998,7 +1042,7 @@ result<std::unique_ptr<store>> open_sqlite_store(const std::string& path, sqlite
         if (auto r = migrate(**w, path); !r) return r.error();
     }
 
-    std::array<std::uint64_t, event_partitions> next_seq{};
+    std::vector<std::uint64_t> next_seq(max_event_streams, 0);
     {
         auto s = (*w)->prepare(q_event_max);
         if (!s) return s.error();
@@ -1008,7 +1052,7 @@ result<std::unique_ptr<store>> open_sqlite_store(const std::string& path, sqlite
             if (rc == SQLITE_DONE) break;
             if (rc != SQLITE_ROW) return (*w)->fail(rc, "reading event sequence numbers");
             auto part = sqlite3_column_int64(*s, 0);
-            if (part >= 0 && part < event_partitions)
+            if (part >= 0 && part < static_cast<std::int64_t>(max_event_streams))
                 next_seq[static_cast<std::size_t>(part)] = static_cast<std::uint64_t>(sqlite3_column_int64(*s, 1)) + 1;
         }
     }

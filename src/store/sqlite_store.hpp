@@ -20,7 +20,7 @@
 namespace twinhub::store {
 
 // The schema version that open_sqlite_store migrates to.
-inline constexpr int sqlite_schema_version = 2;
+inline constexpr int sqlite_schema_version = 3;
 
 struct sqlite_open_options {
     // Open an existing store for reading only (CLI, tools, backups beside a running twinhubd): no

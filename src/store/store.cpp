@@ -35,6 +35,14 @@ void write_batch::delete_session(std::string client_id) { ops_.emplace_back(dele
 
 void write_batch::append_event(event_record e) { ops_.emplace_back(append_event_op{std::move(e)}); }
 
+void write_batch::trim_events(std::uint32_t partition, std::int64_t before_ns, std::uint32_t max_rows) {
+    ops_.emplace_back(trim_events_op{partition, before_ns, max_rows});
+}
+
+void write_batch::put_setting(std::string key, std::string doc) { ops_.emplace_back(put_setting_op{std::move(key), std::move(doc)}); }
+
+void write_batch::delete_setting(std::string key) { ops_.emplace_back(delete_setting_op{std::move(key)}); }
+
 void write_batch::enqueue_c2d(c2d_message m) { ops_.emplace_back(enqueue_c2d_op{std::move(m)}); }
 
 void write_batch::update_c2d_delivery_count(std::uint64_t seq, std::uint32_t delivery_count) {
@@ -73,7 +81,7 @@ result<void> store::commit_sync(write_batch batch) {
     return f.get();
 }
 
-std::uint32_t partition_of(const identity_key& k) noexcept {
+std::uint32_t partition_of(const identity_key& k, std::uint32_t partition_count) noexcept {
     // FNV-1a: stable across processes and builds, unlike std::hash, because partitions are durable.
     std::uint32_t h = 2166136261u;
     auto mix = [&h](unsigned char c) {
@@ -83,7 +91,7 @@ std::uint32_t partition_of(const identity_key& k) noexcept {
     for (unsigned char c : k.device_id) mix(c);
     mix('/');
     for (unsigned char c : k.module_id) mix(c);
-    return h % event_partitions;
+    return partition_count == 0 ? 0 : h % partition_count;
 }
 
 result<std::vector<auth::shared_access_policy>> store::load_policies() {

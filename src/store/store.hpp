@@ -79,6 +79,8 @@ struct event_record {
     std::vector<std::pair<std::string, std::string>> application_properties;
     std::int64_t enqueued_time_ns = 0;
     std::uint64_t sequence_number = 0;  // assigned by the store at commit, per partition
+    // Set by the writer (hub_service: stream_base(endpoint) + partition_of(source, count)); the
+    // store keeps one sequence per value, below max_event_streams.
     std::uint32_t partition = 0;
 };
 
@@ -152,6 +154,13 @@ public:
     void delete_session(std::string client_id);
 
     void append_event(event_record e);
+    // Retention: deletes up to max_rows of the oldest events of `partition` enqueued before
+    // `before_ns`, never the partition's last event (its sequence number must survive a restart).
+    void trim_events(std::uint32_t partition, std::int64_t before_ns, std::uint32_t max_rows);
+
+    // Hub-wide settings (consumer groups, the endpoint's partition count, ...): a key and a JSON document.
+    void put_setting(std::string key, std::string doc);
+    void delete_setting(std::string key);
 
     // C2D queue writes. enqueue_c2d needs the target identity (device_not_found /
     // module_not_found otherwise); a sequence number already stored is storage_error. The others
@@ -175,6 +184,9 @@ public:
     struct put_session_op { session_record s; };
     struct delete_session_op { std::string client_id; };
     struct append_event_op { event_record e; };
+    struct trim_events_op { std::uint32_t partition; std::int64_t before_ns; std::uint32_t max_rows; };
+    struct put_setting_op { std::string key, doc; };
+    struct delete_setting_op { std::string key; };
     struct enqueue_c2d_op { c2d_message m; };
     struct update_c2d_op { std::uint64_t seq; std::uint32_t delivery_count; };
     struct delete_c2d_op { std::uint64_t seq; };
@@ -182,10 +194,11 @@ public:
     struct delete_feedback_op { std::uint64_t seq; };
     using op = std::variant<put_policy_op, delete_policy_op, put_device_op, delete_device_op, put_module_op,
                             delete_module_op, put_twin_op, put_session_op, delete_session_op, append_event_op,
-                            enqueue_c2d_op, update_c2d_op, delete_c2d_op, append_feedback_op, delete_feedback_op>;
+                            enqueue_c2d_op, update_c2d_op, delete_c2d_op, append_feedback_op, delete_feedback_op,
+                            trim_events_op, put_setting_op, delete_setting_op>;
 
     const std::vector<op>& ops() const noexcept { return ops_; }
-    // For backends: they fill in each append_event_op's partition and sequence_number at commit,
+    // For backends: they fill in each append_event_op's sequence_number at commit,
     // so that the change listener sees them.
     std::vector<op>& ops() noexcept { return ops_; }
 
@@ -211,6 +224,7 @@ struct snapshot {
     std::vector<device_record> devices;
     std::vector<module_record> modules;
     std::vector<session_record> sessions;
+    std::vector<std::pair<std::string, std::string>> settings;  // key, JSON document
 };
 
 using commit_handler = std::function<void(result<void>)>;
@@ -281,8 +295,15 @@ private:
     std::vector<std::function<void()>> deferred_;
 };
 
-// Number of partitions in the built-in endpoint log; an identity's partition is a hash of its key.
-inline constexpr std::uint32_t event_partitions = 4;
-std::uint32_t partition_of(const identity_key& k) noexcept;
+// Partitions of the built-in endpoint: 4 unless the hub was created with another count (2-32, as
+// Azure's tiers allow). An identity's partition is a stable hash of its key modulo the count.
+inline constexpr std::uint32_t default_event_partitions = 4;
+inline constexpr std::uint32_t min_event_partitions = 2;
+inline constexpr std::uint32_t max_event_partitions = 32;
+std::uint32_t partition_of(const identity_key& k, std::uint32_t partition_count) noexcept;
+// The store keeps one sequence per event_record::partition value below this ("streams"): the built-in
+// endpoint uses 0..count-1; custom Event Hubs endpoints use stream_base(endpoint index) + partition.
+inline constexpr std::uint32_t max_event_streams = 4096;
+inline constexpr std::uint32_t stream_base(std::uint32_t endpoint_index) noexcept { return endpoint_index * max_event_partitions; }
 
 }  // namespace twinhub::store

@@ -225,7 +225,7 @@ protected:
         auto st = store::open_sqlite_store(store_path(), {.read_only = true});
         ASSERT_TRUE(st) << st.error().message;
         std::set<std::string> stored;
-        for (std::uint32_t p = 0; p < store::event_partitions; ++p) {
+        for (std::uint32_t p = 0; p < store::default_event_partitions; ++p) {
             auto ev = (*st)->read_events(p, 0, SIZE_MAX);
             ASSERT_TRUE(ev) << ev.error().message;
             for (auto& e : *ev) stored.insert(e.body);

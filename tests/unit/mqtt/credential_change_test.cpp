@@ -102,7 +102,7 @@ TEST_F(credential_change, new_primary_key_closes_the_primary_key_session_and_the
               << " us ]\n";
     EXPECT_LT(took, 1s);
 
-    auto events = h.store->read_events(store::partition_of(id), 0, 10);
+    auto events = h.store->read_events(store::partition_of(id, store::default_event_partitions), 0, 10);
     ASSERT_TRUE(events);
     EXPECT_EQ(events->size(), 1u);  // only the one acknowledged before the change
     EXPECT_FALSE(h.hub->get_twin(id)->at("properties").at("reported").as_object().contains("late"));

@@ -375,7 +375,7 @@ TEST_F(session_test, telemetry_is_acknowledged_after_it_is_in_the_log) {
     c->send(pub("devices/dev1/messages/events/%24.mid=m1&%24.ct=application%2Fjson&alert=high%20temp", R"({"t":1})",
                 qos::at_least_once, 5));
     EXPECT_EQ(c->expect<puback>().packet_id, 5);
-    auto events = h.store->read_events(store::partition_of({"dev1", ""}), 0, 10);
+    auto events = h.store->read_events(store::partition_of({"dev1", ""}, store::default_event_partitions), 0, 10);
     ASSERT_TRUE(events);
     ASSERT_EQ(events->size(), 1u);
     auto& e = events->front();

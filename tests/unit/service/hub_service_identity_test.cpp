@@ -749,7 +749,7 @@ TEST_F(hub_service_sessions, append_event_commits_to_the_log) {
     e.source = {"dev1", {}};
     e.body = "hello";
     ASSERT_TRUE(wait_for<void>([&](auto h) { hub_->append_event(e, h); }));
-    auto events = store_->read_events(store::partition_of(e.source), 0, 10);
+    auto events = store_->read_events(store::partition_of(e.source, store::default_event_partitions), 0, 10);
     ASSERT_TRUE(events);
     ASSERT_EQ(events->size(), 1u);
     EXPECT_EQ((*events)[0].body, "hello");

@@ -99,7 +99,7 @@ TEST(sqlite_store, version_1_store_is_migrated_to_version_2_keeping_its_data) {
     ASSERT_EQ(query(path, "SELECT count(*) FROM sqlite_master WHERE name = 'c2d'"), "0");
     auto s = open_sqlite_store(path.string());
     ASSERT_TRUE(s) << s.error().message;
-    EXPECT_EQ(query(path, "SELECT version FROM schema_version"), "2");
+    EXPECT_EQ(query(path, "SELECT version FROM schema_version"), std::to_string(sqlite_schema_version));
     auto snap = (*s)->load();
     ASSERT_TRUE(snap);
     ASSERT_EQ(snap->sessions.size(), 1u);
@@ -175,6 +175,7 @@ TEST(sqlite_store, background_checkpoints_move_pages_to_the_database_and_bound_t
         for (int i = 0; i < per_commit; ++i) {
             event_record e;
             e.source = {"dev1", ""};
+            e.partition = partition_of(e.source, default_event_partitions);
             e.body = body;
             b.append_event(std::move(e));
         }
@@ -189,7 +190,7 @@ TEST(sqlite_store, background_checkpoints_move_pages_to_the_database_and_bound_t
     }
     EXPECT_GE(db_size, written);
     EXPECT_LT(std::filesystem::file_size(dir.path() / "store.db-wal"), written / 2);
-    auto events = (*s)->read_events(partition_of({"dev1", ""}), 0, commits * per_commit + 1);
+    auto events = (*s)->read_events(partition_of({"dev1", ""}, default_event_partitions), 0, commits * per_commit + 1);
     ASSERT_TRUE(events);
     EXPECT_EQ(events->size(), static_cast<std::size_t>(commits * per_commit));
 }

@@ -130,7 +130,8 @@ protected:
         for (auto& m : s.modules)
             out += "m:" + boost::json::serialize(registry::to_storage_json(m.identity)) + json_of(m.twin) + "\n";
         for (auto& x : s.sessions) out += "s:" + x.client_id + "=" + std::to_string(x.subscriptions.size()) + "\n";
-        for (std::uint32_t p = 0; p < event_partitions; ++p) {
+        for (auto& [k, v] : s.settings) out += "k:" + k + "=" + v + "\n";
+        for (std::uint32_t p = 0; p < default_event_partitions; ++p) {
             auto ev = s_->read_events(p, 0, 1000);
             out += "e" + std::to_string(p) + ":" + std::to_string(ev ? ev->size() : 9999) + "\n";
         }
@@ -558,16 +559,16 @@ TEST_P(store_conformance, failed_batch_changes_nothing_at_all) {
     b.put_twin({"dev2", ""}, twin_with(2));
     b.put_twin({"dev1", ""}, twin_with(3, "changed"), expect::revision(2));
     b.put_session({"dev1", {{"#", 1}}});
-    b.append_event({{"dev1", ""}, "hello", {}, {}, 1, 0, 0});
+    b.append_event({{"dev1", ""}, "hello", {}, {}, 1, 0, partition_of({"dev1", ""}, default_event_partitions)});
     b.delete_device("dev1", expect::revision(1));  // would cascade, and does not either
     b.put_module(module("dev3", "m"));  // fails: no dev3
     expect_fails_and_changes_nothing(std::move(b), errc::device_not_found);
 
     // The failed append did not consume a sequence number.
     write_batch e;
-    e.append_event({{"dev1", ""}, "first", {}, {}, 1, 0, 0});
+    e.append_event({{"dev1", ""}, "first", {}, {}, 1, 0, partition_of({"dev1", ""}, default_event_partitions)});
     commit_ok(std::move(e));
-    auto ev = s_->read_events(partition_of({"dev1", ""}), 0, 10);
+    auto ev = s_->read_events(partition_of({"dev1", ""}, default_event_partitions), 0, 10);
     ASSERT_TRUE(ev);
     ASSERT_EQ(ev->size(), 1u);
     EXPECT_EQ(ev->at(0).sequence_number, 0u);
@@ -650,7 +651,7 @@ TEST_P(store_conformance, concurrent_committers_all_complete_and_state_is_consis
                 write_batch b;
                 b.put_twin({id, ""}, twin_with(version + 1, std::to_string(i)),
                            expect::revision(static_cast<std::uint64_t>(version)));
-                b.append_event({{id, ""}, id + ":" + std::to_string(i), {}, {}, 0, 0, 0});
+                b.append_event({{id, ""}, id + ":" + std::to_string(i), {}, {}, 0, 0, partition_of({id, ""}, default_event_partitions)});
                 if (auto r = s_->commit_sync(std::move(b)); !r) ++failures;
                 else ++version;
             }
@@ -667,7 +668,7 @@ TEST_P(store_conformance, concurrent_committers_all_complete_and_state_is_consis
     }
     // Every event is there once, numbered densely per partition, in each source's order.
     std::size_t total = 0;
-    for (std::uint32_t p = 0; p < event_partitions; ++p) {
+    for (std::uint32_t p = 0; p < default_event_partitions; ++p) {
         auto ev = s_->read_events(p, 0, 100000);
         ASSERT_TRUE(ev);
         std::map<std::string, int> next;
@@ -675,7 +676,7 @@ TEST_P(store_conformance, concurrent_committers_all_complete_and_state_is_consis
             auto& e = (*ev)[i];
             EXPECT_EQ(e.sequence_number, i);
             EXPECT_EQ(e.partition, p);
-            EXPECT_EQ(partition_of(e.source), p);
+            EXPECT_EQ(partition_of(e.source, default_event_partitions), p);
             EXPECT_EQ(e.body, e.source.device_id + ":" + std::to_string(next[e.source.device_id]++));
         }
         total += ev->size();
@@ -699,16 +700,17 @@ TEST_P(store_conformance, events_get_per_partition_sequence_numbers_and_read_bac
         e.system_properties = {{"message-id", "m" + std::to_string(i)}, {"content-type", "application/json"}};
         e.application_properties = {{"k", std::string("v\0\xff", 3)}};
         e.enqueued_time_ns = 1000 + i;
+        e.partition = partition_of(e.source, default_event_partitions);
         b.append_event(e);
     }
     commit_ok(std::move(b));
     ASSERT_EQ(seen.size(), 20u);
-    std::array<std::uint64_t, event_partitions> next{};
+    std::array<std::uint64_t, default_event_partitions> next{};
     for (auto& e : seen) {
-        EXPECT_EQ(e.partition, partition_of(e.source));
+        EXPECT_EQ(e.partition, partition_of(e.source, default_event_partitions));
         EXPECT_EQ(e.sequence_number, next[e.partition]++);
     }
-    for (std::uint32_t p = 0; p < event_partitions; ++p) {
+    for (std::uint32_t p = 0; p < default_event_partitions; ++p) {
         auto all = s_->read_events(p, 0, 1000);
         ASSERT_TRUE(all);
         ASSERT_EQ(all->size(), next[p]);
@@ -734,20 +736,88 @@ TEST_P(store_conformance, events_get_per_partition_sequence_numbers_and_read_bac
         ASSERT_TRUE(none);
         EXPECT_TRUE(none->empty());
     }
-    auto bad = s_->read_events(event_partitions, 0, 10);
+    auto bad = s_->read_events(max_event_streams, 0, 10);
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error().code, errc::invalid_argument);
 }
 
+TEST_P(store_conformance, trim_events_deletes_the_oldest_before_a_time_and_keeps_the_last) {
+    write_batch b;
+    for (int i = 0; i < 10; ++i) b.append_event({{"dev1", ""}, "e" + std::to_string(i), {}, {}, 100 + i, 0, 3});
+    b.append_event({{"dev2", ""}, "other", {}, {}, 1, 0, 2});
+    commit_ok(std::move(b));
+    // At most max_rows per op, only those before the time.
+    write_batch t;
+    t.trim_events(3, 105, 3);
+    commit_ok(std::move(t));
+    auto info = s_->event_partition_info(3);
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->begin_sequence_number, 3u);
+    EXPECT_EQ(info->last_sequence_number, 9);
+    write_batch t2;
+    t2.trim_events(3, 105, 100);
+    commit_ok(std::move(t2));
+    auto ev = s_->read_events(3, 0, 100);
+    ASSERT_TRUE(ev);
+    ASSERT_EQ(ev->size(), 5u);
+    EXPECT_EQ(ev->front().sequence_number, 5u);
+    EXPECT_EQ(ev->front().body, "e5");
+    // Everything expired: the last event stays, so its sequence number is never handed out again.
+    write_batch t3;
+    t3.trim_events(3, 1'000'000, 100);
+    commit_ok(std::move(t3));
+    ev = s_->read_events(3, 0, 100);
+    ASSERT_TRUE(ev);
+    ASSERT_EQ(ev->size(), 1u);
+    EXPECT_EQ(ev->front().sequence_number, 9u);
+    write_batch more;
+    more.append_event({{"dev1", ""}, "after", {}, {}, 2'000'000, 0, 3});
+    commit_ok(std::move(more));
+    ev = s_->read_events(3, 0, 100);
+    ASSERT_TRUE(ev);
+    ASSERT_EQ(ev->size(), 2u);
+    EXPECT_EQ(ev->back().sequence_number, 10u);
+    // Other partitions untouched; unknown partitions are no-ops.
+    write_batch t4;
+    t4.trim_events(7, 1'000'000, 100);
+    commit_ok(std::move(t4));
+    auto other = s_->read_events(2, 0, 10);
+    ASSERT_TRUE(other);
+    EXPECT_EQ(other->size(), 1u);
+}
+
+TEST_P(store_conformance, settings_are_put_replaced_deleted_and_loaded) {
+    write_batch b;
+    b.put_setting("consumerGroups/a", "{}");
+    b.put_setting("eventHub", R"({"partitions":8})");
+    commit_ok(std::move(b));
+    write_batch c;
+    c.put_setting("eventHub", R"({"partitions":16})");
+    c.delete_setting("consumerGroups/a");
+    c.delete_setting("never-there");
+    commit_ok(std::move(c));
+    auto s = load();
+    ASSERT_EQ(s.settings.size(), 1u);
+    EXPECT_EQ(s.settings[0].first, "eventHub");
+    EXPECT_EQ(s.settings[0].second, R"({"partitions":16})");
+}
+
+TEST_P(store_conformance, events_beyond_the_partition_limit_fail_the_batch) {
+    write_batch b;
+    b.put_setting("x", "1");
+    b.append_event({{"dev1", ""}, "e", {}, {}, 1, 0, max_event_streams});
+    expect_fails_and_changes_nothing(std::move(b), errc::invalid_argument);
+}
+
 TEST(store_partition, partition_of_is_stable_and_in_range) {
-    EXPECT_EQ(partition_of({"dev1", ""}), partition_of({"dev1", ""}));
+    EXPECT_EQ(partition_of({"dev1", ""}, default_event_partitions), partition_of({"dev1", ""}, default_event_partitions));
     std::set<std::uint32_t> used;
     for (int i = 0; i < 100; ++i) {
-        auto p = partition_of({"device-" + std::to_string(i), ""});
-        EXPECT_LT(p, event_partitions);
+        auto p = partition_of({"device-" + std::to_string(i), ""}, default_event_partitions);
+        EXPECT_LT(p, default_event_partitions);
         used.insert(p);
     }
-    EXPECT_EQ(used.size(), event_partitions);
+    EXPECT_EQ(used.size(), default_event_partitions);
 }
 
 // ---- close and reopen ---------------------------------------------------------------------------
@@ -930,7 +1000,7 @@ TEST_P(persistent_store_conformance, reopen_after_close_keeps_everything) {
     write_batch b;
     for (auto& p : auth::default_policies()) b.put_policy(p);
     b.put_session({"dev1/m1", {{"#", 1}}});
-    b.append_event({{"dev1", ""}, "one", {{"a", "b"}}, {}, 5, 0, 0});
+    b.append_event({{"dev1", ""}, "one", {{"a", "b"}}, {}, 5, 0, partition_of({"dev1", ""}, default_event_partitions)});
     commit_ok(std::move(b));
     auto before = dump();
     s_->close();
@@ -938,9 +1008,9 @@ TEST_P(persistent_store_conformance, reopen_after_close_keeps_everything) {
     EXPECT_EQ(dump(), before);
     // Sequence numbers continue after a reopen.
     write_batch e;
-    e.append_event({{"dev1", ""}, "two", {}, {}, 6, 0, 0});
+    e.append_event({{"dev1", ""}, "two", {}, {}, 6, 0, partition_of({"dev1", ""}, default_event_partitions)});
     commit_ok(std::move(e));
-    auto ev = s_->read_events(partition_of({"dev1", ""}), 0, 10);
+    auto ev = s_->read_events(partition_of({"dev1", ""}, default_event_partitions), 0, 10);
     ASSERT_TRUE(ev);
     ASSERT_EQ(ev->size(), 2u);
     EXPECT_EQ(ev->at(1).sequence_number, 1u);
