@@ -1,0 +1,683 @@
+// Parser of route conditions: an on-demand lexer (path members after '.' are lexed with the looser
+// rules of property names) and a recursive-descent parser with bounded depth.
+#include "telemetry/routing_condition.hpp"
+#include "telemetry/routing_condition_ast.hpp"
+
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace twinhub::telemetry {
+namespace {
+
+using detail::fn;
+using detail::node;
+using detail::op;
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
+    return true;
+}
+
+bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
+bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool high(char c) { return static_cast<unsigned char>(c) >= 0x80; }
+bool ident_start(char c) { return is_alpha(c) || c == '_' || c == '$' || high(c); }
+bool ident_char(char c) { return ident_start(c) || is_digit(c); }
+
+// Characters that end a path member: Azure forbids whitespace and ()<>@,;:\"/?={} in property
+// names and paths; '.', '[', ']' structure the path, and the operator characters end it so that
+// `$body.a+1` is arithmetic.
+bool key_char(char c) {
+    if (is_space(c)) return false;
+    switch (c) {
+        case '(': case ')': case '<': case '>': case '@': case ',': case ';': case ':': case '\\':
+        case '"': case '/': case '?': case '=': case '{': case '}': case '[': case ']': case '.':
+        case '\'': case '+': case '*': case '%': case '!': case '-':
+            return false;
+        default:
+            return static_cast<unsigned char>(c) >= 0x20;
+    }
+}
+
+std::string where_text(std::string_view text, std::size_t pos) {
+    std::size_t line = 1, col = 1;
+    for (std::size_t i = 0; i < pos && i < text.size(); ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            col = 1;
+        } else {
+            ++col;
+        }
+    }
+    return "position " + std::to_string(pos) + " (line " + std::to_string(line) + ", column " + std::to_string(col) +
+           ")";
+}
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+enum class tok { end, ident, number, string, lparen, rparen, lbracket, rbracket, comma, dot, oper, bad };
+
+struct token {
+    tok kind = tok::end;
+    std::size_t pos = 0, end = 0;
+    std::string_view text;
+    double number = 0;
+    std::string str;    // decoded string literal
+    std::string error;  // tok::bad: what is wrong
+};
+
+struct function_spec {
+    const char* name;
+    fn f;
+    int min_args, max_args;  // max_args < 0: unbounded
+};
+
+// The routing functions of Azure's query language page; STARTSWITH/ENDSWITH are the spellings of
+// older revisions of that page.
+constexpr function_spec functions[] = {
+    {"IS_DEFINED", fn::is_defined, 1, 1},   {"IS_NULL", fn::is_null, 1, 1},
+    {"IS_BOOL", fn::is_bool, 1, 1},         {"IS_NUMBER", fn::is_number, 1, 1},
+    {"IS_STRING", fn::is_string, 1, 1},     {"IS_OBJECT", fn::is_object, 1, 1},
+    {"IS_ARRAY", fn::is_array, 1, 1},       {"IS_PRIMITIVE", fn::is_primitive, 1, 1},
+    {"AS_NUMBER", fn::as_number, 1, 1},     {"ABS", fn::abs, 1, 1},
+    {"EXP", fn::exp, 1, 1},                 {"POWER", fn::power, 2, 2},
+    {"SQUARE", fn::square, 1, 1},           {"CEILING", fn::ceiling, 1, 1},
+    {"FLOOR", fn::floor, 1, 1},             {"SIGN", fn::sign, 1, 1},
+    {"SQRT", fn::sqrt, 1, 1},               {"CONCAT", fn::concat, 2, -1},
+    {"LENGTH", fn::length, 1, 1},           {"LOWER", fn::lower, 1, 1},
+    {"UPPER", fn::upper, 1, 1},             {"SUBSTRING", fn::substring, 2, 3},
+    {"INDEX_OF", fn::index_of, 2, 2},       {"STARTS_WITH", fn::starts_with, 2, 2},
+    {"STARTSWITH", fn::starts_with, 2, 2},  {"ENDS_WITH", fn::ends_with, 2, 2},
+    {"ENDSWITH", fn::ends_with, 2, 2},      {"CONTAINS", fn::contains, 2, 2},
+};
+
+class parser {
+public:
+    explicit parser(std::string_view text) : text_(text) {}
+
+    result<node> run() {
+        advance(0);
+        auto root = parse_or();
+        if (!root) return root.error();
+        if (cur_.kind != tok::end) return syntax_error(cur_.pos, "expected AND, OR or the end of the condition, found " + describe(cur_));
+        return root;
+    }
+
+private:
+    std::string_view text_;
+    token cur_;
+    std::uint32_t depth_ = 0;
+
+    error syntax_error(std::size_t pos, std::string what) const {
+        return {errc::invalid_argument, "Syntax error at " + where_text(text_, pos) + ": " + std::move(what)};
+    }
+
+    static std::string describe(const token& t) {
+        if (t.kind == tok::end) return "the end of the condition";
+        std::string_view s = t.text.substr(0, 32);
+        return "'" + std::string(s) + (t.text.size() > 32 ? "...'" : "'");
+    }
+
+    // --- lexer ---
+
+    void advance(std::size_t from) { cur_ = lex(from); }
+    void next() { advance(cur_.end); }
+
+    token lex(std::size_t i) const {
+        while (i < text_.size() && is_space(text_[i])) ++i;
+        token t;
+        t.pos = i;
+        if (i >= text_.size()) {
+            t.end = i;
+            return t;
+        }
+        const char c = text_[i];
+        std::size_t j = i + 1;
+        auto done = [&](tok k) {
+            t.kind = k;
+            t.end = j;
+            t.text = text_.substr(i, j - i);
+            return t;
+        };
+        switch (c) {
+            case '(': return done(tok::lparen);
+            case ')': return done(tok::rparen);
+            case '[': return done(tok::lbracket);
+            case ']': return done(tok::rbracket);
+            case ',': return done(tok::comma);
+            case '.': return done(tok::dot);
+            case '+': case '-': case '*': case '/': case '%': case '=': return done(tok::oper);
+            case '<':
+                if (j < text_.size() && (text_[j] == '=' || text_[j] == '>')) ++j;
+                return done(tok::oper);
+            case '>':
+                if (j < text_.size() && text_[j] == '=') ++j;
+                return done(tok::oper);
+            case '!':
+                if (j < text_.size() && text_[j] == '=') {
+                    ++j;
+                    return done(tok::oper);
+                }
+                t.error = "'!' must be followed by '=' (use NOT for negation)";
+                return done(tok::bad);
+            case '\'': case '"': return lex_string(i);
+            default: break;
+        }
+        if (is_digit(c)) return lex_number(i);
+        if (ident_start(c)) {
+            while (j < text_.size()) {
+                if (ident_char(text_[j])) {
+                    ++j;
+                } else if (text_[j] == '-' && j + 1 < text_.size() && ident_start(text_[j + 1])) {
+                    j += 2;  // `$iothub-enqueuedtime`, `processing-path`: a '-' between letters joins
+                } else {
+                    break;
+                }
+            }
+            return done(tok::ident);
+        }
+        t.error = "unexpected character";
+        return done(tok::bad);
+    }
+
+    token lex_number(std::size_t i) const {
+        token t;
+        t.pos = i;
+        std::size_t j = i;
+        if (text_[i] == '0' && i + 1 < text_.size() && (text_[i + 1] == 'x' || text_[i + 1] == 'X')) {
+            j = i + 2;
+            std::uint64_t v = 0;
+            std::size_t start = j;
+            while (j < text_.size() && std::isxdigit(static_cast<unsigned char>(text_[j]))) ++j;
+            auto r = std::from_chars(text_.data() + start, text_.data() + j, v, 16);
+            t.end = j;
+            t.text = text_.substr(i, j - i);
+            if (j == start || r.ec != std::errc{}) {
+                t.kind = tok::bad;
+                t.error = "malformed hexadecimal number";
+            } else {
+                t.kind = tok::number;
+                t.number = static_cast<double>(v);
+            }
+            return t;
+        }
+        while (j < text_.size() && is_digit(text_[j])) ++j;
+        if (j + 1 < text_.size() && text_[j] == '.' && is_digit(text_[j + 1])) {
+            ++j;
+            while (j < text_.size() && is_digit(text_[j])) ++j;
+        }
+        if (j < text_.size() && (text_[j] == 'e' || text_[j] == 'E')) {
+            std::size_t k = j + 1;
+            if (k < text_.size() && (text_[k] == '+' || text_[k] == '-')) ++k;
+            if (k < text_.size() && is_digit(text_[k])) {
+                j = k;
+                while (j < text_.size() && is_digit(text_[j])) ++j;
+            }
+        }
+        t.end = j;
+        t.text = text_.substr(i, j - i);
+        if (j < text_.size() && ident_char(text_[j])) {
+            t.kind = tok::bad;
+            t.end = j + 1;
+            t.text = text_.substr(i, t.end - i);
+            t.error = "malformed number";
+            return t;
+        }
+        double v = 0;
+        auto r = std::from_chars(text_.data() + i, text_.data() + j, v);
+        if (r.ec != std::errc{} || r.ptr != text_.data() + j) {
+            t.kind = tok::bad;
+            t.error = "number out of range";
+            return t;
+        }
+        t.kind = tok::number;
+        t.number = v;
+        return t;
+    }
+
+    static int hex_value(char c) {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    }
+
+    bool read_u4(std::size_t at, std::uint32_t& v) const {
+        if (at + 4 > text_.size()) return false;
+        v = 0;
+        for (std::size_t k = 0; k < 4; ++k) {
+            int h = hex_value(text_[at + k]);
+            if (h < 0) return false;
+            v = v * 16 + static_cast<std::uint32_t>(h);
+        }
+        return true;
+    }
+
+    token lex_string(std::size_t i) const {
+        token t;
+        t.pos = i;
+        const char quote = text_[i];
+        std::size_t j = i + 1;
+        auto bad = [&](std::size_t end, std::string why) {
+            t.kind = tok::bad;
+            t.end = end;
+            t.text = text_.substr(i, end - i);
+            t.error = std::move(why);
+            return t;
+        };
+        while (true) {
+            if (j >= text_.size()) return bad(j, "unterminated string literal");
+            const char c = text_[j];
+            if (c == quote) {
+                ++j;
+                break;
+            }
+            if (c != '\\') {
+                t.str += c;
+                ++j;
+                continue;
+            }
+            if (j + 1 >= text_.size()) return bad(j + 1, "unterminated string literal");
+            const char e = text_[j + 1];
+            if (e == '\'' || e == '"' || e == '\\') {
+                t.str += e;
+                j += 2;
+            } else if (e == 'u') {
+                std::uint32_t cp = 0;
+                if (!read_u4(j + 2, cp)) return bad(j + 2, "\\u must be followed by 4 hexadecimal digits");
+                j += 6;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    std::uint32_t lo = 0;
+                    if (j + 1 < text_.size() && text_[j] == '\\' && text_[j + 1] == 'u' && read_u4(j + 2, lo) &&
+                        lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        j += 6;
+                    } else {
+                        return bad(j, "unpaired UTF-16 surrogate in \\u escape");
+                    }
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return bad(j, "unpaired UTF-16 surrogate in \\u escape");
+                }
+                append_utf8(t.str, cp);
+            } else {
+                return bad(j + 2, "unsupported escape '\\" + std::string(1, e) + "' (allowed: \\' \\\" \\\\ \\uXXXX)");
+            }
+        }
+        t.kind = tok::string;
+        t.end = j;
+        t.text = text_.substr(i, j - i);
+        return t;
+    }
+
+    // A path member after '.': a property name, which may start with a digit or '$' ($metadata).
+    bool lex_key(std::size_t from, std::string& key, std::size_t& end) const {
+        std::size_t j = from;
+        while (j < text_.size()) {
+            if (key_char(text_[j])) {
+                ++j;
+            } else if (text_[j] == '-' && j > from && j + 1 < text_.size() && ident_start(text_[j + 1])) {
+                j += 2;
+            } else {
+                break;
+            }
+        }
+        if (j == from) return false;
+        key.assign(text_.substr(from, j - from));
+        end = j;
+        return true;
+    }
+
+    bool is_keyword(const token& t, std::string_view kw) const { return t.kind == tok::ident && iequals(t.text, kw); }
+    bool is_oper(const token& t, std::string_view o) const { return t.kind == tok::oper && t.text == o; }
+
+    // --- grammar ---
+
+    struct depth_guard {
+        std::uint32_t& d;
+        explicit depth_guard(std::uint32_t& depth) : d(depth) { ++d; }
+        ~depth_guard() { --d; }
+    };
+
+    error too_deep(std::size_t pos) const {
+        return syntax_error(pos, "expression nested too deeply (more than " + std::to_string(max_condition_depth) +
+                                     " levels)");
+    }
+
+    static node make(node::kind k, std::size_t pos) {
+        node n;
+        n.k = k;
+        n.position = pos;
+        return n;
+    }
+
+    // A binary node; `chain` counts how long a left-deep chain has grown so that `a OR a OR ...`
+    // stays within the evaluator's recursion bound too.
+    result<node> binary(op o, std::size_t pos, node lhs, node rhs, std::uint32_t& chain) {
+        if (++chain + depth_ > max_condition_depth) return too_deep(pos);
+        node n = make(node::kind::binary, pos);
+        n.o = o;
+        n.args.push_back(std::move(lhs));
+        n.args.push_back(std::move(rhs));
+        return n;
+    }
+
+    result<node> parse_or() {
+        depth_guard g(depth_);
+        if (depth_ > max_condition_depth) return too_deep(cur_.pos);
+        auto lhs = parse_and();
+        if (!lhs) return lhs;
+        std::uint32_t chain = 0;
+        while (is_keyword(cur_, "OR")) {
+            std::size_t pos = cur_.pos;
+            next();
+            auto rhs = parse_and();
+            if (!rhs) return rhs;
+            auto n = binary(op::logical_or, pos, std::move(*lhs), std::move(*rhs), chain);
+            if (!n) return n;
+            lhs = std::move(n);
+        }
+        return lhs;
+    }
+
+    result<node> parse_and() {
+        auto lhs = parse_not();
+        if (!lhs) return lhs;
+        std::uint32_t chain = 0;
+        while (is_keyword(cur_, "AND")) {
+            std::size_t pos = cur_.pos;
+            next();
+            auto rhs = parse_not();
+            if (!rhs) return rhs;
+            auto n = binary(op::logical_and, pos, std::move(*lhs), std::move(*rhs), chain);
+            if (!n) return n;
+            lhs = std::move(n);
+        }
+        return lhs;
+    }
+
+    result<node> parse_not() {
+        if (!is_keyword(cur_, "NOT")) return parse_comparison();
+        depth_guard g(depth_);
+        if (depth_ > max_condition_depth) return too_deep(cur_.pos);
+        std::size_t pos = cur_.pos;
+        next();
+        auto operand = parse_not();
+        if (!operand) return operand;
+        node n = make(node::kind::unary, pos);
+        n.o = op::logical_not;
+        n.args.push_back(std::move(*operand));
+        return n;
+    }
+
+    static bool comparison_op(const token& t, op& o) {
+        if (t.kind != tok::oper) return false;
+        if (t.text == "=") o = op::eq;
+        else if (t.text == "!=" || t.text == "<>") o = op::ne;
+        else if (t.text == "<") o = op::lt;
+        else if (t.text == "<=") o = op::le;
+        else if (t.text == ">") o = op::gt;
+        else if (t.text == ">=") o = op::ge;
+        else return false;
+        return true;
+    }
+
+    result<node> parse_comparison() {
+        auto lhs = parse_additive();
+        if (!lhs) return lhs;
+        std::uint32_t chain = 0;
+        op o{};
+        while (comparison_op(cur_, o)) {
+            std::size_t pos = cur_.pos;
+            next();
+            auto rhs = parse_additive();
+            if (!rhs) return rhs;
+            auto n = binary(o, pos, std::move(*lhs), std::move(*rhs), chain);
+            if (!n) return n;
+            lhs = std::move(n);
+        }
+        return lhs;
+    }
+
+    result<node> parse_additive() {
+        auto lhs = parse_multiplicative();
+        if (!lhs) return lhs;
+        std::uint32_t chain = 0;
+        while (is_oper(cur_, "+") || is_oper(cur_, "-")) {
+            op o = cur_.text == "+" ? op::add : op::sub;
+            std::size_t pos = cur_.pos;
+            next();
+            auto rhs = parse_multiplicative();
+            if (!rhs) return rhs;
+            auto n = binary(o, pos, std::move(*lhs), std::move(*rhs), chain);
+            if (!n) return n;
+            lhs = std::move(n);
+        }
+        return lhs;
+    }
+
+    result<node> parse_multiplicative() {
+        auto lhs = parse_unary();
+        if (!lhs) return lhs;
+        std::uint32_t chain = 0;
+        while (is_oper(cur_, "*") || is_oper(cur_, "/") || is_oper(cur_, "%")) {
+            op o = cur_.text == "*" ? op::mul : cur_.text == "/" ? op::div : op::mod;
+            std::size_t pos = cur_.pos;
+            next();
+            auto rhs = parse_unary();
+            if (!rhs) return rhs;
+            auto n = binary(o, pos, std::move(*lhs), std::move(*rhs), chain);
+            if (!n) return n;
+            lhs = std::move(n);
+        }
+        return lhs;
+    }
+
+    result<node> parse_unary() {
+        if (!is_oper(cur_, "-") && !is_oper(cur_, "+")) return parse_primary();
+        depth_guard g(depth_);
+        if (depth_ > max_condition_depth) return too_deep(cur_.pos);
+        op o = cur_.text == "-" ? op::neg : op::pos;
+        std::size_t pos = cur_.pos;
+        next();
+        auto operand = parse_unary();
+        if (!operand) return operand;
+        node n = make(node::kind::unary, pos);
+        n.o = o;
+        n.args.push_back(std::move(*operand));
+        return n;
+    }
+
+    result<node> parse_primary() {
+        const std::size_t pos = cur_.pos;
+        switch (cur_.kind) {
+            case tok::bad: return syntax_error(pos, cur_.error + " in " + describe(cur_));
+            case tok::end: return syntax_error(pos, "expected an operand, found the end of the condition");
+            case tok::number: {
+                node n = make(node::kind::literal, pos);
+                n.lit.t = detail::literal::type::number;
+                n.lit.n = cur_.number;
+                next();
+                return n;
+            }
+            case tok::string: {
+                node n = make(node::kind::literal, pos);
+                n.lit.t = detail::literal::type::string;
+                n.lit.s = std::move(cur_.str);
+                next();
+                return n;
+            }
+            case tok::lparen: {
+                next();
+                auto inner = parse_or();
+                if (!inner) return inner;
+                if (cur_.kind != tok::rparen)
+                    return syntax_error(cur_.pos, "expected ')' to close the '(' at position " + std::to_string(pos) +
+                                                      ", found " + describe(cur_));
+                next();
+                return inner;
+            }
+            case tok::lbracket: return syntax_error(pos, "array literals are not supported in route conditions");
+            case tok::ident: break;
+            default: return syntax_error(pos, "expected an operand, found " + describe(cur_));
+        }
+        const std::string_view word = cur_.text;
+        using lt = detail::literal::type;
+        for (auto [kw, type, b] : {std::tuple{"true", lt::boolean, true}, std::tuple{"false", lt::boolean, false},
+                                   std::tuple{"null", lt::null, false}, std::tuple{"undefined", lt::undefined, false}}) {
+            if (iequals(word, kw)) {
+                node n = make(node::kind::literal, pos);
+                n.lit.t = type;
+                n.lit.b = b;
+                next();
+                return n;
+            }
+        }
+        for (const char* kw : {"AND", "OR", "NOT"})
+            if (iequals(word, kw)) return syntax_error(pos, "expected an operand, found " + describe(cur_));
+        token after = lex(cur_.end);
+        if (after.kind == tok::lparen) return parse_call(after);
+        return parse_reference();
+    }
+
+    result<node> parse_call(const token& lparen) {
+        const std::size_t pos = cur_.pos;
+        const std::string name(cur_.text);
+        const function_spec* spec = nullptr;
+        for (const auto& f : functions)
+            if (iequals(name, f.name)) spec = &f;
+        if (!spec) return syntax_error(pos, "unknown function '" + name + "'");
+        depth_guard g(depth_);
+        if (depth_ > max_condition_depth) return too_deep(pos);
+        node n = make(node::kind::call, pos);
+        n.f = spec->f;
+        advance(lparen.end);
+        if (cur_.kind != tok::rparen) {
+            while (true) {
+                auto arg = parse_or();
+                if (!arg) return arg;
+                n.args.push_back(std::move(*arg));
+                if (n.args.size() > 64) return syntax_error(cur_.pos, "too many arguments to " + std::string(spec->name));
+                if (cur_.kind == tok::comma) {
+                    next();
+                    continue;
+                }
+                if (cur_.kind == tok::rparen) break;
+                return syntax_error(cur_.pos, "expected ',' or ')' in the arguments of " + std::string(spec->name) +
+                                                  ", found " + describe(cur_));
+            }
+        }
+        next();
+        const int count = static_cast<int>(n.args.size());
+        if (count < spec->min_args || (spec->max_args >= 0 && count > spec->max_args)) {
+            std::string want = spec->min_args == spec->max_args ? std::to_string(spec->min_args)
+                               : spec->max_args < 0 ? "at least " + std::to_string(spec->min_args)
+                                                    : std::to_string(spec->min_args) + " or " + std::to_string(spec->max_args);
+            return syntax_error(pos, std::string(spec->name) + " takes " + want + " argument" +
+                                         (want == "1" ? "" : "s") + ", found " + std::to_string(count));
+        }
+        return n;
+    }
+
+    result<node> parse_reference() {
+        const std::size_t pos = cur_.pos;
+        node n = make(node::kind::reference, pos);
+        const std::string head(cur_.text);
+        if (iequals(head, "$body")) {
+            n.ref = detail::ref_kind::body;
+        } else if (iequals(head, "$twin")) {
+            n.ref = detail::ref_kind::twin;
+        } else if (head[0] == '$') {
+            n.ref = detail::ref_kind::system_property;
+        } else {
+            n.ref = detail::ref_kind::app_property;
+        }
+        n.name = head;
+        next();
+        while (cur_.kind == tok::dot || cur_.kind == tok::lbracket) {
+            if (n.path.size() >= 64) return syntax_error(cur_.pos, "property path too long (more than 64 members)");
+            if (cur_.kind == tok::dot) {
+                detail::segment s;
+                std::size_t end = 0;
+                if (!lex_key(cur_.end, s.key, end))
+                    return syntax_error(cur_.end, "expected a property name after '.', found " + describe(lex(cur_.end)));
+                n.path.push_back(std::move(s));
+                advance(end);
+                continue;
+            }
+            const std::size_t bracket = cur_.pos;
+            next();
+            if (cur_.kind != tok::number || cur_.number < 0 || cur_.number != static_cast<double>(static_cast<std::uint64_t>(cur_.number)) ||
+                cur_.number > 1e9)
+                return syntax_error(cur_.pos, "expected an array index (a non-negative integer) after '[', found " + describe(cur_));
+            detail::segment s;
+            s.is_index = true;
+            s.index = static_cast<std::size_t>(cur_.number);
+            n.path.push_back(std::move(s));
+            next();
+            if (cur_.kind != tok::rbracket)
+                return syntax_error(cur_.pos, "expected ']' to close the '[' at position " + std::to_string(bracket) +
+                                                  ", found " + describe(cur_));
+            next();
+        }
+        if (n.ref == detail::ref_kind::app_property || n.ref == detail::ref_kind::system_property) {
+            // Properties are flat strings: `a.b` names the property "a.b".
+            for (const auto& s : n.path) {
+                if (s.is_index)
+                    return syntax_error(pos, "'" + head + "' is a message property (a string); it has no array elements");
+                n.name += '.';
+                n.name += s.key;
+            }
+            n.path.clear();
+        }
+        return n;
+    }
+};
+
+}  // namespace
+
+result<condition> condition::compile(std::string_view text) {
+    if (text.size() > max_condition_length)
+        return error{errc::invalid_argument, "condition is " + std::to_string(text.size()) + " bytes long; at most " +
+                                                 std::to_string(max_condition_length) + " are allowed"};
+    condition c;
+    c.text_.assign(text);
+    bool blank = true;
+    for (char ch : text) blank = blank && is_space(ch);
+    node root;
+    if (blank) {
+        root.k = node::kind::literal;
+        root.lit.t = detail::literal::type::boolean;
+        root.lit.b = true;
+    } else {
+        auto parsed = parser(text).run();
+        if (!parsed) return parsed.error();
+        root = std::move(*parsed);
+    }
+    c.root_ = std::make_shared<const node>(std::move(root));
+    return c;
+}
+
+}  // namespace twinhub::telemetry
