@@ -164,13 +164,16 @@ operand eval(const node& n, condition_input& in);
 
 operand binary(const node& n, condition_input& in) {
     if (n.o == op::logical_and || n.o == op::logical_or) {
+        // Three-valued: false AND x is false, true OR x is true; otherwise any non-Boolean operand
+        // makes the result undefined. Evaluated left to right, stopping at the deciding operand.
         const bool is_and = n.o == op::logical_and;
-        operand l = eval(n.args[0], in);
-        if (l.t == type::boolean && l.b != is_and) return l;  // false AND x, true OR x
-        operand r = eval(n.args[1], in);
-        if (r.t == type::boolean && r.b != is_and) return r;
-        if (l.t == type::boolean && r.t == type::boolean) return l;
-        return {};
+        bool undefined = false;
+        for (const auto& arg : n.args) {
+            operand v = eval(arg, in);
+            if (v.t != type::boolean) undefined = true;
+            else if (v.b != is_and) return v;
+        }
+        return undefined ? operand{} : make_bool(is_and);
     }
     operand l = eval(n.args[0], in);
     operand r = eval(n.args[1], in);

@@ -49,7 +49,7 @@ struct node {
     std::vector<segment> path; // $body / $twin members
     op o = op::logical_or;     // kind::unary, kind::binary
     fn f = fn::is_defined;     // kind::call
-    std::vector<node> args;    // operands (unary: 1, binary: 2) or call arguments
+    std::vector<node> args;    // operands (unary: 1, binary: 2, OR/AND: 2 or more) or call arguments
 };
 
 }  // namespace twinhub::telemetry::detail

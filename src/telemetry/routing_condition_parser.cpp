@@ -2,6 +2,7 @@
 // rules of property names) and a recursive-descent parser with bounded depth.
 #include "telemetry/routing_condition.hpp"
 #include "telemetry/routing_condition_ast.hpp"
+#include "telemetry/routing_lookup.hpp"
 
 #include <cctype>
 #include <charconv>
@@ -13,16 +14,9 @@ namespace twinhub::telemetry {
 namespace {
 
 using detail::fn;
+using detail::iequals;
 using detail::node;
 using detail::op;
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
 
 bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
 bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
@@ -122,7 +116,7 @@ public:
         advance(0);
         auto root = parse_or();
         if (!root) return root.error();
-        if (cur_.kind != tok::end) return syntax_error(cur_.pos, "expected AND, OR or the end of the condition, found " + describe(cur_));
+        if (cur_.kind != tok::end) return unexpected(cur_, "expected AND, OR or the end of the condition");
         return root;
     }
 
@@ -133,6 +127,12 @@ private:
 
     error syntax_error(std::size_t pos, std::string what) const {
         return {errc::invalid_argument, "Syntax error at " + where_text(text_, pos) + ": " + std::move(what)};
+    }
+
+    // "expected X, found Y", or the lexer's complaint when Y is malformed.
+    error unexpected(const token& t, const std::string& expected) const {
+        if (t.kind == tok::bad) return syntax_error(t.pos, t.error + " in " + describe(t));
+        return syntax_error(t.pos, expected + ", found " + describe(t));
     }
 
     static std::string describe(const token& t) {
@@ -373,7 +373,7 @@ private:
         return n;
     }
 
-    // A binary node; `chain` counts how long a left-deep chain has grown so that `a OR a OR ...`
+    // A binary node; `chain` counts how long a left-deep chain has grown so that `1 + 1 + ...`
     // stays within the evaluator's recursion bound too.
     result<node> binary(op o, std::size_t pos, node lhs, node rhs, std::uint32_t& chain) {
         if (++chain + depth_ > max_condition_depth) return too_deep(pos);
@@ -384,38 +384,28 @@ private:
         return n;
     }
 
+    // OR and AND chains become one n-ary node, so that a long `a OR b OR ...` costs no depth.
     result<node> parse_or() {
         depth_guard g(depth_);
         if (depth_ > max_condition_depth) return too_deep(cur_.pos);
-        auto lhs = parse_and();
-        if (!lhs) return lhs;
-        std::uint32_t chain = 0;
-        while (is_keyword(cur_, "OR")) {
-            std::size_t pos = cur_.pos;
-            next();
-            auto rhs = parse_and();
-            if (!rhs) return rhs;
-            auto n = binary(op::logical_or, pos, std::move(*lhs), std::move(*rhs), chain);
-            if (!n) return n;
-            lhs = std::move(n);
-        }
-        return lhs;
+        return parse_chain(op::logical_or);
     }
 
-    result<node> parse_and() {
-        auto lhs = parse_not();
-        if (!lhs) return lhs;
-        std::uint32_t chain = 0;
-        while (is_keyword(cur_, "AND")) {
-            std::size_t pos = cur_.pos;
+    result<node> parse_chain(op o) {
+        const bool is_or = o == op::logical_or;
+        auto first = is_or ? parse_chain(op::logical_and) : parse_not();
+        if (!first) return first;
+        if (!is_keyword(cur_, is_or ? "OR" : "AND")) return first;
+        node n = make(node::kind::binary, cur_.pos);
+        n.o = o;
+        n.args.push_back(std::move(*first));
+        while (is_keyword(cur_, is_or ? "OR" : "AND")) {
             next();
-            auto rhs = parse_not();
+            auto rhs = is_or ? parse_chain(op::logical_and) : parse_not();
             if (!rhs) return rhs;
-            auto n = binary(op::logical_and, pos, std::move(*lhs), std::move(*rhs), chain);
-            if (!n) return n;
-            lhs = std::move(n);
+            n.args.push_back(std::move(*rhs));
         }
-        return lhs;
+        return n;
     }
 
     result<node> parse_not() {
@@ -513,8 +503,7 @@ private:
     result<node> parse_primary() {
         const std::size_t pos = cur_.pos;
         switch (cur_.kind) {
-            case tok::bad: return syntax_error(pos, cur_.error + " in " + describe(cur_));
-            case tok::end: return syntax_error(pos, "expected an operand, found the end of the condition");
+            case tok::bad: case tok::end: return unexpected(cur_, "expected an operand");
             case tok::number: {
                 node n = make(node::kind::literal, pos);
                 n.lit.t = detail::literal::type::number;
@@ -534,14 +523,13 @@ private:
                 auto inner = parse_or();
                 if (!inner) return inner;
                 if (cur_.kind != tok::rparen)
-                    return syntax_error(cur_.pos, "expected ')' to close the '(' at position " + std::to_string(pos) +
-                                                      ", found " + describe(cur_));
+                    return unexpected(cur_, "expected ')' to close the '(' at position " + std::to_string(pos));
                 next();
                 return inner;
             }
             case tok::lbracket: return syntax_error(pos, "array literals are not supported in route conditions");
             case tok::ident: break;
-            default: return syntax_error(pos, "expected an operand, found " + describe(cur_));
+            default: return unexpected(cur_, "expected an operand");
         }
         const std::string_view word = cur_.text;
         using lt = detail::literal::type;
@@ -585,8 +573,7 @@ private:
                     continue;
                 }
                 if (cur_.kind == tok::rparen) break;
-                return syntax_error(cur_.pos, "expected ',' or ')' in the arguments of " + std::string(spec->name) +
-                                                  ", found " + describe(cur_));
+                return unexpected(cur_, "expected ',' or ')' in the arguments of " + std::string(spec->name));
             }
         }
         next();
@@ -631,15 +618,14 @@ private:
             next();
             if (cur_.kind != tok::number || cur_.number < 0 || cur_.number != static_cast<double>(static_cast<std::uint64_t>(cur_.number)) ||
                 cur_.number > 1e9)
-                return syntax_error(cur_.pos, "expected an array index (a non-negative integer) after '[', found " + describe(cur_));
+                return unexpected(cur_, "expected an array index (a non-negative integer) after '['");
             detail::segment s;
             s.is_index = true;
             s.index = static_cast<std::size_t>(cur_.number);
             n.path.push_back(std::move(s));
             next();
             if (cur_.kind != tok::rbracket)
-                return syntax_error(cur_.pos, "expected ']' to close the '[' at position " + std::to_string(bracket) +
-                                                  ", found " + describe(cur_));
+                return unexpected(cur_, "expected ']' to close the '[' at position " + std::to_string(bracket));
             next();
         }
         if (n.ref == detail::ref_kind::app_property || n.ref == detail::ref_kind::system_property) {

@@ -142,10 +142,10 @@ result<void> parse_endpoints(const value& v, routing_config& c) {
             if (!e) return invalid(item, "must be an object, found " + kind_name((*list)[i]));
             auto name = string_member(*e, "name", item, true);
             if (!name) return name.error();
-            if (auto r = check_name(*name, item + ".name"); !r) return r;
             for (const char* reserved : {"events", "$default", "operationsMonitoringEvents", "fileNotifications"})
                 if (detail::iequals(*name, reserved))
                     return invalid(item + ".name", "'" + *name + "' is reserved for a built-in endpoint");
+            if (auto r = check_name(*name, item + ".name"); !r) return r;
             for (const auto& prev : c.event_hub_endpoints)
                 if (detail::iequals(prev, *name)) return invalid(item + ".name", "duplicate endpoint name '" + *name + "'");
             c.event_hub_endpoints.push_back(std::move(*name));
