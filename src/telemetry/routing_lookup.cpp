@@ -63,16 +63,6 @@ const std::string* find_system_property(const routing_message& m, std::string_vi
     return nullptr;
 }
 
-}  // namespace detail
-
-namespace {
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 void append_utf8(std::string& out, std::uint32_t cp) {
     if (cp < 0x80) {
         out += static_cast<char>(cp);
@@ -89,6 +79,16 @@ void append_utf8(std::string& out, std::uint32_t cp) {
         out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
         out += static_cast<char>(0x80 | (cp & 0x3F));
     }
+}
+
+}  // namespace detail
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
 }
 
 // UTF-16 (unit 2) or UTF-32 (unit 4) to UTF-8; a BOM selects the byte order, little-endian without
@@ -127,7 +127,7 @@ std::optional<std::string> to_utf8(std::string_view in, std::size_t unit) {
             return std::nullopt;
         }
         if (cp > 0x10FFFF) return std::nullopt;
-        append_utf8(out, cp);
+        detail::append_utf8(out, cp);
     }
     return out;
 }

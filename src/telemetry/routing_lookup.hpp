@@ -7,12 +7,16 @@
 
 #include <boost/json/value.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace twinhub::telemetry::detail {
 
 bool iequals(std::string_view a, std::string_view b) noexcept;
+
+// Appends code point cp (at most U+10FFFF, no surrogate) to out as UTF-8.
+void append_utf8(std::string& out, std::uint32_t cp);
 
 // The member `key` of object v (nullptr when v is no object or has no such member).
 const boost::json::value* find_member(const boost::json::value& v, std::string_view key);
