@@ -9,7 +9,7 @@ namespace twinhub::telemetry {
 namespace {
 
 // The message of Azure's routing query page: JSON body, app and system properties, and a twin.
-struct fixture : ::testing::Test {
+struct routing_condition : ::testing::Test {
     boost::json::value twin = boost::json::parse(R"({
         "tags": {"deploymentLocation": {"building": "43", "floor": 1}, "env": "prod"},
         "properties": {
@@ -18,7 +18,7 @@ struct fixture : ::testing::Test {
                          "$version": 4}}})");
     routing_message m;
 
-    fixture() {
+    routing_condition() {
         m.body = R"({"Weather":{"Temperature":50,"Time":"2017-03-09T00:00:00.000Z","PrevTemperatures":[20,30,40],
                      "IsEnabled":true,"Location":{"Street":"One Microsoft Way","City":"Redmond","State":"WA"},
                      "HistoricalData":[{"Month":"Feb","Temperature":40},{"Month":"Jan","Temperature":30}],
@@ -48,7 +48,7 @@ struct fixture : ::testing::Test {
     }
 };
 
-TEST_F(fixture, literal_true_false_and_blank) {
+TEST_F(routing_condition, literal_true_false_and_blank) {
     EXPECT_TRUE(eval("true"));
     EXPECT_TRUE(eval("TRUE"));
     EXPECT_FALSE(eval("false"));
@@ -60,7 +60,7 @@ TEST_F(fixture, literal_true_false_and_blank) {
     EXPECT_FALSE(eval("'true'"));
 }
 
-TEST_F(fixture, app_property_by_bare_name) {
+TEST_F(routing_condition, app_property_by_bare_name) {
     EXPECT_TRUE(eval("processingPath = 'hot'"));
     EXPECT_FALSE(eval("processingPath = 'cold'"));
     EXPECT_TRUE(eval("level = 'critical'"));
@@ -74,7 +74,7 @@ TEST_F(fixture, app_property_by_bare_name) {
     EXPECT_FALSE(eval("missing != 'x'"));  // undefined, not true
 }
 
-TEST_F(fixture, app_properties_are_strings) {
+TEST_F(routing_condition, app_properties_are_strings) {
     // severity arrives as the string "3": comparing it with a number is undefined (false).
     EXPECT_FALSE(eval("severity = 3"));
     EXPECT_FALSE(eval("severity > 2"));
@@ -84,7 +84,7 @@ TEST_F(fixture, app_properties_are_strings) {
     EXPECT_TRUE(eval("IS_STRING(severity)"));
 }
 
-TEST_F(fixture, system_properties_with_dollar) {
+TEST_F(routing_condition, system_properties_with_dollar) {
     EXPECT_TRUE(eval("$contentType = 'application/json'"));
     EXPECT_TRUE(eval("$contentEncoding = 'utf-8'"));
     EXPECT_TRUE(eval("$connectionDeviceId = 'd1'"));
@@ -106,7 +106,7 @@ TEST_F(fixture, system_properties_with_dollar) {
     EXPECT_FALSE(eval("IS_DEFINED($contentType)"));
 }
 
-TEST_F(fixture, body_paths) {
+TEST_F(routing_condition, body_paths) {
     EXPECT_TRUE(eval("$body.Weather.HistoricalData[0].Month = 'Feb'"));
     EXPECT_TRUE(eval("$body.Weather.HistoricalData[1].Temperature = 30"));
     EXPECT_TRUE(eval("$body.Weather.Temperature = 50 AND $body.Weather.IsEnabled"));
@@ -128,7 +128,7 @@ TEST_F(fixture, body_paths) {
     EXPECT_FALSE(eval("IS_DEFINED($body[0])"));
 }
 
-TEST_F(fixture, body_of_twin_change_events) {
+TEST_F(routing_condition, body_of_twin_change_events) {
     m.source = route_source::twin_change;
     m.body = R"({"version":3,"properties":{"desired":{"telemetryConfig":{"sendFrequency":12}}}})";
     EXPECT_TRUE(eval("$body.properties.desired.telemetryConfig.sendFrequency > 10"));
@@ -136,7 +136,7 @@ TEST_F(fixture, body_of_twin_change_events) {
     EXPECT_FALSE(eval("is_defined($body.properties.reported)"));
 }
 
-TEST_F(fixture, body_not_json_makes_body_conditions_false) {
+TEST_F(routing_condition, body_not_json_makes_body_conditions_false) {
     m.body = "not json {";
     EXPECT_FALSE(eval("$body.Weather.Temperature = 50"));
     EXPECT_FALSE(eval("NOT ($body.Weather.Temperature = 50)"));  // undefined stays undefined
@@ -144,7 +144,7 @@ TEST_F(fixture, body_not_json_makes_body_conditions_false) {
     EXPECT_TRUE(eval("$body.Weather.Temperature = 50 OR processingPath = 'hot'"));
 }
 
-TEST_F(fixture, body_needs_json_content_type_and_utf_encoding) {
+TEST_F(routing_condition, body_needs_json_content_type_and_utf_encoding) {
     m.content_type = "text/plain";
     EXPECT_FALSE(eval("$body.Weather.Temperature = 50"));
     m.content_type = "Application/JSON; charset=utf-8";
@@ -157,7 +157,7 @@ TEST_F(fixture, body_needs_json_content_type_and_utf_encoding) {
     EXPECT_TRUE(eval("$body.Weather.Temperature = 50"));
 }
 
-TEST_F(fixture, twin_tags_desired_reported) {
+TEST_F(routing_condition, twin_tags_desired_reported) {
     EXPECT_TRUE(eval("$twin.properties.desired.telemetryConfig.sendFrequency = '5m'"));
     EXPECT_TRUE(eval("$twin.properties.reported.telemetryConfig.status = 'success'"));
     EXPECT_TRUE(eval("$twin.properties.reported.batteryLevel >= 50"));
@@ -172,7 +172,7 @@ TEST_F(fixture, twin_tags_desired_reported) {
     EXPECT_FALSE(eval("IS_DEFINED($twin.tags)"));
 }
 
-TEST_F(fixture, logic_and_precedence) {
+TEST_F(routing_condition, logic_and_precedence) {
     EXPECT_TRUE(eval("level = 'critical' AND processingPath = 'hot'"));
     EXPECT_FALSE(eval("level = 'critical' AND processingPath = 'cold'"));
     EXPECT_TRUE(eval("level = 'info' OR processingPath = 'hot'"));
@@ -197,7 +197,7 @@ TEST_F(fixture, logic_and_precedence) {
     EXPECT_TRUE(eval("2 <= 2 AND 3 >= 2 AND 1 < 2 AND 3 > 2"));
 }
 
-TEST_F(fixture, undefined_semantics) {
+TEST_F(routing_condition, undefined_semantics) {
     // Three-valued logic: false AND undefined is false, true OR undefined is true, the rest undefined.
     EXPECT_FALSE(eval("missing = 'x' OR false"));
     EXPECT_TRUE(eval("missing = 'x' OR true"));
@@ -217,7 +217,7 @@ TEST_F(fixture, undefined_semantics) {
     EXPECT_FALSE(eval("NOT level"));
 }
 
-TEST_F(fixture, type_checking_functions) {
+TEST_F(routing_condition, type_checking_functions) {
     EXPECT_TRUE(eval("IS_DEFINED(level)"));
     EXPECT_FALSE(eval("IS_DEFINED(nothing)"));
     EXPECT_TRUE(eval("IS_BOOL($body.Weather.IsEnabled)"));
@@ -231,7 +231,7 @@ TEST_F(fixture, type_checking_functions) {
     EXPECT_TRUE(eval("AS_NUMBER(7) = 7"));
 }
 
-TEST_F(fixture, math_functions) {
+TEST_F(routing_condition, math_functions) {
     EXPECT_TRUE(eval("ABS(-3) = 3"));
     EXPECT_TRUE(eval("EXP(0) = 1"));
     EXPECT_TRUE(eval("POWER(2, 10) = 1024"));
@@ -246,7 +246,7 @@ TEST_F(fixture, math_functions) {
     EXPECT_TRUE(eval("floor($body.Weather.Temperature / 7) = 7"));
 }
 
-TEST_F(fixture, string_functions) {
+TEST_F(routing_condition, string_functions) {
     EXPECT_TRUE(eval("CONCAT('a', 'b', level) = 'abcritical'"));
     EXPECT_FALSE(eval("IS_DEFINED(CONCAT('a', 1))"));
     EXPECT_TRUE(eval("LENGTH('') = 0 AND LENGTH(level) = 8"));
@@ -268,14 +268,14 @@ TEST_F(fixture, string_functions) {
     EXPECT_TRUE(eval("starts_with(lower(level), 'cr')"));  // function names are case-insensitive
 }
 
-TEST_F(fixture, string_literals_and_escapes) {
+TEST_F(routing_condition, string_literals_and_escapes) {
     m.app_properties.emplace_back("quote", "it's \"here\"\\");
     EXPECT_TRUE(eval("quote = 'it\\'s \"here\"\\\\'"));
     EXPECT_TRUE(eval("quote = \"it's \\\"here\\\"\\\\\""));
     EXPECT_TRUE(eval("'\\uD83D\\uDE00' = '\xF0\x9F\x98\x80'"));  // a surrogate pair
 }
 
-TEST_F(fixture, syntax_errors_name_the_position) {
+TEST_F(routing_condition, syntax_errors_name_the_position) {
     EXPECT_EQ(fail("level = "), "Syntax error at position 8 (line 1, column 9): expected an operand, found the end of the condition");
     EXPECT_EQ(fail("level = 'x' AND"), "Syntax error at position 15 (line 1, column 16): expected an operand, found the end of the condition");
     EXPECT_EQ(fail("(level = 'x'"), "Syntax error at position 12 (line 1, column 13): expected ')' to close the '(' at position 0, found the end of the condition");
@@ -298,7 +298,7 @@ TEST_F(fixture, syntax_errors_name_the_position) {
     EXPECT_EQ(fail("severity[0] = 1"), "Syntax error at position 0 (line 1, column 1): 'severity' is a message property (a string); it has no array elements");
 }
 
-TEST_F(fixture, limits_bound_length_and_depth) {
+TEST_F(routing_condition, limits_bound_length_and_depth) {
     std::string longest(max_condition_length, ' ');
     longest.replace(0, 4, "true");
     EXPECT_TRUE(eval(longest));
