@@ -37,7 +37,9 @@ struct routing_message {
     // case-insensitive, parameters after ';' ignored) and content_encoding is utf-8, utf-16 or
     // utf-32 (ASCII case-insensitive; utf-16/32 without a BOM are little-endian, as .NET's
     // Encoding.Unicode/UTF32 write them) and the decoded text is JSON. Otherwise every $body
-    // reference is undefined, which makes a comparison on it false (not an error).
+    // reference is undefined, which makes a comparison on it false (not an error). Events the hub
+    // generates itself (twin change, lifecycle, connection state) carry application/json and utf-8,
+    // as on IoT Hub, so that `$body.properties.desired.x` works on twin change events.
     std::string body;
     std::string content_type;      // $contentType
     std::string content_encoding;  // $contentEncoding
