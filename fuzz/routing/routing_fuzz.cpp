@@ -33,7 +33,9 @@ std::vector<routing_message> messages() {
     json.content_type = "application/json";
     json.content_encoding = "utf-8";
     json.app_properties = {{"level", "critical"}, {"severity", "3"}, {"processing-path", "hot"}, {"$custom", "x"}};
-    json.system = {{"$connectionDeviceId", "d1"}, {"$connectionModuleId", "m1"}, {"$messageId", "1"},
+    json.system = {{"$connectionDeviceId", "d1"},
+                   {"$connectionModuleId", "m1"},
+                   {"$messageId", "1"},
                    {"$enqueuedTime", "2026-12-07T12:00:00Z"}};
     json.twin = &twin();
     routing_message text = json;

@@ -8,7 +8,9 @@ namespace twinhub::telemetry {
 
 namespace {
 
-error invalid(std::string what) { return {errc::invalid_argument, std::move(what)}; }
+error invalid(std::string what) {
+    return {errc::invalid_argument, std::move(what)};
+}
 
 bool endpoint_exists(const routing_config& c, const std::string& name) {
     if (name == builtin_endpoint) return true;
@@ -65,7 +67,8 @@ result<std::shared_ptr<const router>> router::compile(routing_config config, std
     r->fallback_ = std::move(*fb);
     for (const auto& e : c.enrichments) {
         for (const auto& name : e.endpoint_names)
-            if (!endpoint_exists(c, name)) return invalid("enrichment '" + e.key + "': unknown endpoint '" + name + "'");
+            if (!endpoint_exists(c, name))
+                return invalid("enrichment '" + e.key + "': unknown endpoint '" + name + "'");
         compiled_enrichment ce{&e, compiled_enrichment::kind::literal, {}};
         if (detail::iequals(e.value, "$iothubname")) {
             ce.k = compiled_enrichment::kind::hub_name;

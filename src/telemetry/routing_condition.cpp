@@ -61,8 +61,14 @@ operand from_json(const boost::json::value* v) {
         case boost::json::kind::uint64: return make_number(static_cast<double>(v->get_uint64()));
         case boost::json::kind::double_: return make_number(v->get_double());
         case boost::json::kind::string: return make_string(std::string(v->get_string()));
-        case boost::json::kind::array: o.t = type::array; o.j = v; break;
-        case boost::json::kind::object: o.t = type::object; o.j = v; break;
+        case boost::json::kind::array:
+            o.t = type::array;
+            o.j = v;
+            break;
+        case boost::json::kind::object:
+            o.t = type::object;
+            o.j = v;
+            break;
     }
     return o;
 }
@@ -155,7 +161,8 @@ std::optional<bool> equal(const operand& a, const operand& b) {
         case type::boolean: return a.b == b.b;
         case type::number: return a.n == b.n;
         case type::string: return a.s == b.s;
-        case type::array: case type::object: return *a.j == *b.j;
+        case type::array:
+        case type::object: return *a.j == *b.j;
         default: return std::nullopt;
     }
 }
@@ -170,8 +177,10 @@ operand binary(const node& n, condition_input& in) {
         bool undefined = false;
         for (const auto& arg : n.args) {
             operand v = eval(arg, in);
-            if (v.t != type::boolean) undefined = true;
-            else if (v.b != is_and) return v;
+            if (v.t != type::boolean)
+                undefined = true;
+            else if (v.b != is_and)
+                return v;
         }
         return undefined ? operand{} : make_bool(is_and);
     }
@@ -186,7 +195,10 @@ operand binary(const node& n, condition_input& in) {
             auto e = equal(l, r);
             return e ? make_bool(!*e) : operand{};
         }
-        case op::lt: case op::le: case op::gt: case op::ge: {
+        case op::lt:
+        case op::le:
+        case op::gt:
+        case op::ge: {
             auto c = compare(l, r);
             if (!c) return {};
             if (n.o == op::lt) return make_bool(*c < 0);
@@ -246,8 +258,8 @@ operand call(const node& n, condition_input& in) {
         }
         default: break;
     }
-    if (n.f == fn::concat || n.f == fn::length || n.f == fn::lower || n.f == fn::upper ||
-        n.f == fn::starts_with || n.f == fn::ends_with || n.f == fn::contains || n.f == fn::index_of) {
+    if (n.f == fn::concat || n.f == fn::length || n.f == fn::lower || n.f == fn::upper || n.f == fn::starts_with ||
+        n.f == fn::ends_with || n.f == fn::contains || n.f == fn::index_of) {
         if (!all(type::string)) return {};
         const std::string& s = a[0].s;
         switch (n.f) {

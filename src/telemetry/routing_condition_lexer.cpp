@@ -10,8 +10,12 @@
 namespace twinhub::telemetry::detail {
 namespace {
 
-bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
-bool ident_char(char c) { return ident_start(c) || is_digit(c); }
+bool is_digit(char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+}
+bool ident_char(char c) {
+    return ident_start(c) || is_digit(c);
+}
 
 // Characters that end a path member: Azure forbids whitespace and ()<>@,;:\"/?={} in property
 // names and paths; '.', '[', ']' structure the path, and the operator characters end it so that
@@ -19,12 +23,31 @@ bool ident_char(char c) { return ident_start(c) || is_digit(c); }
 bool key_char(char c) {
     if (is_space(c)) return false;
     switch (c) {
-        case '(': case ')': case '<': case '>': case '@': case ',': case ';': case ':': case '\\':
-        case '"': case '/': case '?': case '=': case '{': case '}': case '[': case ']': case '.':
-        case '\'': case '+': case '*': case '%': case '!': case '-':
-            return false;
-        default:
-            return static_cast<unsigned char>(c) >= 0x20;
+        case '(':
+        case ')':
+        case '<':
+        case '>':
+        case '@':
+        case ',':
+        case ';':
+        case ':':
+        case '\\':
+        case '"':
+        case '/':
+        case '?':
+        case '=':
+        case '{':
+        case '}':
+        case '[':
+        case ']':
+        case '.':
+        case '\'':
+        case '+':
+        case '*':
+        case '%':
+        case '!':
+        case '-': return false;
+        default: return static_cast<unsigned char>(c) >= 0x20;
     }
 }
 
@@ -54,7 +77,12 @@ struct lexer {
             case ']': return done(tok::rbracket);
             case ',': return done(tok::comma);
             case '.': return done(tok::dot);
-            case '+': case '-': case '*': case '/': case '%': case '=': return done(tok::oper);
+            case '+':
+            case '-':
+            case '*':
+            case '/':
+            case '%':
+            case '=': return done(tok::oper);
             case '<':
                 if (j < text_.size() && (text_[j] == '=' || text_[j] == '>')) ++j;
                 return done(tok::oper);
@@ -68,7 +96,8 @@ struct lexer {
                 }
                 t.error = "'!' must be followed by '=' (use NOT for negation)";
                 return done(tok::bad);
-            case '\'': case '"': return lex_string(i);
+            case '\'':
+            case '"': return lex_string(i);
             default: break;
         }
         if (is_digit(c)) return lex_number(i);
@@ -238,12 +267,16 @@ struct lexer {
 
 }  // namespace
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 bool ident_start(char c) {
     return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == '$' || static_cast<unsigned char>(c) >= 0x80;
 }
 
-token lex(std::string_view text, std::size_t i) { return lexer{text}.lex(i); }
+token lex(std::string_view text, std::size_t i) {
+    return lexer{text}.lex(i);
+}
 
 bool lex_key(std::string_view text, std::size_t from, std::string& key, std::size_t& end) {
     return lexer{text}.lex_key(from, key, end);

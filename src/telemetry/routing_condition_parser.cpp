@@ -14,11 +14,11 @@ namespace {
 
 using detail::fn;
 using detail::iequals;
+using detail::is_space;
 using detail::node;
 using detail::op;
 using detail::tok;
 using detail::token;
-using detail::is_space;
 
 std::string where_text(std::string_view text, std::size_t pos) {
     std::size_t line = 1, col = 1;
@@ -43,20 +43,34 @@ struct function_spec {
 // The routing functions of Azure's query language page; STARTSWITH/ENDSWITH are the spellings of
 // older revisions of that page.
 constexpr function_spec functions[] = {
-    {"IS_DEFINED", fn::is_defined, 1, 1},   {"IS_NULL", fn::is_null, 1, 1},
-    {"IS_BOOL", fn::is_bool, 1, 1},         {"IS_NUMBER", fn::is_number, 1, 1},
-    {"IS_STRING", fn::is_string, 1, 1},     {"IS_OBJECT", fn::is_object, 1, 1},
-    {"IS_ARRAY", fn::is_array, 1, 1},       {"IS_PRIMITIVE", fn::is_primitive, 1, 1},
-    {"AS_NUMBER", fn::as_number, 1, 1},     {"ABS", fn::abs, 1, 1},
-    {"EXP", fn::exp, 1, 1},                 {"POWER", fn::power, 2, 2},
-    {"SQUARE", fn::square, 1, 1},           {"CEILING", fn::ceiling, 1, 1},
-    {"FLOOR", fn::floor, 1, 1},             {"SIGN", fn::sign, 1, 1},
-    {"SQRT", fn::sqrt, 1, 1},               {"CONCAT", fn::concat, 2, -1},
-    {"LENGTH", fn::length, 1, 1},           {"LOWER", fn::lower, 1, 1},
-    {"UPPER", fn::upper, 1, 1},             {"SUBSTRING", fn::substring, 2, 3},
-    {"INDEX_OF", fn::index_of, 2, 2},       {"STARTS_WITH", fn::starts_with, 2, 2},
-    {"STARTSWITH", fn::starts_with, 2, 2},  {"ENDS_WITH", fn::ends_with, 2, 2},
-    {"ENDSWITH", fn::ends_with, 2, 2},      {"CONTAINS", fn::contains, 2, 2},
+    {"IS_DEFINED", fn::is_defined, 1, 1},
+    {"IS_NULL", fn::is_null, 1, 1},
+    {"IS_BOOL", fn::is_bool, 1, 1},
+    {"IS_NUMBER", fn::is_number, 1, 1},
+    {"IS_STRING", fn::is_string, 1, 1},
+    {"IS_OBJECT", fn::is_object, 1, 1},
+    {"IS_ARRAY", fn::is_array, 1, 1},
+    {"IS_PRIMITIVE", fn::is_primitive, 1, 1},
+    {"AS_NUMBER", fn::as_number, 1, 1},
+    {"ABS", fn::abs, 1, 1},
+    {"EXP", fn::exp, 1, 1},
+    {"POWER", fn::power, 2, 2},
+    {"SQUARE", fn::square, 1, 1},
+    {"CEILING", fn::ceiling, 1, 1},
+    {"FLOOR", fn::floor, 1, 1},
+    {"SIGN", fn::sign, 1, 1},
+    {"SQRT", fn::sqrt, 1, 1},
+    {"CONCAT", fn::concat, 2, -1},
+    {"LENGTH", fn::length, 1, 1},
+    {"LOWER", fn::lower, 1, 1},
+    {"UPPER", fn::upper, 1, 1},
+    {"SUBSTRING", fn::substring, 2, 3},
+    {"INDEX_OF", fn::index_of, 2, 2},
+    {"STARTS_WITH", fn::starts_with, 2, 2},
+    {"STARTSWITH", fn::starts_with, 2, 2},
+    {"ENDS_WITH", fn::ends_with, 2, 2},
+    {"ENDSWITH", fn::ends_with, 2, 2},
+    {"CONTAINS", fn::contains, 2, 2},
 };
 
 class parser {
@@ -113,8 +127,8 @@ private:
     };
 
     error too_deep(std::size_t pos) const {
-        return syntax_error(pos, "expression nested too deeply (more than " + std::to_string(max_condition_depth) +
-                                     " levels)");
+        return syntax_error(
+            pos, "expression nested too deeply (more than " + std::to_string(max_condition_depth) + " levels)");
     }
 
     static node make(node::kind k, std::size_t pos) {
@@ -175,13 +189,20 @@ private:
 
     static bool comparison_op(const token& t, op& o) {
         if (t.kind != tok::oper) return false;
-        if (t.text == "=") o = op::eq;
-        else if (t.text == "!=" || t.text == "<>") o = op::ne;
-        else if (t.text == "<") o = op::lt;
-        else if (t.text == "<=") o = op::le;
-        else if (t.text == ">") o = op::gt;
-        else if (t.text == ">=") o = op::ge;
-        else return false;
+        if (t.text == "=")
+            o = op::eq;
+        else if (t.text == "!=" || t.text == "<>")
+            o = op::ne;
+        else if (t.text == "<")
+            o = op::lt;
+        else if (t.text == "<=")
+            o = op::le;
+        else if (t.text == ">")
+            o = op::gt;
+        else if (t.text == ">=")
+            o = op::ge;
+        else
+            return false;
         return true;
     }
 
@@ -254,7 +275,8 @@ private:
     result<node> parse_primary() {
         const std::size_t pos = cur_.pos;
         switch (cur_.kind) {
-            case tok::bad: case tok::end: return unexpected(cur_, "expected an operand");
+            case tok::bad:
+            case tok::end: return unexpected(cur_, "expected an operand");
             case tok::number: {
                 node n = make(node::kind::literal, pos);
                 n.lit.t = detail::literal::type::number;
@@ -284,8 +306,9 @@ private:
         }
         const std::string_view word = cur_.text;
         using lt = detail::literal::type;
-        for (auto [kw, type, b] : {std::tuple{"true", lt::boolean, true}, std::tuple{"false", lt::boolean, false},
-                                   std::tuple{"null", lt::null, false}, std::tuple{"undefined", lt::undefined, false}}) {
+        for (auto [kw, type, b] :
+             {std::tuple{"true", lt::boolean, true}, std::tuple{"false", lt::boolean, false},
+              std::tuple{"null", lt::null, false}, std::tuple{"undefined", lt::undefined, false}}) {
             if (iequals(word, kw)) {
                 node n = make(node::kind::literal, pos);
                 n.lit.t = type;
@@ -318,7 +341,8 @@ private:
                 auto arg = parse_or();
                 if (!arg) return arg;
                 n.args.push_back(std::move(*arg));
-                if (n.args.size() > 64) return syntax_error(cur_.pos, "too many arguments to " + std::string(spec->name));
+                if (n.args.size() > 64)
+                    return syntax_error(cur_.pos, "too many arguments to " + std::string(spec->name));
                 if (cur_.kind == tok::comma) {
                     next();
                     continue;
@@ -331,8 +355,9 @@ private:
         const int count = static_cast<int>(n.args.size());
         if (count < spec->min_args || (spec->max_args >= 0 && count > spec->max_args)) {
             std::string want = spec->min_args == spec->max_args ? std::to_string(spec->min_args)
-                               : spec->max_args < 0 ? "at least " + std::to_string(spec->min_args)
-                                                    : std::to_string(spec->min_args) + " or " + std::to_string(spec->max_args);
+                               : spec->max_args < 0
+                                   ? "at least " + std::to_string(spec->min_args)
+                                   : std::to_string(spec->min_args) + " or " + std::to_string(spec->max_args);
             return syntax_error(pos, std::string(spec->name) + " takes " + want + " argument" +
                                          (want == "1" ? "" : "s") + ", found " + std::to_string(count));
         }
@@ -360,15 +385,16 @@ private:
                 detail::segment s;
                 std::size_t end = 0;
                 if (!lex_key(cur_.end, s.key, end))
-                    return syntax_error(cur_.end, "expected a property name after '.', found " + describe(lex(cur_.end)));
+                    return syntax_error(cur_.end,
+                                        "expected a property name after '.', found " + describe(lex(cur_.end)));
                 n.path.push_back(std::move(s));
                 advance(end);
                 continue;
             }
             const std::size_t bracket = cur_.pos;
             next();
-            if (cur_.kind != tok::number || cur_.number < 0 || cur_.number != static_cast<double>(static_cast<std::uint64_t>(cur_.number)) ||
-                cur_.number > 1e9)
+            if (cur_.kind != tok::number || cur_.number < 0 ||
+                cur_.number != static_cast<double>(static_cast<std::uint64_t>(cur_.number)) || cur_.number > 1e9)
                 return unexpected(cur_, "expected an array index (a non-negative integer) after '['");
             detail::segment s;
             s.is_index = true;
@@ -383,7 +409,8 @@ private:
             // Properties are flat strings: `a.b` names the property "a.b".
             for (const auto& s : n.path) {
                 if (s.is_index)
-                    return syntax_error(pos, "'" + head + "' is a message property (a string); it has no array elements");
+                    return syntax_error(pos,
+                                        "'" + head + "' is a message property (a string); it has no array elements");
                 n.name += '.';
                 n.name += s.key;
             }

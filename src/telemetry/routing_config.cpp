@@ -57,7 +57,9 @@ std::string kind_name(const value& v) {
     switch (v.kind()) {
         case boost::json::kind::null: return "null";
         case boost::json::kind::bool_: return "a Boolean";
-        case boost::json::kind::int64: case boost::json::kind::uint64: case boost::json::kind::double_: return "a number";
+        case boost::json::kind::int64:
+        case boost::json::kind::uint64:
+        case boost::json::kind::double_: return "a number";
         case boost::json::kind::string: return "a string";
         case boost::json::kind::array: return "an array";
         case boost::json::kind::object: return "an object";
@@ -122,8 +124,9 @@ result<void> parse_endpoints(const value& v, routing_config& c) {
     const std::string where = "routing.endpoints";
     const auto* o = v.if_object();
     if (!o) return invalid(where, "must be an object, found " + kind_name(v));
-    if (auto r = only_known(*o, where, {"eventHubs", "serviceBusQueues", "serviceBusTopics", "storageContainers",
-                                        "cosmosDBSqlContainers", "cosmosDBSqlCollections"});
+    if (auto r = only_known(*o, where,
+                            {"eventHubs", "serviceBusQueues", "serviceBusTopics", "storageContainers",
+                             "cosmosDBSqlContainers", "cosmosDBSqlCollections"});
         !r)
         return r;
     for (const auto& kv : *o) {
@@ -133,7 +136,8 @@ result<void> parse_endpoints(const value& v, routing_config& c) {
         if (!list) continue;
         if (kv.key() != "eventHubs") {
             if (!list->empty())
-                return invalid(at, "only Event Hubs-compatible endpoints (endpoints.eventHubs) are supported by twinhub");
+                return invalid(at,
+                               "only Event Hubs-compatible endpoints (endpoints.eventHubs) are supported by twinhub");
             continue;
         }
         for (std::size_t i = 0; i < list->size(); ++i) {
@@ -147,7 +151,8 @@ result<void> parse_endpoints(const value& v, routing_config& c) {
                     return invalid(item + ".name", "'" + *name + "' is reserved for a built-in endpoint");
             if (auto r = check_name(*name, item + ".name"); !r) return r;
             for (const auto& prev : c.event_hub_endpoints)
-                if (detail::iequals(prev, *name)) return invalid(item + ".name", "duplicate endpoint name '" + *name + "'");
+                if (detail::iequals(prev, *name))
+                    return invalid(item + ".name", "duplicate endpoint name '" + *name + "'");
             c.event_hub_endpoints.push_back(std::move(*name));
         }
     }
@@ -184,7 +189,8 @@ result<std::vector<std::string>> endpoint_names(const object& o, const std::stri
 result<route> parse_route(const value& v, const std::string& at, const routing_config& c, bool fallback) {
     const auto* o = v.if_object();
     if (!o) return invalid(at, "must be an object, found " + kind_name(v));
-    if (auto r = only_known(*o, at, {"name", "source", "condition", "endpointNames", "isEnabled"}); !r) return r.error();
+    if (auto r = only_known(*o, at, {"name", "source", "condition", "endpointNames", "isEnabled"}); !r)
+        return r.error();
     route r;
     auto name = string_member(*o, "name", at, !fallback);
     if (!name) return name.error();
@@ -201,9 +207,9 @@ result<route> parse_route(const value& v, const std::string& at, const routing_c
     if (!source->empty() || !fallback) {
         auto s = source_from_string(*source);
         if (!s)
-            return invalid(where + ".source",
-                           "'" + *source + "' is not a supported source (DeviceMessages, TwinChangeEvents, "
-                           "DeviceLifecycleEvents, DeviceConnectionStateEvents)");
+            return invalid(where + ".source", "'" + *source +
+                                                  "' is not a supported source (DeviceMessages, TwinChangeEvents, "
+                                                  "DeviceLifecycleEvents, DeviceConnectionStateEvents)");
         r.source = *s;
     }
     if (fallback && r.source != route_source::telemetry)
@@ -224,7 +230,8 @@ result<route> parse_route(const value& v, const std::string& at, const routing_c
         return invalid(where + ".endpointNames[0]", "the fallback route sends to the built-in endpoint 'events' only");
     auto enabled = member(*o, "isEnabled", where, true);
     if (!enabled) return enabled.error();
-    if (!(*enabled)->is_bool()) return invalid(where + ".isEnabled", "must be true or false, found " + kind_name(**enabled));
+    if (!(*enabled)->is_bool())
+        return invalid(where + ".isEnabled", "must be true or false, found " + kind_name(**enabled));
     r.enabled = (*enabled)->get_bool();
     return r;
 }
@@ -259,7 +266,8 @@ result<enrichment> parse_enrichment(const value& v, const std::string& at, const
 result<routing_config> parse_routing_config(const value& routing) {
     const auto* o = routing.if_object();
     if (!o) return invalid("routing", "must be an object, found " + kind_name(routing));
-    if (auto r = only_known(*o, "routing", {"endpoints", "routes", "fallbackRoute", "enrichments"}); !r) return r.error();
+    if (auto r = only_known(*o, "routing", {"endpoints", "routes", "fallbackRoute", "enrichments"}); !r)
+        return r.error();
     routing_config c;
     if (const auto* e = o->if_contains("endpoints"); e && !e->is_null())
         if (auto r = parse_endpoints(*e, c); !r) return r.error();
@@ -274,7 +282,8 @@ result<routing_config> parse_routing_config(const value& routing) {
             auto r = parse_route((*list)[i], at, c, false);
             if (!r) return r.error();
             for (const auto& prev : c.routes)
-                if (detail::iequals(prev.name, r->name)) return invalid(at + ".name", "duplicate route name '" + r->name + "'");
+                if (detail::iequals(prev.name, r->name))
+                    return invalid(at + ".name", "duplicate route name '" + r->name + "'");
             c.routes.push_back(std::move(*r));
         }
     }
@@ -294,7 +303,8 @@ result<routing_config> parse_routing_config(const value& routing) {
             auto e = parse_enrichment((*list)[i], at, c);
             if (!e) return e.error();
             for (const auto& prev : c.enrichments)
-                if (detail::iequals(prev.key, e->key)) return invalid(at + ".key", "duplicate enrichment key '" + e->key + "'");
+                if (detail::iequals(prev.key, e->key))
+                    return invalid(at + ".key", "duplicate enrichment key '" + e->key + "'");
             c.enrichments.push_back(std::move(*e));
         }
     }

@@ -1,6 +1,6 @@
 // Property lookups and the decoding of JSON bodies for $body references.
-#include "telemetry/routing_condition.hpp"
 #include "telemetry/routing_lookup.hpp"
+#include "telemetry/routing_condition.hpp"
 
 #include <boost/json/parse.hpp>
 
@@ -108,10 +108,14 @@ std::optional<std::string> to_utf8(std::string_view in, std::size_t unit) {
     };
     std::size_t i = 0;
     if (n >= unit) {
-        if (unit == 2 && p[0] == 0xFE && p[1] == 0xFF) big = true, i = 2;
-        else if (unit == 2 && p[0] == 0xFF && p[1] == 0xFE) i = 2;
-        else if (unit == 4 && p[0] == 0 && p[1] == 0 && p[2] == 0xFE && p[3] == 0xFF) big = true, i = 4;
-        else if (unit == 4 && p[0] == 0xFF && p[1] == 0xFE && p[2] == 0 && p[3] == 0) i = 4;
+        if (unit == 2 && p[0] == 0xFE && p[1] == 0xFF)
+            big = true, i = 2;
+        else if (unit == 2 && p[0] == 0xFF && p[1] == 0xFE)
+            i = 2;
+        else if (unit == 4 && p[0] == 0 && p[1] == 0 && p[2] == 0xFE && p[3] == 0xFF)
+            big = true, i = 4;
+        else if (unit == 4 && p[0] == 0xFF && p[1] == 0xFE && p[2] == 0 && p[3] == 0)
+            i = 4;
     }
     std::string out;
     out.reserve(n / unit);

@@ -1,7 +1,7 @@
 #include "telemetry/router.hpp"
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 #include <string>
 #include <thread>
@@ -48,7 +48,8 @@ TEST(router, no_routes_sends_telemetry_to_events_and_nothing_else) {
 }
 
 TEST(router, disabled_fallback_with_no_routes_drops_telemetry) {
-    auto r = compile(R"({"fallbackRoute": {"source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": false}})");
+    auto r =
+        compile(R"({"fallbackRoute": {"source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": false}})");
     EXPECT_TRUE(endpoints(*r, telemetry()).empty());
 }
 
@@ -179,8 +180,10 @@ TEST(router, twin_conditions) {
     auto r = compile(R"({"endpoints": {"eventHubs": [{"name": "floor1"}]},
       "routes": [{"name": "f1", "source": "DeviceMessages", "condition": "$twin.tags.deploymentLocation.floor = 1 AND $twin.properties.reported.batteryLevel < 20",
                   "endpointNames": ["floor1"], "isEnabled": true}]})");
-    const auto low = boost::json::parse(R"({"tags": {"deploymentLocation": {"floor": 1}}, "properties": {"reported": {"batteryLevel": 5}}})");
-    const auto full = boost::json::parse(R"({"tags": {"deploymentLocation": {"floor": 1}}, "properties": {"reported": {"batteryLevel": 90}}})");
+    const auto low = boost::json::parse(
+        R"({"tags": {"deploymentLocation": {"floor": 1}}, "properties": {"reported": {"batteryLevel": 5}}})");
+    const auto full = boost::json::parse(
+        R"({"tags": {"deploymentLocation": {"floor": 1}}, "properties": {"reported": {"batteryLevel": 90}}})");
     auto m = telemetry();
     m.twin = &low;
     EXPECT_EQ(endpoints(*r, m), names{"floor1"});

@@ -51,9 +51,9 @@ TEST(routing_body, utf16_little_endian_by_default_big_endian_by_bom) {
     EXPECT_TRUE(body_matches(utf16(false, false), "utf-16"));
     EXPECT_TRUE(body_matches(utf16(false, true), "utf-16"));
     EXPECT_TRUE(body_matches(utf16(true, true), "UTF-16"));
-    EXPECT_FALSE(body_matches(utf16(true, false), "utf-16"));  // big-endian needs its BOM
+    EXPECT_FALSE(body_matches(utf16(true, false), "utf-16"));             // big-endian needs its BOM
     EXPECT_FALSE(body_matches(utf16(false, false).substr(1), "utf-16"));  // odd length
-    EXPECT_FALSE(body_matches(utf16(false, false), "utf-8"));            // wrong declared encoding
+    EXPECT_FALSE(body_matches(utf16(false, false), "utf-8"));             // wrong declared encoding
 }
 
 TEST(routing_body, utf32_little_endian_by_default_big_endian_by_bom) {

@@ -1,7 +1,7 @@
 #include "telemetry/routing_condition.hpp"
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 #include <string>
 
@@ -25,11 +25,16 @@ struct routing_condition : ::testing::Test {
                      "Nothing":null,"Label":"Hot Day"}})";
         m.content_type = "application/json";
         m.content_encoding = "utf-8";
-        m.app_properties = {{"processingPath", "hot"}, {"level", "critical"}, {"severity", "3"},
-                            {"processing-path", "dashed"}, {"a.b", "dotted"}, {"$custom", "app-dollar"}};
-        m.system = {{"$connectionDeviceId", "d1"}, {"$connectionModuleId", "m1"}, {"$messageId", "msg-1"},
-                    {"$correlationId", "corr-7"}, {"$userId", "u"}, {"$enqueuedTime", "2026-12-07T12:00:00Z"},
-                    {"$dt-dataschema", "dtmi:com:example:Thermostat;1"}, {"$iothub-connection-auth-method", "sas"}};
+        m.app_properties = {{"processingPath", "hot"},     {"level", "critical"}, {"severity", "3"},
+                            {"processing-path", "dashed"}, {"a.b", "dotted"},     {"$custom", "app-dollar"}};
+        m.system = {{"$connectionDeviceId", "d1"},
+                    {"$connectionModuleId", "m1"},
+                    {"$messageId", "msg-1"},
+                    {"$correlationId", "corr-7"},
+                    {"$userId", "u"},
+                    {"$enqueuedTime", "2026-12-07T12:00:00Z"},
+                    {"$dt-dataschema", "dtmi:com:example:Thermostat;1"},
+                    {"$iothub-connection-auth-method", "sas"}};
         m.twin = &twin;
     }
 
@@ -56,7 +61,7 @@ TEST_F(routing_condition, literal_true_false_and_blank) {
     EXPECT_TRUE(eval("   "));
     EXPECT_FALSE(eval("null"));
     EXPECT_FALSE(eval("undefined"));
-    EXPECT_FALSE(eval("1"));       // any constant but true is false
+    EXPECT_FALSE(eval("1"));  // any constant but true is false
     EXPECT_FALSE(eval("'true'"));
 }
 
@@ -68,7 +73,7 @@ TEST_F(routing_condition, app_property_by_bare_name) {
     EXPECT_TRUE(eval("level <> 'info'"));
     EXPECT_TRUE(eval("processing-path = 'dashed'"));  // '-' between letters is part of a name
     EXPECT_TRUE(eval("a.b = 'dotted'"));
-    EXPECT_TRUE(eval("PROCESSINGPATH = 'hot'"));  // names are not case-sensitive on IoT Hub
+    EXPECT_TRUE(eval("PROCESSINGPATH = 'hot'"));   // names are not case-sensitive on IoT Hub
     EXPECT_FALSE(eval("processingPath = 'HOT'"));  // values are
     EXPECT_FALSE(eval("missing = 'x'"));
     EXPECT_FALSE(eval("missing != 'x'"));  // undefined, not true
@@ -165,7 +170,8 @@ TEST_F(routing_condition, twin_tags_desired_reported) {
     EXPECT_TRUE(eval("$twin.tags.deploymentLocation.building = '43'"));
     EXPECT_FALSE(eval("$twin.tags.deploymentLocation.building = 43"));  // a string tag is no number
     EXPECT_TRUE(eval("$twin.properties.desired.$version = 1"));
-    EXPECT_TRUE(eval("$body.Weather.Temperature = 50 AND $twin.properties.desired.telemetryConfig.sendFrequency = '5m'"));
+    EXPECT_TRUE(
+        eval("$body.Weather.Temperature = 50 AND $twin.properties.desired.telemetryConfig.sendFrequency = '5m'"));
     EXPECT_FALSE(eval("$twin.tags.nothing = 1"));
     m.twin = nullptr;
     EXPECT_FALSE(eval("$twin.tags.env = 'prod'"));
@@ -213,7 +219,7 @@ TEST_F(routing_condition, undefined_semantics) {
     EXPECT_FALSE(eval("null < null"));
     EXPECT_FALSE(eval("true < false"));
     EXPECT_TRUE(eval("$body.Weather.Location = $body.weather.location"));  // objects compare by value
-    EXPECT_FALSE(eval("level"));  // a string is not true
+    EXPECT_FALSE(eval("level"));                                           // a string is not true
     EXPECT_FALSE(eval("NOT level"));
 }
 
@@ -276,33 +282,55 @@ TEST_F(routing_condition, string_literals_and_escapes) {
 }
 
 TEST_F(routing_condition, syntax_errors_name_the_position) {
-    EXPECT_EQ(fail("level = "), "Syntax error at position 8 (line 1, column 9): expected an operand, found the end of the condition");
-    EXPECT_EQ(fail("level = 'x' AND"), "Syntax error at position 15 (line 1, column 16): expected an operand, found the end of the condition");
-    EXPECT_EQ(fail("(level = 'x'"), "Syntax error at position 12 (line 1, column 13): expected ')' to close the '(' at position 0, found the end of the condition");
-    EXPECT_EQ(fail("level = 'x')"), "Syntax error at position 11 (line 1, column 12): expected AND, OR or the end of the condition, found ')'");
+    EXPECT_EQ(fail("level = "),
+              "Syntax error at position 8 (line 1, column 9): expected an operand, found the end of the condition");
+    EXPECT_EQ(fail("level = 'x' AND"),
+              "Syntax error at position 15 (line 1, column 16): expected an operand, found the end of the condition");
+    EXPECT_EQ(fail("(level = 'x'"),
+              "Syntax error at position 12 (line 1, column 13): expected ')' to close the '(' at position 0, found the "
+              "end of the condition");
+    EXPECT_EQ(
+        fail("level = 'x')"),
+        "Syntax error at position 11 (line 1, column 12): expected AND, OR or the end of the condition, found ')'");
     EXPECT_EQ(fail("level = 'x"), "Syntax error at position 8 (line 1, column 9): unterminated string literal in ''x'");
     EXPECT_EQ(fail("level == 'x'"), "Syntax error at position 7 (line 1, column 8): expected an operand, found '='");
-    EXPECT_EQ(fail("a = 1\nAND b = ]"), "Syntax error at position 14 (line 2, column 9): expected an operand, found ']'");
+    EXPECT_EQ(fail("a = 1\nAND b = ]"),
+              "Syntax error at position 14 (line 2, column 9): expected an operand, found ']'");
     EXPECT_EQ(fail("FOO(level)"), "Syntax error at position 0 (line 1, column 1): unknown function 'FOO'");
     EXPECT_EQ(fail("LENGTH(a, b)"), "Syntax error at position 0 (line 1, column 1): LENGTH takes 1 argument, found 2");
-    EXPECT_EQ(fail("CONCAT('a')"), "Syntax error at position 0 (line 1, column 1): CONCAT takes at least 2 arguments, found 1");
-    EXPECT_EQ(fail("SUBSTRING('a')"), "Syntax error at position 0 (line 1, column 1): SUBSTRING takes 2 or 3 arguments, found 1");
-    EXPECT_EQ(fail("$body.a[x] = 1"), "Syntax error at position 8 (line 1, column 9): expected an array index (a non-negative integer) after '[', found 'x'");
-    EXPECT_EQ(fail("$body. = 1"), "Syntax error at position 6 (line 1, column 7): expected a property name after '.', found '='");
-    EXPECT_EQ(fail("level ! 'x'"), "Syntax error at position 6 (line 1, column 7): '!' must be followed by '=' (use NOT for negation) in '!'");
-    EXPECT_EQ(fail("'a\\n' = 'a'"), "Syntax error at position 0 (line 1, column 1): unsupported escape '\\n' (allowed: \\' \\\" \\\\ \\uXXXX) in ''a\\n'");
+    EXPECT_EQ(fail("CONCAT('a')"),
+              "Syntax error at position 0 (line 1, column 1): CONCAT takes at least 2 arguments, found 1");
+    EXPECT_EQ(fail("SUBSTRING('a')"),
+              "Syntax error at position 0 (line 1, column 1): SUBSTRING takes 2 or 3 arguments, found 1");
+    EXPECT_EQ(fail("$body.a[x] = 1"),
+              "Syntax error at position 8 (line 1, column 9): expected an array index (a non-negative integer) after "
+              "'[', found 'x'");
+    EXPECT_EQ(fail("$body. = 1"),
+              "Syntax error at position 6 (line 1, column 7): expected a property name after '.', found '='");
+    EXPECT_EQ(
+        fail("level ! 'x'"),
+        "Syntax error at position 6 (line 1, column 7): '!' must be followed by '=' (use NOT for negation) in '!'");
+    EXPECT_EQ(fail("'a\\n' = 'a'"),
+              "Syntax error at position 0 (line 1, column 1): unsupported escape '\\n' (allowed: \\' \\\" \\\\ "
+              "\\uXXXX) in ''a\\n'");
     EXPECT_EQ(fail("12ab = 1"), "Syntax error at position 0 (line 1, column 1): malformed number in '12a'");
-    EXPECT_EQ(fail("level = [1, 2]"), "Syntax error at position 8 (line 1, column 9): array literals are not supported in route conditions");
-    EXPECT_EQ(fail("level IN ('a')"), "Syntax error at position 6 (line 1, column 7): expected AND, OR or the end of the condition, found 'IN'");
+    EXPECT_EQ(fail("level = [1, 2]"),
+              "Syntax error at position 8 (line 1, column 9): array literals are not supported in route conditions");
+    EXPECT_EQ(
+        fail("level IN ('a')"),
+        "Syntax error at position 6 (line 1, column 7): expected AND, OR or the end of the condition, found 'IN'");
     EXPECT_EQ(fail("AND"), "Syntax error at position 0 (line 1, column 1): expected an operand, found 'AND'");
-    EXPECT_EQ(fail("severity[0] = 1"), "Syntax error at position 0 (line 1, column 1): 'severity' is a message property (a string); it has no array elements");
+    EXPECT_EQ(fail("severity[0] = 1"),
+              "Syntax error at position 0 (line 1, column 1): 'severity' is a message property (a string); it has no "
+              "array elements");
 }
 
 TEST_F(routing_condition, limits_bound_length_and_depth) {
     std::string longest(max_condition_length, ' ');
     longest.replace(0, 4, "true");
     EXPECT_TRUE(eval(longest));
-    EXPECT_EQ(fail(std::string(max_condition_length + 1, ' ')), "condition is 1025 bytes long; at most 1024 are allowed");
+    EXPECT_EQ(fail(std::string(max_condition_length + 1, ' ')),
+              "condition is 1025 bytes long; at most 1024 are allowed");
     std::string nested = std::string(max_condition_depth - 1, '(') + "true" + std::string(max_condition_depth - 1, ')');
     EXPECT_TRUE(eval(nested));
     std::string deeper = std::string(max_condition_depth + 1, '(') + "true" + std::string(max_condition_depth + 1, ')');

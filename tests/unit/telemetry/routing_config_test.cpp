@@ -1,8 +1,8 @@
 #include "telemetry/routing_config.hpp"
 
+#include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <gtest/gtest.h>
 
 #include <string>
 
@@ -77,7 +77,8 @@ TEST(routing_config, empty_config_has_azure_defaults) {
 }
 
 TEST(routing_config, missing_or_empty_condition_is_true) {
-    auto c = ok(R"({"routes": [{"name": "a", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true},
+    auto c =
+        ok(R"({"routes": [{"name": "a", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true},
                                {"name": "b", "source": "deviceMessages", "condition": "", "endpointNames": ["events"],
                                 "isEnabled": true}]})");
     EXPECT_EQ(c.routes[0].condition, "true");
@@ -103,45 +104,64 @@ TEST(routing_config, errors_name_the_member) {
     EXPECT_EQ(fail(R"({"routes": {}})"), "routing.routes: must be an array, found an object");
     EXPECT_EQ(fail(R"({"routes": [{"source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true}]})"),
               "routing.routes[0]: 'name' is required");
-    EXPECT_EQ(fail(R"({"routes": [{"name": "a b", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true}]})"),
-              "routing.routes[0].name: 'a b' may contain only letters, digits, '-', '.' and '_'");
-    EXPECT_EQ(fail(R"({"routes": [{"name": "", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true}]})"),
-              "routing.routes[0].name: must be 1 to 64 characters, found 0");
-    EXPECT_EQ(fail(R"({"routes": [{"name": "r", "source": "Telemetry", "endpointNames": ["events"], "isEnabled": true}]})"),
-              "routing.routes[0] ('r').source: 'Telemetry' is not a supported source (DeviceMessages, TwinChangeEvents, "
-              "DeviceLifecycleEvents, DeviceConnectionStateEvents)");
-    EXPECT_NE(fail(R"({"routes": [{"name": "r", "source": "DigitalTwinChangeEvents", "endpointNames": ["events"], "isEnabled": true}]})")
-                  .find("('r').source: 'DigitalTwinChangeEvents' is not a supported source"),
-              std::string::npos);
-    EXPECT_EQ(fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["warm"], "isEnabled": true}]})"),
-              "routing.routes[0] ('r').endpointNames[0]: unknown endpoint 'warm' (defined: events)");
-    EXPECT_EQ(fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": [], "isEnabled": true}]})"),
-              "routing.routes[0] ('r').endpointNames: must name an endpoint");
-    EXPECT_EQ(fail(R"({"endpoints": {"eventHubs": [{"name": "hot"}]}, "routes": [{"name": "r", "source": "DeviceMessages",
+    EXPECT_EQ(
+        fail(
+            R"({"routes": [{"name": "a b", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true}]})"),
+        "routing.routes[0].name: 'a b' may contain only letters, digits, '-', '.' and '_'");
+    EXPECT_EQ(
+        fail(
+            R"({"routes": [{"name": "", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true}]})"),
+        "routing.routes[0].name: must be 1 to 64 characters, found 0");
+    EXPECT_EQ(
+        fail(R"({"routes": [{"name": "r", "source": "Telemetry", "endpointNames": ["events"], "isEnabled": true}]})"),
+        "routing.routes[0] ('r').source: 'Telemetry' is not a supported source (DeviceMessages, TwinChangeEvents, "
+        "DeviceLifecycleEvents, DeviceConnectionStateEvents)");
+    EXPECT_NE(
+        fail(
+            R"({"routes": [{"name": "r", "source": "DigitalTwinChangeEvents", "endpointNames": ["events"], "isEnabled": true}]})")
+            .find("('r').source: 'DigitalTwinChangeEvents' is not a supported source"),
+        std::string::npos);
+    EXPECT_EQ(
+        fail(
+            R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["warm"], "isEnabled": true}]})"),
+        "routing.routes[0] ('r').endpointNames[0]: unknown endpoint 'warm' (defined: events)");
+    EXPECT_EQ(
+        fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": [], "isEnabled": true}]})"),
+        "routing.routes[0] ('r').endpointNames: must name an endpoint");
+    EXPECT_EQ(
+        fail(R"({"endpoints": {"eventHubs": [{"name": "hot"}]}, "routes": [{"name": "r", "source": "DeviceMessages",
                       "endpointNames": ["events", "hot"], "isEnabled": true}]})"),
-              "routing.routes[0] ('r').endpointNames: a route sends to exactly one endpoint, found 2");
+        "routing.routes[0] ('r').endpointNames: a route sends to exactly one endpoint, found 2");
     EXPECT_EQ(fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["events"]}]})"),
               "routing.routes[0] ('r'): 'isEnabled' is required");
-    EXPECT_EQ(fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": "yes"}]})"),
-              "routing.routes[0] ('r').isEnabled: must be true or false, found a string");
-    EXPECT_EQ(fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true,
+    EXPECT_EQ(
+        fail(
+            R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": "yes"}]})"),
+        "routing.routes[0] ('r').isEnabled: must be true or false, found a string");
+    EXPECT_EQ(
+        fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true,
                                    "priority": 1}]})"),
-              "routing.routes[0]: unknown member 'priority' (expected name, source, condition, endpointNames, isEnabled)");
-    EXPECT_EQ(fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "condition": 5, "endpointNames": ["events"], "isEnabled": true}]})"),
-              "routing.routes[0] ('r').condition: must be a string, found a number");
+        "routing.routes[0]: unknown member 'priority' (expected name, source, condition, endpointNames, isEnabled)");
+    EXPECT_EQ(
+        fail(
+            R"({"routes": [{"name": "r", "source": "DeviceMessages", "condition": 5, "endpointNames": ["events"], "isEnabled": true}]})"),
+        "routing.routes[0] ('r').condition: must be a string, found a number");
 }
 
 TEST(routing_config, condition_errors_name_the_route_and_position) {
-    EXPECT_EQ(fail(R"({"routes": [{"name": "ok", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true},
+    EXPECT_EQ(
+        fail(R"({"routes": [{"name": "ok", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true},
                                   {"name": "alerts", "source": "DeviceMessages", "condition": "level = = 'x'",
                                    "endpointNames": ["events"], "isEnabled": true}]})"),
-              "routing.routes[1] ('alerts').condition: Syntax error at position 8 (line 1, column 9): expected an operand, found '='");
+        "routing.routes[1] ('alerts').condition: Syntax error at position 8 (line 1, column 9): expected an operand, "
+        "found '='");
 }
 
 TEST(routing_config, route_names_are_unique) {
-    EXPECT_EQ(fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true},
+    EXPECT_EQ(
+        fail(R"({"routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["events"], "isEnabled": true},
                                   {"name": "R", "source": "TwinChangeEvents", "endpointNames": ["events"], "isEnabled": true}]})"),
-              "routing.routes[1].name: duplicate route name 'R'");
+        "routing.routes[1].name: duplicate route name 'R'");
 }
 
 TEST(routing_config, at_most_100_routes) {
@@ -166,7 +186,8 @@ TEST(routing_config, endpoint_validation) {
     EXPECT_EQ(fail(R"({"endpoints": {"eventHubs": [{"connectionString": "x"}]}})"),
               "routing.endpoints.eventHubs[0]: 'name' is required");
     EXPECT_EQ(fail(R"({"endpoints": {"serviceBusQueues": [{"name": "q"}]}})"),
-              "routing.endpoints.serviceBusQueues: only Event Hubs-compatible endpoints (endpoints.eventHubs) are supported by twinhub");
+              "routing.endpoints.serviceBusQueues: only Event Hubs-compatible endpoints (endpoints.eventHubs) are "
+              "supported by twinhub");
     EXPECT_EQ(fail(R"({"endpoints": {"kafka": []}})").find("routing.endpoints: unknown member 'kafka'"), 0u);
     std::string eleven = R"({"endpoints": {"eventHubs": [)";
     for (int i = 0; i < 11; ++i) eleven += std::string(i ? "," : "") + R"({"name": "e)" + std::to_string(i) + R"("})";
@@ -177,11 +198,13 @@ TEST(routing_config, fallback_route_validation) {
     auto c = ok(R"({"fallbackRoute": {"name": "$fallback", "source": "DeviceMessages", "condition": "true",
                                       "endpointNames": ["events"], "isEnabled": false}})");
     EXPECT_FALSE(c.fallback.enabled);
-    EXPECT_EQ(fail(R"({"fallbackRoute": {"source": "TwinChangeEvents", "endpointNames": ["events"], "isEnabled": true}})"),
-              "routing.fallbackRoute.source: the fallback route reads DeviceMessages only");
-    EXPECT_EQ(fail(R"({"endpoints": {"eventHubs": [{"name": "hot"}]},
+    EXPECT_EQ(
+        fail(R"({"fallbackRoute": {"source": "TwinChangeEvents", "endpointNames": ["events"], "isEnabled": true}})"),
+        "routing.fallbackRoute.source: the fallback route reads DeviceMessages only");
+    EXPECT_EQ(
+        fail(R"({"endpoints": {"eventHubs": [{"name": "hot"}]},
                       "fallbackRoute": {"source": "DeviceMessages", "endpointNames": ["hot"], "isEnabled": true}})"),
-              "routing.fallbackRoute.endpointNames[0]: the fallback route sends to the built-in endpoint 'events' only");
+        "routing.fallbackRoute.endpointNames[0]: the fallback route sends to the built-in endpoint 'events' only");
 }
 
 TEST(routing_config, enrichment_validation) {
@@ -198,7 +221,8 @@ TEST(routing_config, enrichment_validation) {
               "routing.enrichments[0] ('k'): 'endpointNames' is required");
     std::string eleven = R"({"enrichments": [)";
     for (int i = 0; i < 11; ++i)
-        eleven += std::string(i ? "," : "") + R"({"key": "k)" + std::to_string(i) + R"(", "value": "v", "endpointNames": ["events"]})";
+        eleven += std::string(i ? "," : "") + R"({"key": "k)" + std::to_string(i) +
+                  R"(", "value": "v", "endpointNames": ["events"]})";
     EXPECT_EQ(fail(eleven + "]}"), "routing.enrichments: 11 enrichments; at most 10 are allowed");
 }
 

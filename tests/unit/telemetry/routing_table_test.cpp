@@ -1,7 +1,7 @@
 #include "telemetry/routing_table.hpp"
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 #include <atomic>
 #include <thread>
