@@ -140,7 +140,8 @@ private:
     void eh_forget_all();
     void eh_send(eh_reader& r);
     void management_request(proton::delivery& d, proton::message& m);
-    bool eh_entity(const std::string& entity) const;
+    // The first stream of the endpoint `entity` names (0: the built-in one); nullopt when unknown.
+    std::optional<std::uint32_t> eh_entity(const std::string& entity) const;
 
     // Cloud-to-device (spec: iothub-amqp 3.1, 3.2, 4.4; c2d_links.cpp)
     struct c2d_link {

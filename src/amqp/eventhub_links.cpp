@@ -136,9 +136,12 @@ void amqp_server::connection::eh_forget_all() {
 
 // ---- links ----
 
-bool amqp_server::connection::eh_entity(const std::string& entity) const {
-    if (entity.empty() || entity == "messages/events") return true;
-    return lower(entity) == lower(st_->opts.event_hub_name);
+std::optional<std::uint32_t> amqp_server::connection::eh_entity(const std::string& entity) const {
+    if (entity.empty() || entity == "messages/events" || lower(entity) == lower(st_->opts.event_hub_name)) return 0u;
+    // A custom Event Hubs-compatible endpoint of the routing configuration.
+    if (auto* tel = st_->telemetry.load())
+        if (auto i = tel->custom_endpoint_index(entity)) return store::stream_base(*i);
+    return std::nullopt;
 }
 
 bool amqp_server::connection::eh_redirect(proton::link l, const link_address& a) {
@@ -173,7 +176,8 @@ void amqp_server::connection::eh_open(proton::sender& s, const link_address& a) 
     o.source(src);
     s.open(o);
     if (eh_redirect(s, a)) return;
-    if (!eh_entity(a.entity))
+    const auto base = eh_entity(a.entity);
+    if (!base)
         return refuse(s, "amqp:not-found",
                       "The Event Hub '" + a.entity + "' does not exist here (it is '" + st_->opts.event_hub_name + "').");
     auto* tel = st_->telemetry.load();
@@ -193,9 +197,10 @@ void amqp_server::connection::eh_open(proton::sender& s, const link_address& a) 
             return refuse(s, "com.microsoft:argument-error", "The receiver filter '" + *text + "' is not one this hub understands.");
         pos = *p;
     }
-    auto info = st_->hub.event_partition_info(*partition);
+    const std::uint32_t stream = *base + *partition;
+    auto info = st_->hub.event_partition_info(stream);
     if (!info) return refuse(s, "amqp:internal-error", info.error().message);
-    eh_reader r{s, *partition, info->begin_sequence_number, {lower(a.consumer_group), *partition}};
+    eh_reader r{s, stream, info->begin_sequence_number, {lower(a.consumer_group), stream}};
     const auto last = info->last_sequence_number;  // -1: empty
     switch (pos.what) {
     case event_position::kind::earliest: break;
@@ -209,7 +214,7 @@ void amqp_server::connection::eh_open(proton::sender& s, const link_address& a) 
         const std::int64_t after_ns = pos.value * 1'000'000;
         std::uint64_t at = r.next;
         for (;;) {
-            auto page = st_->hub.read_events(*partition, at, 1024);
+            auto page = st_->hub.read_events(stream, at, 1024);
             if (!page) return refuse(s, "amqp:internal-error", page.error().message);
             if (page->empty()) {
                 at = static_cast<std::uint64_t>(last + 1);
@@ -273,14 +278,14 @@ void amqp_server::connection::management_request(proton::delivery&, proton::mess
     if (operation != "READ") {
         status = 400;
         description = "Unsupported management operation '" + operation + "'.";
-    } else if (!eh_entity(name)) {
+    } else if (!eh_entity(name)) {  // (checked again below for the stream)
         status = 404;
         description = "The Event Hub '" + name + "' does not exist here (it is '" + st_->opts.event_hub_name + "').";
     } else if (type == "com.microsoft:eventhub") {
         std::vector<std::string> ids;
         for (std::uint32_t p = 0; p < count; ++p) ids.push_back(std::to_string(p));
         std::map<std::string, proton::value> b;
-        b["name"] = st_->opts.event_hub_name;
+        b["name"] = name.empty() ? st_->opts.event_hub_name : name;
         b["created_at"] = proton::timestamp(st_->hub.event_hub_created_ns() / 1'000'000);
         b["partition_count"] = static_cast<std::int32_t>(count);
         b["partition_ids"] = ids;
@@ -288,7 +293,7 @@ void amqp_server::connection::management_request(proton::delivery&, proton::mess
     } else if (type == "com.microsoft:partition") {
         const std::string part = app_property(m, "partition");
         auto p = partition_number(part, count);
-        auto info = p ? st_->hub.event_partition_info(*p)
+        auto info = p ? st_->hub.event_partition_info(*eh_entity(name) + *p)
                       : result<store::store::partition_info>(error{errc::not_found, "no such partition"});
         if (!info) {
             status = info.error().code == errc::not_found ? 404 : 500;

@@ -95,7 +95,13 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     auto c2d = service::c2d_service::open(*m.store, *m.hub);
     if (!c2d) throw std::runtime_error("cannot load the cloud-to-device queues: " + c2d.error().message);
     m.c2d = std::move(*c2d);
-    m.telemetry = std::make_unique<service::telemetry_service>(*m.hub, service::telemetry_options{.retention = c.retention});
+    {
+        service::telemetry_options to;
+        to.retention = c.retention;
+        to.hub_name = auth::event_hub_name(m.dir.host_names.front());
+        to.routing_file = m.dir.dir.root / "routing.json";
+        m.telemetry = std::make_unique<service::telemetry_service>(*m.hub, to);
+    }
     m.configure_tls();
     m.methods = std::make_unique<methods::method_router>(m.ioc);
 

@@ -233,6 +233,7 @@ struct hub_service::impl {
     mutable std::mutex settings_mu_;
     std::map<std::string, std::string, std::less<>> settings_;
     std::uint32_t event_partitions_ = store::default_event_partitions;  // fixed at open()
+    event_router* event_router_ = nullptr;  // fixed before serving
     std::int64_t event_hub_created_ns_ = 0;
 
     // Batches handed to the store whose completion has not finished yet; ~hub_service waits for 0
@@ -1014,6 +1015,7 @@ result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_opti
 }
 
 void hub_service::add_observer(change_observer* o) { impl_->observers_.push_back(o); }
+void hub_service::set_event_router(event_router* r) { impl_->event_router_ = r; }
 void hub_service::set_twin_change_listener(twin_change_listener* l) { impl_->twin_listener_ = l; }
 
 std::vector<auth::shared_access_policy> hub_service::policies() const {
@@ -1061,7 +1063,46 @@ void hub_service::delete_policy(std::string key_name, handler<void> done) {
 
 // ---- devices ----
 
+namespace {
+
+// IoT Hub's twin change event body: {"version", "tags"?, "properties": {"desired"|"reported": {.., "$version"}}}.
+boost::json::object twin_change_body(const boost::json::object& twin, const boost::json::value& patch, bool reported) {
+    boost::json::object body;
+    if (auto* v = twin.if_contains("version")) body["version"] = *v;
+    const auto* p = patch.if_object();
+    if (!p) return body;
+    if (reported) {
+        boost::json::object rep = *p;
+        if (auto* props = twin.if_contains("properties"); props && props->is_object())
+            if (auto* r = props->as_object().if_contains("reported"); r && r->is_object())
+                if (auto* v = r->as_object().if_contains("$version")) rep["$version"] = *v;
+        body["properties"] = boost::json::object{{"reported", std::move(rep)}};
+        return body;
+    }
+    if (auto* tags = p->if_contains("tags")) body["tags"] = *tags;
+    if (auto* props = p->if_contains("properties"); props && props->is_object())
+        if (auto* d = props->as_object().if_contains("desired"); d && d->is_object()) {
+            boost::json::object des = d->as_object();
+            if (auto* tp = twin.if_contains("properties"); tp && tp->is_object())
+                if (auto* td = tp->as_object().if_contains("desired"); td && td->is_object())
+                    if (auto* v = td->as_object().if_contains("$version")) des["$version"] = *v;
+            body["properties"] = boost::json::object{{"desired", std::move(des)}};
+        }
+    return body;
+}
+
+}  // namespace
+
 void hub_service::create_device(registry::device_identity req, handler<registry::device_identity> done) {
+    if (auto* r = impl_->event_router_; r && r->wants_lifecycle()) {
+        done = [this, r, done = std::move(done)](result<registry::device_identity> d) {
+            if (d) {
+                store::identity_key id{d->device_id, {}};
+                if (auto t = get_twin(id)) r->on_lifecycle(id, "createDeviceIdentity", std::move(*t));
+            }
+            done(std::move(d));
+        };
+    }
     impl_->create_device(std::move(req), std::move(done));
 }
 
@@ -1089,6 +1130,15 @@ std::vector<registry::device_identity> hub_service::list_devices(std::size_t top
 }
 
 void hub_service::delete_device(std::string device_id, std::string if_match, handler<void> done) {
+    if (auto* r = impl_->event_router_; r && r->wants_lifecycle()) {
+        store::identity_key id{device_id, {}};
+        if (auto t = get_twin(id)) {
+            done = [r, id, twin = std::move(*t), done = std::move(done)](result<void> res) mutable {
+                if (res) r->on_lifecycle(id, "deleteDeviceIdentity", std::move(twin));
+                done(std::move(res));
+            };
+        }
+    }
     impl_->delete_device(std::move(device_id), std::move(if_match), std::move(done));
 }
 
@@ -1118,6 +1168,15 @@ std::int64_t hub_service::connected_device_count() const {
 // ---- modules ----
 
 void hub_service::create_module(registry::module_identity req, handler<registry::module_identity> done) {
+    if (auto* r = impl_->event_router_; r && r->wants_lifecycle()) {
+        done = [this, r, done = std::move(done)](result<registry::module_identity> m) {
+            if (m) {
+                store::identity_key id{m->device_id, m->module_id};
+                if (auto t = get_twin(id)) r->on_lifecycle(id, "createModuleIdentity", std::move(*t));
+            }
+            done(std::move(m));
+        };
+    }
     impl_->create_module(std::move(req), std::move(done));
 }
 
@@ -1148,6 +1207,15 @@ result<std::vector<registry::module_identity>> hub_service::list_modules(std::st
 
 void hub_service::delete_module(std::string device_id, std::string module_id, std::string if_match,
                                 handler<void> done) {
+    if (auto* r = impl_->event_router_; r && r->wants_lifecycle()) {
+        store::identity_key id{device_id, module_id};
+        if (auto t = get_twin(id)) {
+            done = [r, id, twin = std::move(*t), done = std::move(done)](result<void> res) mutable {
+                if (res) r->on_lifecycle(id, "deleteModuleIdentity", std::move(twin));
+                done(std::move(res));
+            };
+        }
+    }
     impl_->delete_module(std::move(device_id), std::move(module_id), std::move(if_match), std::move(done));
 }
 
@@ -1237,6 +1305,12 @@ result<boost::json::object> hub_service::get_twin(const store::identity_key& id)
 
 void hub_service::patch_twin(store::identity_key id, boost::json::value body, std::string if_match,
                              handler<boost::json::object> done) {
+    if (auto* r = impl_->event_router_; r && r->wants_twin_changes()) {
+        done = [r, id, patch = body, done = std::move(done)](result<boost::json::object> t) {
+            if (t) r->on_twin_change(id, "updateTwin", twin_change_body(*t, patch, false));
+            done(std::move(t));
+        };
+    }
     auto now_t = now();
     impl_->write_twin<boost::json::object>(
         id, std::move(if_match),
@@ -1251,6 +1325,12 @@ void hub_service::patch_twin(store::identity_key id, boost::json::value body, st
 
 void hub_service::replace_twin(store::identity_key id, boost::json::value body, std::string if_match,
                                handler<boost::json::object> done) {
+    if (auto* r = impl_->event_router_; r && r->wants_twin_changes()) {
+        done = [r, id, patch = body, done = std::move(done)](result<boost::json::object> t) {
+            if (t) r->on_twin_change(id, "replaceTwin", twin_change_body(*t, patch, false));
+            done(std::move(t));
+        };
+    }
     auto now_t = now();
     impl_->write_twin<boost::json::object>(
         id, std::move(if_match),
@@ -1272,6 +1352,13 @@ result<boost::json::object> hub_service::get_device_twin_view(const store::ident
 }
 
 void hub_service::patch_reported(store::identity_key id, boost::json::value patch, handler<std::int64_t> done) {
+    if (auto* r = impl_->event_router_; r && r->wants_twin_changes()) {
+        done = [this, r, id, patch, done = std::move(done)](result<std::int64_t> v) {
+            if (v)
+                if (auto t = get_twin(id)) r->on_twin_change(id, "updateTwin", twin_change_body(*t, patch, true));
+            done(std::move(v));
+        };
+    }
     auto now_t = now();
     impl_->write_twin<std::int64_t>(
         std::move(id), {},
@@ -1438,26 +1525,34 @@ void hub_service::append_event(store::event_record e, handler<void> done) {
 
 void hub_service::append_events(std::vector<store::event_record> events, handler<void> done) {
     const auto stamp = std::chrono::duration_cast<std::chrono::nanoseconds>(now().time_since_epoch()).count();
-    std::uint64_t touched = 0;  // bit per partition
+    for (auto& e : events) {
+        if (e.enqueued_time_ns == 0) e.enqueued_time_ns = stamp;  // the hub's enqueue time, unless the head stamped it at arrival
+        e.partition = store::partition_of(e.source, impl_->event_partitions_);
+    }
+    if (impl_->event_router_) events = impl_->event_router_->route_telemetry(std::move(events));
+    append_routed_events(std::move(events), std::move(done));
+}
+
+void hub_service::append_routed_events(std::vector<store::event_record> events, handler<void> done) {
+    if (events.empty()) return done(result<void>{});  // no route wanted it: acknowledged, as on IoT Hub
+    std::vector<std::uint32_t> touched;
     store::write_batch b;
     for (auto& e : events) {
-        e.partition = store::partition_of(e.source, impl_->event_partitions_);
-        if (e.enqueued_time_ns == 0) e.enqueued_time_ns = stamp;  // the hub's enqueue time, unless the head stamped it at arrival
-        touched |= std::uint64_t{1} << e.partition;
+        if (std::find(touched.begin(), touched.end(), e.partition) == touched.end()) touched.push_back(e.partition);
         b.append_event(std::move(e));
     }
-    impl_->commit_plain(std::move(b), [this, touched, done = std::move(done)](result<void> r) {
+    impl_->commit_plain(std::move(b), [this, touched = std::move(touched), done = std::move(done)](result<void> r) {
         const bool ok = static_cast<bool>(r);
         done(std::move(r));
         if (!ok) return;
-        for (std::uint32_t p = 0; p < store::max_event_partitions; ++p)
-            if (touched & (std::uint64_t{1} << p)) impl_->notify_events(p);
+        for (auto p : touched) impl_->notify_events(p);
     });
 }
 
-void hub_service::trim_events(std::int64_t before_ns, std::uint32_t max_rows, handler<void> done) {
+void hub_service::trim_events(const std::vector<std::uint32_t>& streams, std::int64_t before_ns, std::uint32_t max_rows,
+                              handler<void> done) {
     store::write_batch b;
-    for (std::uint32_t p = 0; p < impl_->event_partitions_; ++p) b.trim_events(p, before_ns, max_rows);
+    for (auto p : streams) b.trim_events(p, before_ns, max_rows);
     impl_->commit_plain(std::move(b), std::move(done));
 }
 

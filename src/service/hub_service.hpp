@@ -86,6 +86,27 @@ public:
     virtual void on_twin_changed(const store::identity_key& id) = 0;
 };
 
+// Message routing (telemetry_service): decides where device-to-cloud messages go and produces
+// IoT Hub's generated events. Set before serving.
+class event_router {
+public:
+    virtual ~event_router() = default;
+    // Telemetry as the heads hand it in -> the records to append, each with its stream (a partition
+    // of the built-in endpoint or of a custom endpoint, store::stream_base) and its enrichments;
+    // may return none (a message no route wants). Called on the caller's thread; must not block.
+    virtual std::vector<store::event_record> route_telemetry(std::vector<store::event_record> events) = 0;
+    // Whether a route wants twin change (twinChangeEvents) or lifecycle (deviceLifecycleEvents)
+    // events: the hub builds them only then.
+    virtual bool wants_twin_changes() const = 0;
+    virtual bool wants_lifecycle() const = 0;
+    // A committed twin change: body is IoT Hub's {"version", "tags"?, "properties": {...}};
+    // op_type updateTwin or replaceTwin. Called after commit, on the store's thread.
+    virtual void on_twin_change(const store::identity_key& id, std::string op_type, boost::json::object body) = 0;
+    // A committed identity creation or deletion: op_type createDeviceIdentity, deleteDeviceIdentity,
+    // createModuleIdentity, deleteModuleIdentity; body is the identity's twin (service shape).
+    virtual void on_lifecycle(const store::identity_key& id, std::string op_type, boost::json::object body) = 0;
+};
+
 struct registry_statistics {
     std::int64_t total_device_count = 0;
     std::int64_t enabled_device_count = 0;
@@ -127,6 +148,7 @@ public:
     ~hub_service();
 
     void add_observer(change_observer* o);     // before serving; not removable
+    void set_event_router(event_router* r);    // before serving; nullptr: all telemetry to the built-in endpoint
 
     // ---- shared access policies (spec 2.6) ----
     std::vector<auth::shared_access_policy> policies() const;
@@ -215,11 +237,15 @@ public:
     // Appends to the built-in endpoint log, group-committed; observers hear of it after the commit.
     // The partition is partition_of(e.source, event_partition_count()).
     void append_event(store::event_record e, handler<void> done);
-    // Appends a batch of events (each to its identity's partition) in one commit.
+    // Appends a batch of events (routed by the event_router, else each to its identity's partition
+    // of the built-in endpoint) in one commit.
     void append_events(std::vector<store::event_record> events, handler<void> done);
-    // Retention: one trim op per partition, for events enqueued before `before_ns`; at most
-    // max_rows each. Completes with the store's result.
-    void trim_events(std::int64_t before_ns, std::uint32_t max_rows, handler<void> done);
+    // Appends records whose partition (stream) is already set, in one commit (generated events).
+    void append_routed_events(std::vector<store::event_record> events, handler<void> done);
+    // Retention: one trim op per stream, for events enqueued before `before_ns`; at most max_rows
+    // each. Completes with the store's result.
+    void trim_events(const std::vector<std::uint32_t>& streams, std::int64_t before_ns, std::uint32_t max_rows,
+                     handler<void> done);
     // Reads the log (the store's read connection; callable from any thread, blocks on I/O).
     result<std::vector<store::event_record>> read_events(std::uint32_t partition, std::uint64_t from,
                                                          std::size_t max_count) const;

@@ -1,6 +1,8 @@
 // Consumer groups and retention of the built-in endpoint (see telemetry_service.hpp).
 #include "service/telemetry_service.hpp"
 
+#include "telemetry/routing_table.hpp"
+
 #include "common/log.hpp"
 #include "common/time.hpp"
 
@@ -10,7 +12,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <future>
+#include <iterator>
+#include <stdexcept>
 
 namespace twinhub::service {
 
@@ -53,10 +58,31 @@ telemetry_service::telemetry_service(hub_service& hub, telemetry_options opts) :
         auto t = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.retention) / 100;
         opts_.trim_interval = std::clamp<std::chrono::milliseconds>(t, std::chrono::seconds(1), std::chrono::seconds(60));
     }
+    routing_ = std::make_unique<telemetry::routing_table>(opts_.hub_name);
+    for (auto& [key, doc] : hub_.settings_with_prefix("endpoints/")) {
+        boost::system::error_code ec;
+        auto v = boost::json::parse(doc, ec);
+        const auto* i = ec || !v.is_object() ? nullptr : v.as_object().if_contains("index");
+        if (i && i->is_int64()) endpoint_index_[key.substr(10)] = static_cast<std::uint32_t>(i->as_int64());
+    }
+    if (!opts_.routing_file.empty()) {
+        std::error_code fe;
+        if (std::filesystem::exists(opts_.routing_file, fe)) {
+            routing_mtime_ = std::filesystem::last_write_time(opts_.routing_file, fe);
+            std::ifstream in(opts_.routing_file, std::ios::binary);
+            std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            boost::system::error_code ec;
+            auto v = boost::json::parse(text, ec);
+            if (ec) throw std::runtime_error(opts_.routing_file.string() + " is not valid JSON: " + ec.message());
+            if (auto r = configure_routing(v); !r) throw std::runtime_error(opts_.routing_file.string() + ": " + r.error().message);
+        }
+    }
+    hub_.set_event_router(this);
     trimmer_ = std::thread([this] { run_trimmer(); });
 }
 
 telemetry_service::~telemetry_service() {
+    hub_.set_event_router(nullptr);
     {
         std::lock_guard l(m_);
         stop_ = true;
@@ -120,9 +146,17 @@ void telemetry_service::delete_consumer_group(std::string name, handler<void> do
 result<void> telemetry_service::trim_now() {
     const std::int64_t before = now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.retention).count();
     // Batches until no partition has more than a batch left to delete (or the hub stops).
+    std::vector<std::uint32_t> streams;
+    {
+        std::vector<std::uint32_t> bases{0};
+        std::lock_guard l(endpoints_m_);
+        for (auto& [_, i] : endpoint_index_) bases.push_back(store::stream_base(i));
+        for (auto b : bases)
+            for (std::uint32_t p = 0; p < hub_.event_partition_count(); ++p) streams.push_back(b + p);
+    }
     for (int round = 0; round < 1000; ++round) {
         bool more = false;
-        for (std::uint32_t p = 0; p < hub_.event_partition_count(); ++p) {
+        for (auto p : streams) {
             auto first = hub_.read_events(p, 0, 1);
             if (!first) return first.error();
             auto info = hub_.event_partition_info(p);
@@ -134,7 +168,7 @@ result<void> telemetry_service::trim_now() {
         if (!more) return {};
         std::promise<result<void>> done;
         auto f = done.get_future();
-        hub_.trim_events(before, opts_.trim_batch_rows, [&done](result<void> r) { done.set_value(std::move(r)); });
+        hub_.trim_events(streams, before, opts_.trim_batch_rows, [&done](result<void> r) { done.set_value(std::move(r)); });
         if (auto r = f.get(); !r) return r;
         std::unique_lock l(m_);
         if (stop_) return {};
@@ -144,11 +178,17 @@ result<void> telemetry_service::trim_now() {
 
 void telemetry_service::run_trimmer() {
     std::unique_lock l(m_);
+    auto last_trim = std::chrono::steady_clock::now();
+    const auto tick = std::min<std::chrono::milliseconds>(opts_.trim_interval, std::chrono::seconds(1));
     while (!stop_) {
-        if (cv_.wait_for(l, opts_.trim_interval, [this] { return stop_; })) return;
+        if (cv_.wait_for(l, tick, [this] { return stop_; })) return;
         l.unlock();
-        if (auto r = trim_now(); !r && r.error().code != errc::shutting_down)
-            log::warn("telemetry.trim_failed", {{"message", r.error().message}});
+        reload_routing_if_changed();
+        if (std::chrono::steady_clock::now() - last_trim >= opts_.trim_interval) {
+            last_trim = std::chrono::steady_clock::now();
+            if (auto r = trim_now(); !r && r.error().code != errc::shutting_down)
+                log::warn("telemetry.trim_failed", {{"message", r.error().message}});
+        }
         l.lock();
     }
 }
