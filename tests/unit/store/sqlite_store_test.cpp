@@ -94,6 +94,7 @@ TEST(sqlite_store, version_1_store_is_migrated_to_version_2_keeping_its_data) {
     // Turn it back into a version 1 store, as twinhub releases before the C2D queue wrote it.
     query(path, "DROP TABLE c2d");
     query(path, "DROP TABLE feedback");
+    query(path, "DROP TABLE settings");
     query(path, "DELETE FROM sqlite_sequence");
     query(path, "UPDATE schema_version SET version = 1");
     ASSERT_EQ(query(path, "SELECT count(*) FROM sqlite_master WHERE name = 'c2d'"), "0");
