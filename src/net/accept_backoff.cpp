@@ -51,6 +51,7 @@ accept_backoff::step accept_backoff::failed(std::string_view cause, clock::time_
         delay_ = std::min(delay_ * 2, policy_.max);
     }
     last_cause_ = cause;
+    last_failure_ = now;
     return {delay_, first};
 }
 
@@ -62,7 +63,7 @@ bool accept_backoff::lost_connection() noexcept {
 
 std::optional<accept_backoff::recovery> accept_backoff::served(clock::time_point now) {
     lost_in_a_row_ = 0;
-    if (failures_ == 0) return std::nullopt;
+    if (failures_ == 0 || now - last_failure_ < policy_.settle) return std::nullopt;
     recovery r{failures_, std::chrono::duration_cast<std::chrono::milliseconds>(now - started_), std::move(first_cause_),
                std::move(last_cause_)};
     failures_ = 0;

@@ -2,7 +2,9 @@
 // only one connection and which mean "wait before accepting again" (resource exhaustion: EMFILE,
 // ENFILE, ENOBUFS, ENOMEM; anything unknown), how long to wait (initial, doubling up to max while
 // failures go on), and which failures to report so that an episode logs two lines, not thousands:
-// its first failure, then, at the first connection served after it, a recovery with the count.
+// its first failure, then a recovery with the count. An episode ends at the first connection
+// served `settle` or more after its last failure: while descriptors stay scarce, connections that
+// close now and then free one for a moment, and each such accept must not start a new episode.
 //
 // Thread safety: none; one listener's strand owns one accept_backoff.
 #pragma once
@@ -36,6 +38,8 @@ struct backoff_policy {
     // This many connection_lost errors in a row, without an accept in between, are treated as a
     // failure (so that an error misclassified as per-connection cannot spin the loop).
     unsigned max_lost_in_a_row = 64;
+    // A connection served this long after the last failure ends the episode.
+    std::chrono::milliseconds settle{1000};
 };
 
 class accept_backoff {
@@ -63,13 +67,15 @@ public:
     explicit accept_backoff(policy p = {}) noexcept : policy_(p) {}
 
     // A failed accept (or a connection that could not be set up). The first failure of an episode
-    // waits policy.initial and is reported; each further one doubles the wait, up to policy.max.
+    // waits policy.initial and is reported; each further one doubles the wait, up to policy.max
+    // (accepts that succeed in between do not reset it: only the end of the episode does).
     step failed(std::string_view cause, clock::time_point now);
 
     // A connection_lost error: true when it should be handled as failed() (too many in a row).
     bool lost_connection() noexcept;
 
-    // A connection accepted and handed over. Ends the episode, if one is going on, and returns it.
+    // A connection accepted and handed over (the next accept follows at once). Ends the episode,
+    // if one is going on and its last failure is policy.settle old or more, and returns it.
     std::optional<recovery> served(clock::time_point now);
 
     bool failing() const noexcept { return failures_ != 0; }
@@ -81,6 +87,7 @@ private:
     unsigned lost_in_a_row_ = 0;
     std::chrono::milliseconds delay_{0};
     clock::time_point started_{};
+    clock::time_point last_failure_{};
     std::string first_cause_;
     std::string last_cause_;
 };

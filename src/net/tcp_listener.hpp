@@ -8,7 +8,8 @@
 // executor source does: that connection is closed, the loop goes on. One failure episode logs two
 // lines (see accept_backoff.hpp): `net.accept_failed` (or `net.connection_setup_failed`) at warn
 // with the listener, port and cause, and `net.accept_recovered` at info with the number of
-// failures, of those suppressed, and how long it lasted.
+// failures, of those suppressed, and how long it lasted, at the first connection served a second
+// or more after the last failure.
 //
 // Lifetime: the io_context must outlive the listener. The destructor closes it; pending operations
 // keep its internal state (and the handler with what it captured) alive until they complete.

@@ -45,13 +45,15 @@ TEST(accept_backoff, waits_double_from_initial_to_max_and_only_the_first_failure
     EXPECT_EQ(b.failures(), 12u);
 }
 
-TEST(accept_backoff, a_served_connection_ends_the_episode_with_its_count_and_causes) {
-    accept_backoff b({.initial = 5ms, .max = 50ms});
+TEST(accept_backoff, a_connection_served_settle_after_the_last_failure_ends_the_episode) {
+    accept_backoff b({.initial = 5ms, .max = 50ms, .settle = 100ms});
     const auto t0 = accept_backoff::clock::now();
     EXPECT_FALSE(b.served(t0));  // no episode: nothing to report
     b.failed("Too many open files", t0);
     b.failed("Too many open files", t0 + 5ms);
     b.failed("std::bad_alloc", t0 + 15ms);
+    EXPECT_FALSE(b.served(t0 + 50ms)) << "a descriptor freed for a moment does not end the episode";
+    EXPECT_TRUE(b.failing());
     auto r = b.served(t0 + 250ms);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->failures, 3u);
@@ -65,6 +67,25 @@ TEST(accept_backoff, a_served_connection_ends_the_episode_with_its_count_and_cau
     auto s = b.failed("Too many open files", t0 + 1s);
     EXPECT_TRUE(s.report);
     EXPECT_EQ(s.delay, 5ms);
+}
+
+TEST(accept_backoff, failures_between_brief_successes_stay_one_unreported_episode_and_keep_doubling) {
+    accept_backoff b({.initial = 10ms, .max = 1s, .settle = 1s});
+    auto t = accept_backoff::clock::now();
+    int reported = 0;
+    std::vector<long> delays;
+    for (int i = 0; i < 6; ++i) {
+        auto s = b.failed("Too many open files", t);
+        reported += s.report;
+        delays.push_back(static_cast<long>(s.delay.count()));
+        t += s.delay;
+        EXPECT_FALSE(b.served(t + 1ms));  // one connection got a descriptor that a peer freed
+    }
+    EXPECT_EQ(reported, 1);
+    EXPECT_EQ(delays, (std::vector<long>{10, 20, 40, 80, 160, 320}));
+    auto r = b.served(t + 2s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->failures, 6u);
 }
 
 TEST(accept_backoff, lost_connections_in_a_row_become_a_failure_at_the_limit) {

@@ -100,6 +100,7 @@ struct listener_fixture {
         o.port_option = "--test-port";
         o.bind_address = "127.0.0.1";
         o.port = 0;
+        o.backoff.settle = 200ms;
         listener = std::make_unique<net::tcp_listener>(
             ioc, o, [this] { return asio::any_io_executor(asio::make_strand(ioc)); },
             [this](tcp::socket&& s) {
@@ -146,12 +147,17 @@ TEST(tcp_listener, a_handler_that_throws_loses_only_its_connection) {
     ASSERT_GE(second, 0);
     EXPECT_TRUE(eventually([&] { return f.kept_count() == 1; })) << "the next connection is served";
     EXPECT_FALSE(closed_by_peer(second, 100ms));
+    std::this_thread::sleep_for(250ms);  // the settle time: the next connection ends the episode
+    int third = connect_new(f.listener->port());
+    ASSERT_GE(third, 0);
+    EXPECT_TRUE(eventually([&] { return f.kept_count() == 2; }));
     const auto log = testing::internal::GetCapturedStderr();
     EXPECT_EQ(count(log, "warn net.connection_setup_failed listener=test"), 1u) << log;
     EXPECT_NE(log.find("cannot set this one up"), std::string::npos) << log;
     EXPECT_EQ(count(log, "info net.accept_recovered listener=test"), 1u) << log;
     ::close(first);
     ::close(second);
+    ::close(third);
 }
 
 // Regression (issue 12 item 7): with the descriptors used up, accept() fails with EMFILE at once and
@@ -181,6 +187,7 @@ TEST(tcp_listener, descriptor_exhaustion_backs_off_logs_once_and_recovers) {
     ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
     f.drop_kept();
     EXPECT_TRUE(eventually([&] { return f.handled == flood; })) << f.handled << " of " << flood << " served";
+    std::this_thread::sleep_for(250ms);  // the settle time
     int late = connect_new(f.listener->port());
     ASSERT_GE(late, 0);
     EXPECT_TRUE(eventually([&] { return f.handled == flood + 1; })) << "a new connection after the episode is served";
