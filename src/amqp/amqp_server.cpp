@@ -2,11 +2,11 @@
 
 #include "amqp/connection.hpp"
 #include "common/log.hpp"
+#include "net/tcp_listener.hpp"
 #include "service/hub_service.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -143,40 +143,6 @@ private:
 };
 }  // namespace
 
-// ---- listener ----
-
-struct amqp_server::listener : std::enable_shared_from_this<listener> {
-    explicit listener(std::shared_ptr<state> s)
-        : st(std::move(s)), acceptor(asio::make_strand(st->ioc)), retry(acceptor.get_executor()) {}
-
-    void do_accept() {
-        auto on = [self = shared_from_this()](boost::system::error_code ec, tcp::socket sock) {
-            self->on_accept(ec, std::move(sock));
-        };
-        if (st->opts.session_context) acceptor.async_accept(st->opts.session_context().get_executor(), std::move(on));
-        else acceptor.async_accept(asio::make_strand(st->ioc), std::move(on));
-    }
-
-    void on_accept(boost::system::error_code ec, tcp::socket sock) {
-        if (st->stopped || !acceptor.is_open()) return;
-        if (ec) {
-            log::warn("amqp.accept_failed", {{"error", ec.message()}});
-            retry.expires_after(std::chrono::milliseconds(100));
-            retry.async_wait([self = shared_from_this()](boost::system::error_code e) {
-                if (!e) self->do_accept();
-            });
-            return;
-        }
-        std::make_shared<connection>(mqtt::make_openssl_transport(std::move(sock), st->tls), st)->start();
-        do_accept();
-    }
-
-    std::shared_ptr<state> st;
-    tcp::acceptor acceptor;
-    asio::steady_timer retry;
-    unsigned short bound_port = 0;
-};
-
 amqp_server::amqp_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub, amqp_options opts)
     : state_(std::make_shared<state>(ioc, tls, hub, std::move(opts))), channel_(std::make_unique<channel>(state_)) {
     std::signal(SIGPIPE, SIG_IGN);
@@ -196,43 +162,36 @@ amqp_server::~amqp_server() {
 }
 
 result<void> amqp_server::start() {
-    auto lst = std::make_shared<listener>(state_);
     const auto& o = state_->opts;
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(o.bind_address, ec);
-    auto fail = [&](std::string_view what) -> result<void> {
-        return error{errc::invalid_argument, "cannot listen for AMQP on " + o.bind_address + ":" + std::to_string(o.port) +
-                                                 " (" + std::string(what) + ": " + ec.message() +
-                                                 "); choose another port with --amqp-port"};
+    net::listener_options lo;
+    lo.name = "amqp";
+    lo.protocol = "AMQP";
+    lo.port_option = "--amqp-port";
+    lo.bind_address = o.bind_address;
+    lo.port = o.port;
+    // A session context has one thread, which serializes the connection's handlers already; the
+    // server's own context may have several, so its connections get a strand.
+    auto executor = [st = state_]() -> asio::any_io_executor {
+        if (st->opts.session_context) return st->opts.session_context().get_executor();
+        return asio::make_strand(st->ioc);
     };
-    if (ec) return fail("bad bind address");
-    tcp::endpoint ep(addr, o.port);
-    lst->acceptor.open(ep.protocol(), ec);
-    if (ec) return fail("open");
-    lst->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    lst->acceptor.bind(ep, ec);
-    if (ec) return fail("bind");
-    lst->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fail("listen");
-    lst->bound_port = lst->acceptor.local_endpoint(ec).port();
-    log::info("amqp.listening", {{"address", o.bind_address}, {"port", static_cast<int>(lst->bound_port)}});
-    listener_ = lst;
-    asio::post(lst->acceptor.get_executor(), [lst] { lst->do_accept(); });
+    auto on_socket = [st = state_](tcp::socket&& sock) {
+        if (st->stopped) return;  // the socket closes here
+        std::make_shared<connection>(mqtt::make_openssl_transport(std::move(sock), st->tls), st)->start();
+    };
+    auto lst = std::make_unique<net::tcp_listener>(state_->ioc, std::move(lo), std::move(executor), std::move(on_socket));
+    if (auto r = lst->start(); !r) return r;
+    listener_ = std::move(lst);
     return {};
 }
 
 void amqp_server::stop() {
     if (state_->stopped.exchange(true)) return;
-    if (auto lst = listener_)
-        asio::post(lst->acceptor.get_executor(), [lst] {
-            boost::system::error_code ec;
-            lst->acceptor.close(ec);
-            lst->retry.cancel();
-        });
+    if (listener_) listener_->close();
     for (auto& c : state_->open_connections()) c->close("amqp:connection:forced", "The hub is stopping.");
 }
 
-unsigned short amqp_server::port() const { return listener_ ? listener_->bound_port : state_->opts.port; }
+unsigned short amqp_server::port() const { return listener_ ? listener_->port() : state_->opts.port; }
 
 http::websocket_handler amqp_server::websocket_handler() {
     return [st = state_](http::tls_stream&& stream, http::upgrade_request&& req) {

@@ -35,6 +35,10 @@ class context;
 }
 }  // namespace boost::asio
 
+namespace twinhub::net {
+class tcp_listener;
+}
+
 namespace twinhub::service {
 class hub_service;
 class c2d_service;
@@ -71,7 +75,8 @@ public:
     amqp_server(const amqp_server&) = delete;
     amqp_server& operator=(const amqp_server&) = delete;
 
-    // Binds and listens on bind_address:port. On failure the error names the address and port and
+    // Binds and listens on bind_address:port and accepts until stop() (net::tcp_listener: accept
+    // errors back off and never end the loop). On failure the error names the address and port and
     // says to choose another with --amqp-port.
     result<void> start();
     // Closes the listener and every connection. Idempotent.
@@ -98,9 +103,8 @@ public:
     class observer;
 
 private:
-    struct listener;
     std::shared_ptr<state> state_;
-    std::shared_ptr<listener> listener_;
+    std::unique_ptr<net::tcp_listener> listener_;  // set by start()
     std::unique_ptr<methods::method_channel> channel_;
     observer* observer_ = nullptr;
 };

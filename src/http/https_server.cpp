@@ -7,6 +7,7 @@
 #include "http/error_body.hpp"
 #include "http/request_target.hpp"
 #include "http/rest_api.hpp"
+#include "net/tcp_listener.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -55,8 +56,7 @@ class session;
 
 struct https_server::state : std::enable_shared_from_this<https_server::state> {
     state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, websocket_handlers ws)
-        : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries, o.c2d), opts(std::move(o)), on_websocket(std::move(ws)),
-          acceptor(asio::make_strand(io)) {
+        : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries, o.c2d), opts(std::move(o)), on_websocket(std::move(ws)) {
         api.set_telemetry(opts.telemetry);
     }
 
@@ -65,15 +65,13 @@ struct https_server::state : std::enable_shared_from_this<https_server::state> {
     rest_api api;
     https_options opts;
     websocket_handlers on_websocket;
-    tcp::acceptor acceptor;
-    unsigned short bound_port = 0;
 
     std::mutex mu;
     bool stopped = false;
     std::unordered_map<session*, std::weak_ptr<session>> sessions;
 
-    void do_accept();
-    void on_accept(beast::error_code ec, tcp::socket socket);
+    // The listener's connection handler (on its strand).
+    void on_socket(tcp::socket&& socket);
 };
 
 namespace {
@@ -201,9 +199,11 @@ private:
     void on_upgrade(bhttp::request<bhttp::string_body>&& req) {
         const auto asked = req[bhttp::field::sec_websocket_protocol];
         const websocket_handler* handler = nullptr;
+        std::string_view subprotocol;
         for (auto& [name, h] : st_->on_websocket)
             if (h && lists_token(asked, name)) {
                 handler = &h;
+                subprotocol = name;
                 break;
             }
         if (target_path(req.target()) != websocket_path || !handler) {
@@ -223,8 +223,16 @@ private:
             std::lock_guard lock(st_->mu);
             st_->sessions.erase(this);
         }
-        log::debug("http.websocket_handoff", {});
-        (*handler)(std::move(stream_), std::move(req));
+        log::debug("http.websocket_handoff", {{"subprotocol", subprotocol}});
+        // A head that throws while taking the connection over (out of memory, a TLS or Proton
+        // object it cannot create) loses that connection only: nothing may leave an Asio handler.
+        try {
+            (*handler)(std::move(stream_), std::move(req));
+        } catch (const std::exception& e) {
+            log::warn("http.websocket_handoff_failed", {{"subprotocol", subprotocol}, {"error", e.what()}});
+        } catch (...) {
+            log::warn("http.websocket_handoff_failed", {{"subprotocol", subprotocol}, {"error", "unknown exception"}});
+        }
     }
 
     void send(rest_response r, unsigned version, bool keep_alive) {
@@ -283,27 +291,16 @@ private:
 
 }  // namespace
 
-void https_server::state::do_accept() {
-    acceptor.async_accept(asio::make_strand(ioc),
-                          beast::bind_front_handler(&state::on_accept, shared_from_this()));
-}
-
-void https_server::state::on_accept(beast::error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (ec) {
-        log::warn("http.accept_failed", {{"error", ec.message()}});
-    } else {
-        boost::system::error_code ignored;
-        socket.set_option(tcp::no_delay(true), ignored);
-        auto s = std::make_shared<session>(shared_from_this(), std::move(socket));
-        {
-            std::lock_guard lock(mu);
-            if (stopped) return;
-            sessions.emplace(s.get(), s);
-        }
-        s->run();
+void https_server::state::on_socket(tcp::socket&& socket) {
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto s = std::make_shared<session>(shared_from_this(), std::move(socket));
+    {
+        std::lock_guard lock(mu);
+        if (stopped) return;
+        sessions.emplace(s.get(), s);
     }
-    do_accept();
+    s->run();
 }
 
 https_server::https_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub,
@@ -318,33 +315,17 @@ https_server::~https_server() { stop(); }
 
 result<void> https_server::start() {
     auto& st = *state_;
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(st.opts.bind_address, ec);
-    if (ec) {
-        return error{errc::invalid_argument, "The HTTPS bind address '" + st.opts.bind_address +
-                                                 "' is not an IP address."};
-    }
-    tcp::endpoint ep{addr, st.opts.port};
-    const std::string where = "HTTPS port " + std::to_string(st.opts.port) + " on " + st.opts.bind_address;
-    auto fail = [&](std::string_view step) -> result<void> {
-        boost::system::error_code ignored;
-        st.acceptor.close(ignored);
-        std::string hint = ec == asio::error::access_denied
-                               ? " Ports below 1024 need root or CAP_NET_BIND_SERVICE;"
-                               : ec == asio::error::address_in_use ? " Another program is using it;" : "";
-        return error{errc::storage_error, "Cannot " + std::string(step) + " " + where + ": " + ec.message() + "." + hint +
-                                              " choose another port with --https-port."};
-    };
-    st.acceptor.open(ep.protocol(), ec);
-    if (ec) return fail("open");
-    st.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    st.acceptor.bind(ep, ec);
-    if (ec) return fail("bind");
-    st.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fail("listen on");
-    st.bound_port = st.acceptor.local_endpoint(ec).port();
-    log::info("http.listening", {{"address", st.opts.bind_address}, {"port", static_cast<std::int64_t>(st.bound_port)}});
-    asio::dispatch(st.acceptor.get_executor(), [s = state_] { s->do_accept(); });
+    net::listener_options lo;
+    lo.name = "https";
+    lo.protocol = "HTTPS";
+    lo.port_option = "--https-port";
+    lo.bind_address = st.opts.bind_address;
+    lo.port = st.opts.port;
+    auto lst = std::make_unique<net::tcp_listener>(
+        st.ioc, std::move(lo), [&ioc = st.ioc] { return asio::any_io_executor(asio::make_strand(ioc)); },
+        [st = state_](tcp::socket&& socket) { st->on_socket(std::move(socket)); });
+    if (auto r = lst->start(); !r) return r;
+    listener_ = std::move(lst);
     return {};
 }
 
@@ -358,18 +339,10 @@ void https_server::stop() {
             if (auto s = w.lock()) open.push_back(std::move(s));
         }
     }
-    auto close_acceptor = [s = state_] {
-        boost::system::error_code ignored;
-        s->acceptor.close(ignored);
-    };
-    if (state_->ioc.stopped()) {
-        close_acceptor();
-    } else {
-        asio::post(state_->acceptor.get_executor(), close_acceptor);
-    }
+    if (listener_) listener_->close();
     for (auto& s : open) s->close();
 }
 
-unsigned short https_server::port() const { return state_->bound_port; }
+unsigned short https_server::port() const { return listener_ ? listener_->port() : state_->opts.port; }
 
 }  // namespace twinhub::http

@@ -34,6 +34,10 @@ namespace twinhub::query {
 class query_engine;
 }
 
+namespace twinhub::net {
+class tcp_listener;
+}
+
 namespace twinhub::http {
 
 struct https_options {
@@ -60,21 +64,23 @@ public:
     https_server(const https_server&) = delete;
     https_server& operator=(const https_server&) = delete;
 
-    // Binds and listens, then accepts until stop(). Fails with invalid_argument for a bad bind
-    // address, storage_error when the port cannot be bound (the message names the port and says how
-    // to choose another with --https-port).
+    // Binds and listens, then accepts until stop() (through net::tcp_listener: accept errors such
+    // as EMFILE back off and never end the loop). Fails with invalid_argument for a bad bind address
+    // or a port that cannot be bound (the message names the port and says how to choose another
+    // with --https-port).
     result<void> start();
 
     // Closes the acceptor and all sessions. Idempotent.
     void stop();
 
-    // The bound port (after start(); useful with port 0).
+    // The bound port after start() (useful with port 0), else the configured one.
     unsigned short port() const;
 
     struct state;
 
 private:
     std::shared_ptr<state> state_;
+    std::unique_ptr<net::tcp_listener> listener_;  // set by start()
 };
 
 }  // namespace twinhub::http

@@ -1,12 +1,12 @@
 #include "mqtt/mqtt_server.hpp"
 
 #include "common/log.hpp"
+#include "net/tcp_listener.hpp"
 #include "mqtt/server_state.hpp"
 #include "mqtt/session.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -129,43 +129,6 @@ std::vector<std::unique_ptr<mqtt_server::observer>>& observers() {
 }
 }  // namespace
 
-// ---- listener ----
-
-struct mqtt_server::listener : std::enable_shared_from_this<listener> {
-    listener(std::shared_ptr<mqtt_server::state> s) : st(std::move(s)), acceptor(asio::make_strand(st->ioc)), retry(acceptor.get_executor()) {}
-
-    void do_accept() {
-        auto on_accept = [self = shared_from_this()](boost::system::error_code ec, tcp::socket sock) {
-            self->on_accept(ec, std::move(sock));
-        };
-        // A session context has one thread, which serializes the connection's handlers already; the
-        // server's own context may have several, so its connections get a strand.
-        if (st->opts.session_context) acceptor.async_accept(st->opts.session_context().get_executor(), std::move(on_accept));
-        else acceptor.async_accept(asio::make_strand(st->ioc), std::move(on_accept));
-    }
-
-    void on_accept(boost::system::error_code ec, tcp::socket sock) {
-        if (st->stopped || !acceptor.is_open()) return;
-        if (ec) {
-            // e.g. EMFILE: back off instead of spinning.
-            log::warn("mqtt.accept_failed", {{"error", ec.message()}});
-            retry.expires_after(std::chrono::milliseconds(100));
-            retry.async_wait([self = shared_from_this()](boost::system::error_code e) {
-                if (!e) self->do_accept();
-            });
-            return;
-        }
-        auto t = make_openssl_transport(std::move(sock), st->tls);
-        std::make_shared<session>(std::move(t), st)->start();
-        do_accept();
-    }
-
-    std::shared_ptr<mqtt_server::state> st;
-    tcp::acceptor acceptor;
-    asio::steady_timer retry;
-    unsigned short bound_port = 0;
-};
-
 mqtt_server::mqtt_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub, mqtt_options opts)
     : state_(std::make_shared<state>(ioc, tls, hub, std::move(opts))) {
     // The 8883 transport lets OpenSSL write to the socket with write(2), which raises SIGPIPE when
@@ -187,44 +150,37 @@ mqtt_server::~mqtt_server() {
 }
 
 result<void> mqtt_server::start() {
-    auto lst = std::make_shared<listener>(state_);
     const auto& o = state_->opts;
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(o.bind_address, ec);
-    auto fail = [&](std::string_view what) -> result<void> {
-        return error{errc::invalid_argument, "cannot listen for MQTT on " + o.bind_address + ":" + std::to_string(o.port) +
-                                                 " (" + std::string(what) + ": " + ec.message() +
-                                                 "); choose another port with --mqtt-port"};
+    net::listener_options lo;
+    lo.name = "mqtt";
+    lo.protocol = "MQTT";
+    lo.port_option = "--mqtt-port";
+    lo.bind_address = o.bind_address;
+    lo.port = o.port;
+    // A session context has one thread, which serializes the connection's handlers already; the
+    // server's own context may have several, so its connections get a strand.
+    auto executor = [st = state_]() -> asio::any_io_executor {
+        if (st->opts.session_context) return st->opts.session_context().get_executor();
+        return asio::make_strand(st->ioc);
     };
-    if (ec) return fail("bad bind address");
-    tcp::endpoint ep(addr, o.port);
-    lst->acceptor.open(ep.protocol(), ec);
-    if (ec) return fail("open");
-    lst->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    lst->acceptor.bind(ep, ec);
-    if (ec) return fail("bind");
-    lst->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fail("listen");
-    lst->bound_port = lst->acceptor.local_endpoint(ec).port();
-    log::info("mqtt.listening", {{"address", o.bind_address}, {"port", static_cast<int>(lst->bound_port)}});
-    listener_ = lst;
-    asio::post(lst->acceptor.get_executor(), [lst] { lst->do_accept(); });
+    auto on_socket = [st = state_](tcp::socket&& sock) {
+        if (st->stopped) return;  // the socket closes here
+        std::make_shared<session>(make_openssl_transport(std::move(sock), st->tls), st)->start();
+    };
+    auto lst = std::make_unique<net::tcp_listener>(state_->ioc, std::move(lo), std::move(executor), std::move(on_socket));
+    if (auto r = lst->start(); !r) return r;
+    listener_ = std::move(lst);
     return {};
 }
 
 void mqtt_server::stop() {
     if (state_->stopped.exchange(true)) return;
-    if (auto lst = listener_)
-        asio::post(lst->acceptor.get_executor(), [lst] {
-            boost::system::error_code ec;
-            lst->acceptor.close(ec);
-            lst->retry.cancel();
-        });
+    if (listener_) listener_->close();
     for (auto& s : state_->open_sessions()) s->close("server stopping");
 }
 
 unsigned short mqtt_server::port() const {
-    return listener_ ? listener_->bound_port : state_->opts.port;
+    return listener_ ? listener_->port() : state_->opts.port;
 }
 
 http::websocket_handler mqtt_server::websocket_handler() {

@@ -32,6 +32,10 @@ class context;
 }
 }  // namespace boost::asio
 
+namespace twinhub::net {
+class tcp_listener;
+}
+
 namespace twinhub::service {
 class hub_service;
 class c2d_service;
@@ -76,7 +80,8 @@ public:
     mqtt_server(const mqtt_server&) = delete;
     mqtt_server& operator=(const mqtt_server&) = delete;
 
-    // Binds and listens on bind_address:port and starts accepting. On failure returns an error whose
+    // Binds and listens on bind_address:port and accepts until stop() (net::tcp_listener: accept
+    // errors back off and never end the loop). On failure returns an error whose
     // message names the address and port and says to choose another with --mqtt-port.
     result<void> start();
     // Closes the listener and every session (MQTT over WebSocket included). Idempotent.
@@ -103,12 +108,11 @@ public:
     std::size_t session_count() const;
 
     struct state;
-    struct listener;
     class observer;
 
 private:
     std::shared_ptr<state> state_;
-    std::shared_ptr<listener> listener_;  // set by start()
+    std::unique_ptr<net::tcp_listener> listener_;  // set by start()
     observer* observer_ = nullptr;        // owned by a static list; see the lifetime note above
 };
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,14 +122,21 @@ void hub_process::start_once() {
     if (pid_ > 0) return;
     auto https = std::to_string(https_port_), mqtt = std::to_string(mqtt_port_), amqp = std::to_string(amqp_port_);
     std::string dir = dir_.string(), log = log_file_.string();
+    std::string exe = binary_dir_ + "/twinhubd";
     pid_ = ::fork();
     if (pid_ == 0) {
         int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
         ::dup2(fd, 1);
         ::dup2(fd, 2);
-        std::string exe = binary_dir_ + "/twinhubd";
+        if (fd > 2) ::close(fd);
+        if (open_files_limit_ != 0) {
+            rlimit r{};
+            ::getrlimit(RLIMIT_NOFILE, &r);
+            r.rlim_cur = open_files_limit_;
+            if (::setrlimit(RLIMIT_NOFILE, &r) != 0) ::_exit(126);
+        }
         ::execl(exe.c_str(), exe.c_str(), "--data-dir", dir.c_str(), "--https-port", https.c_str(), "--mqtt-port",
-                mqtt.c_str(), "--amqp-port", amqp.c_str(), "--log-level", "warn", static_cast<char*>(nullptr));
+                mqtt.c_str(), "--amqp-port", amqp.c_str(), "--log-level", log_level_.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -20,6 +20,11 @@ public:
     explicit hub_process(std::string binary_dir);
     ~hub_process();  // stops the hub, removes the data dir
 
+    // Before start(): the hub's --log-level (default warn), and a soft RLIMIT_NOFILE to run it
+    // under (0, the default: inherited).
+    void set_log_level(std::string level) { log_level_ = std::move(level); }
+    void set_open_files_limit(unsigned long n) { open_files_limit_ = n; }
+
     // Starts twinhubd and waits until its three ports accept connections and belong to it (throws
     // after 30 s). A first start whose ports were taken meanwhile retries on new ports.
     void start();
@@ -50,6 +55,8 @@ private:
     std::uint16_t amqp_port_ = 0;
     pid_t pid_ = -1;
     std::string connection_string_;
+    std::string log_level_ = "warn";
+    unsigned long open_files_limit_ = 0;
 };
 
 }  // namespace twinhub::test_support

@@ -764,6 +764,7 @@ TEST_F(websocket_handoff, mqtt_upgrade_reaches_the_handler) {
 }
 
 TEST_F(websocket_handoff, upgrade_elsewhere_or_with_another_subprotocol_is_404) {
+    testing::internal::CaptureStderr();
     for (auto [path, proto] : {std::pair{"/devices", "mqtt"}, std::pair{"/$iothub/websocket", "AMQPWSB10"}}) {
         bhttp::request<bhttp::string_body> req{verb::get, path, 11};
         req.set(bhttp::field::connection, "Upgrade");
@@ -774,6 +775,78 @@ TEST_F(websocket_handoff, upgrade_elsewhere_or_with_another_subprotocol_is_404) 
         auto r = client_->request(std::move(req));
         EXPECT_EQ(r.status, 404) << path << " " << proto;
     }
+    // Issue 12 item 7: an operator sees which subprotocol a client asked for and was refused.
+    const auto log = testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("info http.websocket_refused subprotocol=AMQPWSB10 path=/$iothub/websocket"), std::string::npos)
+        << log;
+    EXPECT_NE(log.find("info http.websocket_refused subprotocol=mqtt path=/devices"), std::string::npos) << log;
+}
+
+namespace {
+bhttp::request<bhttp::string_body> mqtt_upgrade() {
+    bhttp::request<bhttp::string_body> req{verb::get, "/$iothub/websocket", 11};
+    req.set(bhttp::field::connection, "Upgrade");
+    req.set(bhttp::field::upgrade, "websocket");
+    req.set(bhttp::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+    req.set(bhttp::field::sec_websocket_version, "13");
+    req.set(bhttp::field::sec_websocket_protocol, "mqtt");
+    return req;
+}
+}  // namespace
+
+// Regression (issue 12 item 7): a head that threw while taking over an upgraded connection let the
+// exception out of the Asio handler, which ended the I/O thread (and with it port 443).
+class websocket_handoff_throws : public hub_fixture {
+protected:
+    void SetUp() override {
+        start_server([this](tls_stream&&, upgrade_request&&) {
+            ++calls_;
+            throw std::runtime_error("the head could not take the connection");
+        });
+    }
+    std::atomic<int> calls_{0};
+};
+
+TEST_F(websocket_handoff_throws, only_that_connection_is_lost_and_the_port_keeps_serving) {
+    testing::internal::CaptureStderr();
+    for (int round = 0; round < 3; ++round) {
+        client c(server_->port(), client_tls_);
+        c.connect();
+        auto req = mqtt_upgrade();
+        req.set(bhttp::field::host, "localhost");
+        bhttp::write(*c.raw(), req);
+        beast::flat_buffer b;
+        bhttp::response<bhttp::string_body> res;
+        beast::error_code ec;
+        bhttp::read(*c.raw(), b, res, ec);
+        EXPECT_TRUE(ec) << "the connection closes without an answer";
+    }
+    EXPECT_EQ(calls_, 3);
+    EXPECT_EQ(call(verb::get, "/devices").status, 200) << "the port still serves REST";
+    const auto log = testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("warn http.websocket_handoff_failed subprotocol=mqtt error=\"the head could not take the connection\""),
+              std::string::npos)
+        << log;
+}
+
+// A client that fails the TLS handshake (garbage, or a reset) loses only its own connection.
+TEST_F(rest, garbage_and_reset_tls_handshakes_leave_the_port_serving) {
+    for (int round = 0; round < 5; ++round) {
+        asio::io_context io;
+        asio::ip::tcp::socket s(io);
+        s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()));
+        if (round % 2 == 0) {
+            const std::string garbage = "GET / HTTP/1.1\r\nHost: x\r\n\r\n\x16\x03\x01\xff\xff garbage";
+            asio::write(s, asio::buffer(garbage));
+            char buf[512];
+            beast::error_code ec;
+            s.read_some(asio::buffer(buf), ec);  // an alert or EOF, then the hub closes
+        } else {
+            s.set_option(asio::socket_base::linger(true, 0));  // close sends RST
+        }
+        s.close();
+    }
+    EXPECT_EQ(call(verb::get, "/devices").status, 200);
 }
 
 TEST_F(rest, upgrade_without_a_handler_is_404) {
