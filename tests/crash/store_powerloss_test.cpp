@@ -586,15 +586,35 @@ run_report run_power_cuts(const std::string& dir, const run_options& opt) {
         arm(c, rng);
         {
             std::vector<std::thread> workers;
-            for (auto& t : m.twins) workers.emplace_back([&, &t = t] { twin_worker(**s, t, rs); });
-            workers.emplace_back([&] { registry_worker(**s, m.registries[0], rngs[0], rs); });
-            workers.emplace_back([&] { telemetry_worker(**s, m.telemetry[0], m, rngs[1], rs); });
-            workers.emplace_back([&] { c2d_worker(**s, m.c2d[0], rngs[2], rs); });
+            std::atomic<int> writing{0};  // store writers still running
+            auto spawn = [&](auto f) {
+                ++writing;
+                workers.emplace_back([&writing, f] {
+                    f();
+                    --writing;
+                });
+            };
+            for (auto& t : m.twins) spawn([&, &t = t] { twin_worker(**s, t, rs); });
+            spawn([&] { registry_worker(**s, m.registries[0], rngs[0], rs); });
+            spawn([&] { telemetry_worker(**s, m.telemetry[0], m, rngs[1], rs); });
+            spawn([&] { c2d_worker(**s, m.c2d[0], rngs[2], rs); });
             // Some rounds also have another connection beside the store (a tool, a backup) run
             // TRUNCATE checkpoints, which reset the WAL to zero bytes.
             if (c == cut::at_wal_truncate || rng() % 4 == 0)
                 workers.emplace_back([&] { outside_checkpointer(db, rs); });
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
             for (;;) {
+                // (writing first: a writer that stopped before the power went is a problem.)
+                const bool idle = writing == 0, late = std::chrono::steady_clock::now() > deadline;
+                if ((idle || late) && !vfs.crashed()) {
+                    // Never with a sound store: every writer failed, or none got 400 writes
+                    // acknowledged in a minute.
+                    rs.stop = true;
+                    vfs.crash();
+                    std::lock_guard l(rs.bad_m);
+                    rs.bad.push_back(idle ? "every writer stopped with the power on" : "the writes stalled");
+                    break;
+                }
                 if (vfs.crashed()) {
                     ++rep.fired[static_cast<std::size_t>(c)];
                     break;
