@@ -158,7 +158,7 @@ struct shim {
         (void)flags;  // the record is the disk: no real fsync (see the header)
         // The power went while the disk was flushing: the sync did not complete.
         if (x->vfs->crashed()) return SQLITE_IOERR_FSYNC;
-        if (x->vfs->sync_lies_.load()) return SQLITE_OK;
+        if (x->vfs->sync_lies_.load() || (r.main_db && x->vfs->database_sync_lies_.load())) return SQLITE_OK;
         r.dirty = false;
         r.before.clear();
         r.changes.clear();

@@ -111,6 +111,9 @@ public:
 
     // A self-test mode, a disk that lies: every sync reports success and makes nothing durable.
     void set_sync_lies(bool on) { sync_lies_.store(on); }
+    // The same for the main database files only (the WAL's syncs are honest): checkpoints then
+    // copy pages that never reach the disk before the WAL starts over.
+    void set_database_sync_lies(bool on) { database_sync_lies_.store(on); }
 
     counters stats() const;
     void reset_counters();
@@ -135,6 +138,7 @@ private:
     std::atomic<bool> crashed_{false};
     std::atomic<bool> ignore_synchronous_{false};
     std::atomic<bool> sync_lies_{false};
+    std::atomic<bool> database_sync_lies_{false};
     std::atomic<int> open_files_{0};
 
     mutable std::mutex m_;  // guards what follows; taken after a file_record's own mutex
