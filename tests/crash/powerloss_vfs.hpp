@@ -6,7 +6,9 @@
 // delete anything while they are closed. power_cycle() then plays the reboot: each file goes back
 // to its last synced content, and each write since (in the order they were made) is kept whole,
 // dropped, or torn (only some of its 512-byte sectors reach the disk), chosen from a seed; the
-// -shm files are deleted (shared memory does not survive a reboot).
+// -shm files are deleted (shared memory does not survive a reboot). Self-test modes make the shim
+// a disk whose syncs lie (all of them, or the database file's only) or claim the store's
+// "PRAGMA synchronous = FULL", so that a test can show its checker catches the loss.
 //
 // The shim's record is the disk: xSync does not call the real fsync (the files are never really
 // power-cycled, so it would only slow the test down); what a sync makes durable is what the shim
@@ -17,8 +19,8 @@
 // returned before the cut covers every write to that file (through any connection) that returned
 // before the sync began. The shim keeps SQLite's powersafe-overwrite promise (bytes outside a
 // write's range are never damaged), as the unix VFS declares it.
-// What is not: directory entries (a create, delete or rename is durable at once; the unix VFS
-// fsyncs the directory of a new WAL or journal itself), garbage in torn sectors, mmap I/O (the
+// What is not: directory entries (a create, delete or rename is durable at once; on a real disk
+// the unix VFS fsyncs the directory of a new WAL or journal at its first sync), garbage in torn sectors, mmap I/O (the
 // shim offers no xFetch, so SQLite reads through xRead), and files SQLite opens without a name.
 //
 // Thread safety: every member function may be called from any thread; power_cycle() only while no
