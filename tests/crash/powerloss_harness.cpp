@@ -19,7 +19,6 @@
 #include <thread>
 
 namespace twinhub::store::testing {
-namespace {
 
 // Content derived from (tag, n), so that the checker can tell a stored value is exactly the one
 // written, without keeping it.
@@ -51,6 +50,8 @@ std::string integrity_check(const std::string& path) {
     sqlite3_close(db);
     return out;
 }
+
+namespace {
 
 // ---- what the store must hold ------------------------------------------------------------------
 // Each worker owns one part of the store and has at most one write in flight. `acked` is what it
@@ -426,8 +427,9 @@ void outside_checkpointer(const std::string& db, run_state& rs) {
     sqlite3_close(h);
 }
 
-// Arms the shim for `c` (all but after_acks cut from inside the shim, before the chosen I/O).
-void arm(cut c, std::mt19937_64& rng) {
+}  // namespace
+
+void arm_cut(cut c, std::mt19937_64& rng) {
     using ev = powerloss_vfs::io_event;
     auto k = [&](std::uint64_t lo, std::uint64_t hi) { return lo + rng() % (hi - lo + 1); };
     powerloss_vfs::trigger t;
@@ -466,6 +468,8 @@ void arm(cut c, std::mt19937_64& rng) {
     }
     powerloss_vfs::instance().arm(std::move(t));
 }
+
+namespace {
 
 std::uint64_t model_size(const model& m) {
     std::uint64_t n = 0;
@@ -551,7 +555,7 @@ run_report run_power_cuts(const std::string& dir, const run_options& opt) {
         const std::uint64_t after = opt.cut_after_acks ? opt.cut_after_acks : 1 + rng() % 150;
         std::vector<std::mt19937_64> rngs;
         for (int i = 0; i < 3; ++i) rngs.emplace_back(rng());
-        arm(c, rng);
+        arm_cut(c, rng);
         {
             std::vector<std::thread> workers;
             std::atomic<int> writing{0};  // store writers still running

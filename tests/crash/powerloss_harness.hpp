@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,18 @@ enum class cut { after_acks, at_write, at_wal_sync, in_checkpoint, at_checkpoint
 inline constexpr const char* cut_names[] = {"after_acks",     "at_write",          "at_wal_sync",
                                             "in_checkpoint",  "at_checkpoint_sync", "at_wal_restart",
                                             "after_wal_restart", "at_wal_truncate"};
+
+// Arms the shim to cut the power at a random instance of `c` (after_acks: disarms; the caller
+// cuts). The instance is drawn from `rng`.
+void arm_cut(cut c, std::mt19937_64& rng);
+
+// Content derived from (tag, n), so that a checker can tell a stored value is exactly the one
+// written without keeping it.
+std::string pad(const std::string& tag, std::uint64_t n, std::size_t len);
+
+// PRAGMA integrity_check of the database at `path` through a connection of its own: "ok" or what
+// SQLite reports.
+std::string integrity_check(const std::string& path);
 
 struct run_options {
     std::uint64_t seed = 1;
