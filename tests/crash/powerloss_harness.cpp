@@ -109,8 +109,7 @@ std::string c2d_body(const std::string& device, std::uint64_t seq) { return pad(
 // Compares the reopened store with the model; returns one line per problem (empty: all is well),
 // and on success makes what it read the new baseline.
 
-void check_twins(store& s, const snapshot& snap, model& m, std::vector<std::string>& bad) {
-    (void)s;
+void check_twins(const snapshot& snap, model& m, std::vector<std::string>& bad) {
     for (auto& t : m.twins) {
         auto it = std::find_if(snap.devices.begin(), snap.devices.end(),
                                [&](auto& d) { return d.identity.device_id == t.device; });
@@ -247,7 +246,7 @@ std::vector<std::string> check(store& s, model& m, const std::string& db) {
     std::vector<std::string> bad;
     auto snap = s.load();
     if (!snap) return {"load: " + snap.error().message};
-    check_twins(s, *snap, m, bad);
+    check_twins(*snap, m, bad);
     check_registry(*snap, m, bad);
     check_telemetry(s, m, bad);
     check_c2d(s, m, bad);

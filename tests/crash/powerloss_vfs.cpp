@@ -151,7 +151,7 @@ struct shim {
             return SQLITE_OK;
         }
         auto& r = *x->rec;
-        // Held across the real sync: a write to this file waits, so the sync covers exactly what
+        // Held across the sync: a write to this file waits, so the sync covers exactly what
         // is recorded now.
         std::lock_guard lock(r.m);
         if (!x->vfs->admit(event(*x, io_event::kind::sync, 0, 0))) return SQLITE_IOERR_FSYNC;
