@@ -412,6 +412,16 @@ bool write_sectors(int fd, const std::string& data, std::int64_t offset, Keep&& 
 
 std::string powerloss_vfs::power_cycle(std::uint64_t seed, loss how, cycle_report* report) {
     if (int n = open_files_.load(); n != 0) return std::to_string(n) + " files are still open through the shim";
+    auto failure = restore_files(seed, how, report);
+    crashed_.store(false);
+    return failure;
+}
+
+std::string powerloss_vfs::cut_power_now(std::uint64_t seed, loss how, cycle_report* report) {
+    return restore_files(seed, how, report);
+}
+
+std::string powerloss_vfs::restore_files(std::uint64_t seed, loss how, cycle_report* report) {
     crashed_.store(true);
     std::mt19937_64 rng(seed);
     cycle_report rep;
@@ -479,7 +489,6 @@ std::string powerloss_vfs::power_cycle(std::uint64_t seed, loss how, cycle_repor
     // Shared memory does not survive the reboot.
     for (auto& [path, rec] : records)
         if (rec->main_db && ::unlink((path + "-shm").c_str()) != 0 && errno != ENOENT) fail("cannot delete", path + "-shm");
-    crashed_.store(false);
     if (report) *report = rep;
     return failure;
 }

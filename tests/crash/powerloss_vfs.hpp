@@ -103,6 +103,11 @@ public:
     // Only while no file is open through the shim; returns false otherwise.
     bool forget_all();
 
+    // Cuts the power and applies it to the files at once, with connections still open (the files
+    // are restored under each file's lock, so an I/O in flight finishes first; every later one
+    // fails). For a process that ends right after (powerloss_preload.cpp); the power stays off.
+    std::string cut_power_now(std::uint64_t seed, loss how = loss::random, cycle_report* report = nullptr);
+
     // A self-test mode: every "PRAGMA synchronous = X" but OFF is claimed by the shim and ignored,
     // so a connection that set OFF first (see install_synchronous_off) keeps it. Lets a test show
     // that the harness catches a store that does not fsync, without changing the store.
@@ -130,6 +135,7 @@ private:
     powerloss_vfs();
 
     friend struct shim;
+    std::string restore_files(std::uint64_t seed, loss how, cycle_report* report);
     std::shared_ptr<file_record> record_for(const std::string& path, bool main_db, bool wal);
     void forget(const std::string& path);
     // Counts `e` and runs the armed trigger; returns false if the power is (now) off.
