@@ -142,8 +142,7 @@ constexpr std::size_t max_group = 2048;
 // the WAL only starts over from its beginning after a complete one; so once the WAL holds
 // writer_checkpoint_pages, the writer checkpoints (PASSIVE) between commits itself, which copies
 // only what the background checkpoints have not, and the WAL restarts at the next commit.
-constexpr int checkpoint_pages = 1000;
-constexpr int writer_checkpoint_pages = 4 * checkpoint_pages;
+// (sqlite_open_options::checkpoint_pages: tests lower it to checkpoint and restart the WAL often.)
 
 // ---- binding helpers --------------------------------------------------------------------------
 
@@ -304,8 +303,10 @@ struct pending {
 class sqlite_store final : public store {
 public:
     sqlite_store(std::unique_ptr<sqlite_db> writer, std::unique_ptr<sqlite_db> reader,
-                 std::unique_ptr<sqlite_db> checkpointer, std::vector<std::uint64_t> next_seq)
-        : w_(std::move(writer)), r_(std::move(reader)), ck_(std::move(checkpointer)), next_seq_(std::move(next_seq)),
+                 std::unique_ptr<sqlite_db> checkpointer, std::vector<std::uint64_t> next_seq,
+                 int checkpoint_pages)
+        : w_(std::move(writer)), r_(std::move(reader)), ck_(std::move(checkpointer)),
+          checkpoint_pages_(checkpoint_pages), writer_checkpoint_pages_(4 * checkpoint_pages), next_seq_(std::move(next_seq)),
           checkpoint_thread_([this] { run_checkpoints(); }), writer_thread_([this] {
               // On the writer thread: the writer connection is used by that thread only.
               sqlite3_wal_autocheckpoint(w_->handle(), 0);
@@ -366,11 +367,11 @@ private:
         auto* st = static_cast<sqlite_store*>(self);
         int done = st->ck_done_.load(std::memory_order_relaxed);
         if (pages < done) st->ck_done_.store(done = 0, std::memory_order_relaxed);  // the WAL restarted
-        if (pages >= writer_checkpoint_pages) {
+        if (pages >= st->writer_checkpoint_pages_) {
             // Bound the WAL: finish what the background checkpoints left (BUSY while one runs:
             // then the next commit tries again).
             (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-        } else if (pages - done >= checkpoint_pages) {
+        } else if (pages - done >= st->checkpoint_pages_) {
             {
                 std::lock_guard l(st->ck_m_);
                 st->ck_wanted_ = true;
@@ -412,6 +413,8 @@ private:
     bool ck_wanted_ = false;  // under ck_m_
     bool ck_stop_ = false;    // under ck_m_
     std::atomic<int> ck_done_{0};  // WAL pages the last background checkpoint had copied
+    const int checkpoint_pages_;
+    const int writer_checkpoint_pages_;
     std::vector<std::uint64_t> next_seq_;   // per partition (stream); writer thread only
     std::vector<std::uint32_t> seq_undo_;  // partitions whose next_seq_ this group advanced
     std::mutex listener_m_;
@@ -1029,6 +1032,9 @@ result<void> check_schema_current(sqlite_db& db, const std::string& path) {
 }  // namespace
 
 result<std::unique_ptr<store>> open_sqlite_store(const std::string& path, sqlite_open_options opts) {
+    if (opts.checkpoint_pages < 1)
+        return error{errc::invalid_argument, "checkpoint_pages must be at least 1 (got " +
+                                                 std::to_string(opts.checkpoint_pages) + ")."};
     const auto rw = opts.read_only ? sqlite_db::mode::read_only : sqlite_db::mode::read_write;
     auto w = sqlite_db::open(path, opts.read_only ? sqlite_db::mode::read_only : sqlite_db::mode::create);
     if (!w) return w.error();
@@ -1064,7 +1070,8 @@ result<std::unique_ptr<store>> open_sqlite_store(const std::string& path, sqlite
     if (!ck) return ck.error();
     if (auto r = (*ck)->exec("PRAGMA busy_timeout = 10000", "configuring the store"); !r) return r.error();
     if (auto r = (*ck)->exec("PRAGMA synchronous = FULL", "configuring the store"); !r) return r.error();
-    return std::unique_ptr<store>(new sqlite_store(std::move(*w), std::move(*rd), std::move(*ck), next_seq));
+    return std::unique_ptr<store>(new sqlite_store(std::move(*w), std::move(*rd), std::move(*ck), std::move(next_seq),
+                                                      opts.checkpoint_pages));
 }
 
 }  // namespace twinhub::store

@@ -27,6 +27,10 @@ struct sqlite_open_options {
     // creation, no migration (the schema must be this binary's), no change to file modes; every
     // commit fails with storage_error. Safe while another process writes the store.
     bool read_only = false;
+    // WAL pages after which a background checkpoint runs; at four times as many the writer
+    // checkpoints between commits itself, so that the WAL restarts. SQLite's default threshold;
+    // the power-loss tests lower it so that checkpoints and WAL restarts happen every few commits.
+    int checkpoint_pages = 1000;
 };
 
 // Opens or creates the store at `path` (a file; its directory must exist) and migrates it; with

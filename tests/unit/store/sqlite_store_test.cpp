@@ -125,6 +125,18 @@ TEST(sqlite_store, newer_schema_is_refused_with_a_clear_message) {
     EXPECT_NE(s.error().message.find("newer"), std::string::npos) << s.error().message;
 }
 
+TEST(sqlite_store, checkpoint_pages_below_one_is_refused) {
+    test_dir dir;
+    auto path = dir.path() / "store.db";
+    sqlite_open_options o;
+    o.checkpoint_pages = 0;
+    auto s = open_sqlite_store(path.string(), o);
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, errc::invalid_argument);
+    EXPECT_NE(s.error().message.find("checkpoint_pages"), std::string::npos) << s.error().message;
+    EXPECT_FALSE(std::filesystem::exists(path)) << "refused before anything was created";
+}
+
 TEST(sqlite_store, file_that_is_not_a_database_is_refused_as_corrupt) {
     test_dir dir;
     auto path = dir.path() / "store.db";
