@@ -370,7 +370,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::deque<step> script;
     auto add_packet = [&](const mqtt::packet& p) {
         std::string bytes = mqtt::to_bytes(p);
-        const std::size_t cut = in.range<std::size_t>(0, bytes.size());
+        const std::size_t cut = in.range<unsigned>(0, 255) * bytes.size() / 255;  // 0 and 255: whole
         if (cut > 0 && cut < bytes.size()) {
             script.emplace_back(bytes.substr(0, cut));
             script.emplace_back(bytes.substr(cut));
@@ -429,7 +429,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             break;
         }
         case 8: add_packet(mqtt::disconnect{}); break;
-        case 9: script.emplace_back(in.str(32)); break;  // garbage
+        case 9: script.emplace_back(in.bytes(in.range<unsigned>(0, 64))); break;  // garbage
         case 10: {
             const bool mine = in.flag();
             const identity& to = mine ? self : other;
@@ -502,6 +502,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!r) violated("the server wrote bytes that do not decode: " + r.error().message);
         if (!*r) break;
         const mqtt::packet& p = **r;
+        if (std::getenv("TWINHUB_FUZZ_TRACE")) {
+            const auto* pub = std::get_if<mqtt::publish>(&p);
+            std::fprintf(stderr, "%s <- %s %s\n", client_id_of(self.key).c_str(), mqtt::to_string(mqtt::type_of(p)),
+                         pub ? pub->topic.c_str() : "");
+        }
         if (refused) violated("a packet after a refused CONNACK");
         if (first && !std::holds_alternative<mqtt::connack>(p)) violated("first packet written is not CONNACK");
         first = false;

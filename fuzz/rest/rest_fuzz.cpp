@@ -385,6 +385,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     std::lock_guard lock(out->mu);
     if (out->calls != 1) fail("completion called more than once", out->res.status, out->res.body);
+    if (std::getenv("TWINHUB_FUZZ_TRACE"))  // what a seed reaches: TWINHUB_FUZZ_TRACE=1 rest_fuzz -runs=0 corpus
+        std::fprintf(stderr, "%s %s -> %d %.160s\n", method.c_str(), target_for_check->c_str(), out->res.status,
+                     out->res.body.c_str());
     check(out->res, route, method);
     if (route && route->kind == http::route_kind::c2d_receive && out->res.status == 200) {
         if (const auto* e = out->res.header("ETag")) {

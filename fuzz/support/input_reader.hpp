@@ -1,7 +1,7 @@
 // A fuzz input read front to back as choices and strings, simple enough that seed files can be
 // written by hand or by fuzz/support/make_seeds.py: a choice takes one byte (two for ranges above 255,
 // big-endian; ranged as lo + value % (hi - lo + 1)), a string runs to the next NUL (consumed) or to
-// `max` bytes or the end, rest() takes everything left. Past the end every choice is `lo` and every
+// `max` bytes or the end, bytes(n) takes n bytes as they are, rest() takes everything left. Past the end every choice is `lo` and every
 // string empty. Thread safety: none (one input).
 #pragma once
 
@@ -41,6 +41,13 @@ public:
         const std::uint8_t* e = nul ? static_cast<const std::uint8_t*>(nul) : stop;
         std::string s(reinterpret_cast<const char*>(p_), static_cast<std::size_t>(e - p_));
         p_ = nul ? e + 1 : e;
+        return s;
+    }
+    // Exactly `n` bytes (fewer at the end), NULs included.
+    std::string bytes(std::size_t n) {
+        n = std::min(n, remaining_bytes());
+        std::string s(reinterpret_cast<const char*>(p_), n);
+        p_ += n;
         return s;
     }
     std::string rest() {

@@ -81,7 +81,7 @@ std::size_t append_frame(fuzz::input_reader& in, std::string& out) {
         payload.push_back(static_cast<char>(code >> 8));
         payload.push_back(static_cast<char>(code & 0xff));
     }
-    payload += in.str(op >= 0x8 ? 140 : 2048);
+    payload += in.bytes(op >= 0x8 ? in.range<unsigned>(0, 140) : in.range<unsigned>(0, 2048));
     std::uint64_t claimed = payload.size();
     const unsigned lenform = in.range<unsigned>(0, 9);
     if (lenform == 8) claimed = in.integral<std::uint64_t>();  // a lie, usually far beyond the input
