@@ -188,7 +188,7 @@ def upgrade(target=0, protocol=0, good_key=True, good_version=True, upgrade_head
     out += b(len(extra))
     for k, v in extra:
         out += s(k) + s(v)
-    return out + b(1 if extensions else 0)
+    return out + b(1 if extensions else 0) + b(1)  # then: reads of whole segments (not tiny)
 
 
 def frame(op_index, payload=b"", fin=True, masked=True, close_code=None, lenform=0, claimed=None, width=0, key=0x01020304):
@@ -229,6 +229,7 @@ def websocket_seeds():
     w("mqtt_binary", upgrade() + frame(2, connect_pkt) + frame(3, close_code=1000))
     w("amqp_header", upgrade(protocol=1) + frame(2, b"AMQP\x03\x01\x00\x00"))
     w("both_listed", upgrade(protocol=3) + frame(2, b"AMQP\x00\x01\x00\x00"))
+    w("tiny_reads", upgrade()[:-1] + b(0) + frame(2, connect_pkt) + frame(4, b"ping") + frame(3, close_code=1000))
     w("fragmented", upgrade() + frame(2, b"\x10\x0c\x00", fin=False) + frame(4, b"ping") + frame(0, b"\x04MQTT", fin=False)
       + frame(0, b"\x04\x02\x00\x3c\x00\x00"))
     w("unmasked", upgrade() + frame(2, b"abc", masked=False))
