@@ -4,6 +4,7 @@
 #include "http/https_server.hpp"
 
 #include "common/log.hpp"
+#include "http/beast_request.hpp"
 #include "http/error_body.hpp"
 #include "http/request_target.hpp"
 #include "http/rest_api.hpp"
@@ -33,22 +34,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr std::string_view websocket_path = "/$iothub/websocket";
 constexpr std::string_view json_content_type = "application/json; charset=utf-8";
-
-// True when a comma-separated header value lists `token` (case-insensitive).
-bool lists_token(std::string_view value, std::string_view token) {
-    while (!value.empty()) {
-        auto comma = value.find(',');
-        std::string_view item = value.substr(0, comma);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-        if (beast::iequals(item, token)) return true;
-        if (comma == std::string_view::npos) break;
-        value.remove_prefix(comma + 1);
-    }
-    return false;
-}
 
 class session;
 
@@ -170,24 +156,7 @@ private:
 
         if (beast::websocket::is_upgrade(req)) return on_upgrade(std::move(req));
 
-        rest_request rr;
-        rr.method = std::string(req.method_string());
-        rr.target = std::string(req.target());
-        if (auto it = req.find(bhttp::field::authorization); it != req.end()) rr.authorization = std::string(it->value());
-        if (auto it = req.find(bhttp::field::if_match); it != req.end()) rr.if_match = std::string(it->value());
-        if (auto it = req.find("x-ms-max-item-count"); it != req.end()) rr.max_item_count = std::string(it->value());
-        if (auto it = req.find("x-ms-continuation"); it != req.end()) rr.continuation = std::string(it->value());
-        if (auto it = req.find(bhttp::field::content_type); it != req.end()) rr.content_type = std::string(it->value());
-        if (auto it = req.find(bhttp::field::content_encoding); it != req.end()) rr.content_encoding = std::string(it->value());
-        for (const auto& f : req) {
-            const auto name = f.name_string();
-            if (name.size() > 7 && beast::iequals(name.substr(0, 7), "iothub-")) {
-                std::string n(name);
-                for (auto& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-                rr.iothub_headers.emplace_back(std::move(n), std::string(f.value()));
-            }
-        }
-        rr.body = std::move(req.body());
+        rest_request rr = to_rest_request(std::move(req));
 
         st_->api.handle(std::move(rr), [self = shared_from_this(), version, keep_alive](rest_response r) {
             asio::post(self->stream_.get_executor(), [self, r = std::move(r), version, keep_alive]() mutable {
@@ -197,24 +166,11 @@ private:
     }
 
     void on_upgrade(bhttp::request<bhttp::string_body>&& req) {
-        const auto asked = req[bhttp::field::sec_websocket_protocol];
-        const websocket_handler* handler = nullptr;
-        std::string_view subprotocol;
-        for (auto& [name, h] : st_->on_websocket)
-            if (h && lists_token(asked, name)) {
-                handler = &h;
-                subprotocol = name;
-                break;
-            }
-        if (target_path(req.target()) != websocket_path || !handler) {
-            std::string served;
-            for (auto& [name, h] : st_->on_websocket)
-                if (h) served += (served.empty() ? "'" : ", '") + name + "'";
-            std::string why = target_path(req.target()) != websocket_path
-                                  ? "WebSocket upgrades are served only on /$iothub/websocket."
-                                  : "The WebSocket subprotocol '" + std::string(asked) + "' is not served (served: " +
-                                        (served.empty() ? std::string("none") : served) + ").";
-            log::info("http.websocket_refused", {{"subprotocol", std::string(asked)}, {"path", std::string(target_path(req.target()))}});
+        std::string why;
+        const websocket_handler* handler = select_websocket_handler(req, st_->on_websocket, why);
+        if (!handler) {
+            log::info("http.websocket_refused", {{"subprotocol", std::string(req[bhttp::field::sec_websocket_protocol])},
+                                                 {"path", std::string(target_path(req.target()))}});
             return send(error_response(error{errc::not_found, why}), req.version(), false);
         }
         handed_off_ = true;

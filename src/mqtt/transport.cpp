@@ -1,13 +1,13 @@
 #include "mqtt/transport.hpp"
 
+#include "mqtt/websocket_options.hpp"
+
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
 #include <openssl/ssl.h>
-
-#include <chrono>
 
 namespace twinhub::mqtt {
 namespace {
@@ -60,17 +60,7 @@ public:
         : ws_(std::move(s)), req_(std::move(req)) {
         beast::get_lowest_layer(ws_).expires_never();
         release_idle_buffers(ws_.next_layer());
-        websocket::stream_base::timeout t{};
-        t.handshake_timeout = std::chrono::seconds(10);
-        t.idle_timeout = websocket::stream_base::none();  // MQTT keep-alive is the session's deadline
-        t.keep_alive_pings = false;
-        ws_.set_option(t);
-        ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
-            res.set(beast::http::field::sec_websocket_protocol, subprotocol);
-            res.set(beast::http::field::server, "twinhub");
-        }));
-        ws_.binary(true);
-        ws_.read_message_max(512 * 1024);
+        configure_server_websocket(ws_, subprotocol);
     }
     asio::any_io_executor executor() override { return ws_.get_executor(); }
     void async_handshake(handshake_handler h) override {

@@ -90,7 +90,7 @@ std::vector<std::string> check(hub_service& hub, const std::string& db, hub_mode
     m.identity_pending.reset();
     // The telemetry log.
     std::set<std::string> present;
-    for (std::uint32_t p = 0; p < store::event_partitions; ++p) {
+    for (std::uint32_t p = 0; p < store::default_event_partitions; ++p) {
         auto ev = hub.read_events(p, 0, 1u << 30);
         if (!ev) {
             bad.push_back("reading partition " + std::to_string(p) + ": " + ev.error().message);

@@ -39,3 +39,16 @@ TEST(error_body, tracking_ids_differ_per_response) {
     auto b = error_response(error{errc::internal, "x"});
     EXPECT_NE(a.body, b.body);
 }
+
+// Regression (found by rest_fuzz): a message quoting request bytes that are not UTF-8 (a method,
+// an id or a path segment) made the whole error body invalid JSON; they become U+FFFD.
+TEST(error_body, invalid_utf8_in_the_message_still_gives_a_json_body) {
+    const std::string bad = "The method \xfb\xda\xf4 is not allowed; id 'a\xc3' 'b\xed\xa0\x80' ok '\xc3\xa9\xf0\x9f\x98\x80'";
+    auto body = format_error_body(error{errc::method_not_allowed, bad}, "x", now());
+    boost::system::error_code ec;
+    auto v = boost::json::parse(body, ec);
+    ASSERT_FALSE(ec) << body;
+    EXPECT_EQ(v.as_object().at("Message").as_string(),
+              "ErrorCode:InvalidOperation;The method \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd is not allowed, id 'a\xef\xbf\xbd' "
+              "'b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd' ok '\xc3\xa9\xf0\x9f\x98\x80'");
+}
