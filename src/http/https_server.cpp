@@ -179,6 +179,7 @@ private:
             std::lock_guard lock(st_->mu);
             st_->sessions.erase(this);
         }
+        const std::string subprotocol(req[bhttp::field::sec_websocket_protocol]);  // as asked (a list)
         log::debug("http.websocket_handoff", {{"subprotocol", subprotocol}});
         // A head that throws while taking the connection over (out of memory, a TLS or Proton
         // object it cannot create) loses that connection only: nothing may leave an Asio handler.
