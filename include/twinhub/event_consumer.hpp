@@ -85,7 +85,7 @@ struct event_data {
     std::string device_id;             // iothub-connection-device-id
     std::string module_id;             // iothub-connection-module-id; empty for a device's own messages
     std::string body;                  // bytes
-    // The device's application properties, in the hub's order; non-string values in text form.
+    // The device's application properties (an AMQP map: order not kept); non-string values as text.
     std::vector<std::pair<std::string, std::string>> properties;
     // The message's AMQP properties under their AMQP names (message-id, correlation-id, user-id, to,
     // content-type, content-encoding, ...) and every message annotation but the x-opt-* ones
