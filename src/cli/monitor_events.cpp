@@ -124,7 +124,10 @@ int monitor_events(const monitor_args& m, const std::string& login, service_opti
     else
         o.start = m.start == "earliest" ? event_position::earliest() : event_position::latest();
     auto consumer = event_consumer::from_connection_string(login, std::move(o));
-    if (!consumer) return fail(consumer.error());
+    if (!consumer) {  // a bad connection string or option: a usage error, like the other commands'
+        std::cerr << "twinhub: usage: " << consumer.error().message << "\n";
+        return 2;
+    }
     if (auto c = consumer->connect(); !c) return fail(c.error());
 
     std::cerr << "Starting event monitor";
