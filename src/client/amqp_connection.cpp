@@ -60,43 +60,6 @@ result<amqp_settings> amqp_settings_from(std::string_view connection_string, ser
     return s;
 }
 
-std::string body_bytes(const proton::message& m) {
-    const proton::value& v = m.body();
-    switch (v.type()) {
-    case proton::BINARY: {
-        auto b = proton::get<proton::binary>(v);
-        return std::string(b.begin(), b.end());
-    }
-    case proton::STRING: return proton::get<std::string>(v);
-    case proton::SYMBOL: return proton::get<proton::symbol>(v);
-    default: return {};
-    }
-}
-
-int int_property(const proton::message& m, const std::string& key) {
-    if (!m.properties().exists(key)) return -1;
-    proton::scalar v = m.properties().get(key);
-    try {
-        switch (v.type()) {
-        case proton::INT: return proton::get<std::int32_t>(v);
-        case proton::LONG: return static_cast<int>(proton::get<std::int64_t>(v));
-        case proton::UINT: return static_cast<int>(proton::get<std::uint32_t>(v));
-        case proton::SHORT: return proton::get<std::int16_t>(v);
-        case proton::STRING: return std::stoi(proton::get<std::string>(v));
-        default: return -1;
-        }
-    } catch (...) {
-        return -1;
-    }
-}
-
-std::string string_property(const proton::message& m, const std::string& key) {
-    if (!m.properties().exists(key)) return {};
-    proton::scalar v = m.properties().get(key);
-    if (v.type() == proton::STRING) return proton::get<std::string>(v);
-    return {};
-}
-
 amqp_connection::amqp_connection(amqp_settings s) : s_(std::move(s)) {
     io_thread_ = std::thread([this] { ioc.run(); });
 }

@@ -10,6 +10,7 @@
 // its destructor, so that no hook runs on a half-destroyed object.
 #pragma once
 
+#include "client/event_decode.hpp"
 #include "common/errc.hpp"
 #include "twinhub/registry_manager.hpp"
 
@@ -57,11 +58,6 @@ struct amqp_settings {
 // invalid_argument when it is not a service connection string or the options are unusable.
 result<amqp_settings> amqp_settings_from(std::string_view connection_string, service_options options,
                                          std::string who);
-
-// Values of a received message's application properties and annotations as the SDK hands them out.
-int int_property(const proton::message& m, const std::string& key);
-std::string string_property(const proton::message& m, const std::string& key);
-std::string body_bytes(const proton::message& m);
 
 class amqp_connection : public proton::messaging_handler {
 public:

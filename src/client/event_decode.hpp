@@ -16,6 +16,12 @@
 
 namespace twinhub::client {
 
+// A message's body bytes (a data section, or a string or symbol value); "" for anything else.
+std::string body_bytes(const proton::message& m);
+// An application property as an int (-1 when absent or not a number) or a string ("" unless a string).
+int int_property(const proton::message& m, const std::string& key);
+std::string string_property(const proton::message& m, const std::string& key);
+
 // An AMQP value as JSON: numbers and booleans as such, strings and symbols as strings, timestamps
 // as Unix milliseconds, binary as its bytes, anything else in Proton's text form.
 boost::json::value json_of(const proton::value& v);
