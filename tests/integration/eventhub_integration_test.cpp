@@ -296,3 +296,43 @@ TEST(event_consumer, bad_arguments_are_invalid_argument) {
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().code, errc::invalid_argument);
 }
+
+// Last in this file: it restarts the shared hub.
+TEST(event_consumer, reconnects_after_a_hub_restart_and_resumes_after_the_last_event_returned) {
+    auto rm = registry();
+    const auto id = unique("eh-restart");
+    auto ec = consumer(starting(event_position::earliest()));
+    {
+        auto dev = device(rm, id);
+        send(dev, "\"one\"");
+        send(dev, "\"two\"");
+    }
+    auto first = events_of(ec, id, 1);
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_EQ(first[0].body, "\"one\"");
+
+    hub().stop();
+    hub().start();
+    // The lost connection is reported once (or not at all if the next call already reconnects).
+    std::vector<event_data> got;
+    bool sent_three = false;
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+        auto e = ec.receive(1s);
+        if (!e) {
+            EXPECT_EQ(e.error().code, errc::connection_failed) << e.error().message;
+            continue;
+        }
+        if (*e && (*e)->device_id == id) got.push_back(std::move(**e));
+        if (got.size() == 1 && !sent_three) {
+            sent_three = true;
+            auto dev = device_client::create_from_connection_string(*registry().device_connection_string(id), dev_options());
+            ASSERT_TRUE(dev && dev->connect());
+            send(*dev, "\"three\"");
+        }
+    }
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].body, "\"two\"");  // not "one" again: resumed after the last event returned
+    EXPECT_EQ(got[1].body, "\"three\"");
+    EXPECT_TRUE(ec.connected());
+}
