@@ -9,7 +9,8 @@
 // a $management READ for the partition ids (never assumed) and one receiver per partition on
 // {eventHub}/ConsumerGroups/{group}/Partitions/{p} with a selector filter for the start position.
 // connect() does all of it; receive() connects first when not connected. After a lost connection
-// the next receive() connects again and resumes each partition after the last event it returned.
+// the next receive() connects again and resumes each partition after the last event it returned
+// (a partition that has returned none starts at its start position again).
 //
 // Flow control: each partition receiver holds at most options.prefetch events (link credit plus
 // events buffered here); credit is granted back one event at a time as receive() hands them out, so

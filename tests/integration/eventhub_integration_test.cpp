@@ -258,6 +258,40 @@ TEST(event_consumer, unknown_consumer_group_is_not_found) {
     EXPECT_EQ(rr.error().code, errc::not_found);
 }
 
+TEST(event_consumer, reads_only_the_partitions_asked_for) {
+    auto probe = consumer();
+    auto ids = probe.partition_ids();
+    ASSERT_TRUE(ids) << ids.error().message;
+    event_consumer_options bad;
+    bad.partitions = {"no-such-partition"};
+    auto ec = consumer(bad);
+    auto r = ec.connect();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::not_found) << r.error().message;
+
+    // One device's events land on one partition: a reader of only that one sees them.
+    auto rm = registry();
+    const auto id = unique("eh-part");
+    auto dev = device(rm, id);
+    send(dev, "\"x\"");
+    auto all = consumer(starting(event_position::earliest()));
+    auto x = events_of(all, id, 1);
+    ASSERT_EQ(x.size(), 1u);
+    event_consumer_options one = starting(event_position::earliest());
+    one.partitions = {x[0].partition};
+    auto only = consumer(one);
+    auto got = events_of(only, id, 1);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].partition, x[0].partition);
+    if (ids->size() > 1) {
+        event_consumer_options other = starting(event_position::earliest());
+        for (auto& p : *ids)
+            if (p != x[0].partition) other.partitions.push_back(p);
+        auto rest = consumer(other);
+        EXPECT_TRUE(events_of(rest, id, 1, 2s).empty());
+    }
+}
+
 TEST(event_consumer, policy_without_service_connect_is_unauthorized) {
     // registryRead's connection string, as a user would print it.
     std::string cmd = "'" + hub().bin("twinhub") + "' hub connection-string show --policy-name registryRead --data-dir '" +
