@@ -69,23 +69,23 @@ struct event_position {
 };
 
 struct event_consumer_options {
-    service_options service;                   // TLS, amqp_port, timeout, token lifetime
+    service_options service;  // TLS, amqp_port, timeout, token lifetime
     std::string consumer_group = "$Default";
     event_position start = event_position::latest();
     std::map<std::string, event_position> partition_start;  // per partition id; overrides `start`
-    std::vector<std::string> partitions;  // the partitions to read; empty: all the hub has
-    std::uint32_t prefetch = 100;         // events in flight or buffered, per partition (1..10000)
+    std::vector<std::string> partitions;                    // the partitions to read; empty: all the hub has
+    std::uint32_t prefetch = 100;                           // events in flight or buffered, per partition (1..10000)
 };
 
 // One event as the hub stored it.
 struct event_data {
     std::string partition;
-    std::int64_t sequence_number = 0;  // x-opt-sequence-number
-    std::string offset;                // x-opt-offset
+    std::int64_t sequence_number = 0;                     // x-opt-sequence-number
+    std::string offset;                                   // x-opt-offset
     std::chrono::system_clock::time_point enqueued_time;  // x-opt-enqueued-time (millisecond precision)
-    std::string device_id;             // iothub-connection-device-id
-    std::string module_id;             // iothub-connection-module-id; empty for a device's own messages
-    std::string body;                  // bytes
+    std::string device_id;                                // iothub-connection-device-id
+    std::string module_id;  // iothub-connection-module-id; empty for a device's own messages
+    std::string body;       // bytes
     // The device's application properties (an AMQP map: order not kept); non-string values as text.
     std::vector<std::pair<std::string, std::string>> properties;
     // The message's AMQP properties under their AMQP names (message-id, correlation-id, user-id, to,

@@ -13,11 +13,16 @@ namespace {
 
 // az (uamqp) names the AMQP properties section's fields with underscores.
 constexpr std::pair<const char*, const char*> system_names[] = {
-    {"message-id", "message_id"},         {"user-id", "user_id"},
-    {"to", "to"},                         {"subject", "subject"},
-    {"reply-to", "reply_to"},             {"correlation-id", "correlation_id"},
-    {"content-type", "content_type"},     {"content-encoding", "content_encoding"},
-    {"absolute-expiry-time", "absolute_expiry_time"}, {"creation-time", "creation_time"},
+    {"message-id", "message_id"},
+    {"user-id", "user_id"},
+    {"to", "to"},
+    {"subject", "subject"},
+    {"reply-to", "reply_to"},
+    {"correlation-id", "correlation_id"},
+    {"content-type", "content_type"},
+    {"content-encoding", "content_encoding"},
+    {"absolute-expiry-time", "absolute_expiry_time"},
+    {"creation-time", "creation_time"},
     {"group-id", "group_id"},
 };
 
@@ -77,8 +82,8 @@ boost::json::object event_json(const event_data& e, bool sys, bool app, bool ann
     if (anno) ev["annotations"] = e.annotations;
     // Like az: the payload is parsed as JSON only when the content type says so.
     boost::json::value payload = boost::json::string(e.body);
-    if (auto* ct = system.if_contains("content_type"); ct && ct->is_string() &&
-                                                       lower(std::string(ct->as_string())).find("application/json") != std::string::npos) {
+    if (auto* ct = system.if_contains("content_type");
+        ct && ct->is_string() && lower(std::string(ct->as_string())).find("application/json") != std::string::npos) {
         boost::system::error_code ec;
         auto v = boost::json::parse(e.body, ec);
         if (!ec) payload = std::move(v);
@@ -120,7 +125,8 @@ int monitor_events(const monitor_args& m, const std::string& login, service_opti
     o.service = std::move(options);
     o.consumer_group = m.consumer_group;
     if (m.enqueued_time_ms >= 0)
-        o.start = event_position::from_enqueued_time(std::chrono::system_clock::time_point(std::chrono::milliseconds(m.enqueued_time_ms)));
+        o.start = event_position::from_enqueued_time(
+            std::chrono::system_clock::time_point(std::chrono::milliseconds(m.enqueued_time_ms)));
     else
         o.start = m.start == "earliest" ? event_position::earliest() : event_position::latest();
     auto consumer = event_consumer::from_connection_string(login, std::move(o));

@@ -24,10 +24,10 @@ struct monitor_args {
     std::string device_pattern;  // -d: device id, '*' and '?' wildcards
     std::string module_pattern;  // -m: module id, same wildcards
     std::string consumer_group = "$Default";
-    std::vector<std::string> props;  // sys, app, anno, all
-    int timeout = 300;               // seconds; 0: until interrupted
-    long long enqueued_time_ms = -1; // --enqueued-time; -1: use `start`
-    std::string start = "latest";    // latest | earliest
+    std::vector<std::string> props;   // sys, app, anno, all
+    int timeout = 300;                // seconds; 0: until interrupted
+    long long enqueued_time_ms = -1;  // --enqueued-time; -1: use `start`
+    std::string start = "latest";     // latest | earliest
 };
 
 // Adds monitor-events' own options to `c`.

@@ -33,8 +33,7 @@ namespace twinhub::client {
 namespace asio = boost::asio;
 using steady = std::chrono::steady_clock;
 
-result<amqp_settings> amqp_settings_from(std::string_view connection_string, service_options options,
-                                         std::string who) {
+result<amqp_settings> amqp_settings_from(std::string_view connection_string, service_options options, std::string who) {
     auto cs = auth::parse_connection_string(connection_string);
     if (!cs) return cs.error();
     if (cs->kind != auth::connection_string_kind::service)
@@ -64,7 +63,9 @@ amqp_connection::amqp_connection(amqp_settings s) : s_(std::move(s)) {
     io_thread_ = std::thread([this] { ioc.run(); });
 }
 
-amqp_connection::~amqp_connection() { stop(); }
+amqp_connection::~amqp_connection() {
+    stop();
+}
 
 void amqp_connection::stop() {
     if (!io_thread_.joinable()) return;
@@ -295,8 +296,9 @@ void amqp_connection::on_message(proton::delivery& d, proton::message& m) {
         if (status != 200) {
             std::string why = string_property(m, "status-description");
             if (!failure_)
-                failure_ = error{errc::unauthorized, "the hub refused the SAS token (CBS status " + std::to_string(status) +
-                                                         (why.empty() ? std::string(")") : "): " + why)};
+                failure_ =
+                    error{errc::unauthorized, "the hub refused the SAS token (CBS status " + std::to_string(status) +
+                                                  (why.empty() ? std::string(")") : "): " + why)};
             return;
         }
         if (first && !authorized_) {
@@ -315,10 +317,18 @@ error amqp_connection::condition_error(const proton::error_condition& c, std::st
     return {code, std::move(msg)};
 }
 
-void amqp_connection::on_sender_error(proton::sender& s) { link_closed(s.name(), s.error()); }
-void amqp_connection::on_receiver_error(proton::receiver& r) { link_closed(r.name(), r.error()); }
-void amqp_connection::on_sender_close(proton::sender& s) { link_closed(s.name(), s.error()); }
-void amqp_connection::on_receiver_close(proton::receiver& r) { link_closed(r.name(), r.error()); }
+void amqp_connection::on_sender_error(proton::sender& s) {
+    link_closed(s.name(), s.error());
+}
+void amqp_connection::on_receiver_error(proton::receiver& r) {
+    link_closed(r.name(), r.error());
+}
+void amqp_connection::on_sender_close(proton::sender& s) {
+    link_closed(s.name(), s.error());
+}
+void amqp_connection::on_receiver_close(proton::receiver& r) {
+    link_closed(r.name(), r.error());
+}
 
 void amqp_connection::link_closed(const std::string& name, const proton::error_condition& c) {
     if (state_ == phase::closing) return;
@@ -332,7 +342,8 @@ void amqp_connection::on_session_error(proton::session& s) {
     if (!failure_ && state_ != phase::closing) failure_ = condition_error(s.error(), "the hub ended the AMQP session");
 }
 void amqp_connection::on_connection_error(proton::connection& c) {
-    if (!failure_ && state_ != phase::closing) failure_ = condition_error(c.error(), "the hub closed the AMQP connection");
+    if (!failure_ && state_ != phase::closing)
+        failure_ = condition_error(c.error(), "the hub closed the AMQP connection");
 }
 void amqp_connection::on_transport_error(proton::transport& t) {
     if (!failure_ && state_ != phase::closing) {

@@ -56,8 +56,7 @@ struct amqp_settings {
 
 // Parses a service connection string and checks the options (TLS, token lifetime). Fails with
 // invalid_argument when it is not a service connection string or the options are unusable.
-result<amqp_settings> amqp_settings_from(std::string_view connection_string, service_options options,
-                                         std::string who);
+result<amqp_settings> amqp_settings_from(std::string_view connection_string, service_options options, std::string who);
 
 class amqp_connection : public proton::messaging_handler {
 public:
@@ -163,25 +162,25 @@ result<T> amqp_connection::call(Start start, std::chrono::milliseconds timeout, 
         return error{errc::internal, "twinhub " + s_.who + ": blocking call on its own I/O thread"};
     auto p = std::make_shared<std::promise<result<T>>>();
     auto fut = p->get_future();
-    boost::asio::post(ioc, [this, p, start = std::move(start), timeout,
-                            timeout_message = std::move(timeout_message)]() mutable {
-        auto fired = std::make_shared<bool>(false);
-        auto timer = std::make_shared<boost::asio::steady_timer>(ioc, timeout);
-        std::function<void(result<T>)> done = [p, fired, timer](result<T> r) {
-            if (*fired) return;
-            *fired = true;
-            timer->cancel();
-            p->set_value(std::move(r));
-        };
-        timer->async_wait([done, timeout_message](boost::system::error_code ec) {
-            if (!ec) done(error{errc::gateway_timeout, timeout_message});
+    boost::asio::post(
+        ioc, [this, p, start = std::move(start), timeout, timeout_message = std::move(timeout_message)]() mutable {
+            auto fired = std::make_shared<bool>(false);
+            auto timer = std::make_shared<boost::asio::steady_timer>(ioc, timeout);
+            std::function<void(result<T>)> done = [p, fired, timer](result<T> r) {
+                if (*fired) return;
+                *fired = true;
+                timer->cancel();
+                p->set_value(std::move(r));
+            };
+            timer->async_wait([done, timeout_message](boost::system::error_code ec) {
+                if (!ec) done(error{errc::gateway_timeout, timeout_message});
+            });
+            try {
+                start(done);
+            } catch (const std::exception& e) {
+                done(error{errc::internal, "twinhub " + s_.who + ": " + e.what()});
+            }
         });
-        try {
-            start(done);
-        } catch (const std::exception& e) {
-            done(error{errc::internal, "twinhub " + s_.who + ": " + e.what()});
-        }
-    });
     return fut.get();
 }
 

@@ -9,17 +9,17 @@
 #include "client/event_decode.hpp"
 #include "common/encoding.hpp"
 
+#include <proton/link.h>
+#include <proton/terminus.h>
 #include <proton/codec/map.hpp>
 #include <proton/codec/vector.hpp>
 #include <proton/delivery.hpp>
-#include <proton/link.h>
 #include <proton/message.hpp>
 #include <proton/message_id.hpp>
 #include <proton/receiver_options.hpp>
 #include <proton/sender_options.hpp>
 #include <proton/source_options.hpp>
 #include <proton/target_options.hpp>
-#include <proton/terminus.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -62,15 +62,15 @@ void set_selector(const proton::receiver& r, const std::string& selector) {
 std::string selector_for(const event_position& p) {
     using k = event_position::kind;
     switch (p.what) {
-    case k::earliest: return "amqp.annotation.x-opt-offset > '-1'";
-    case k::latest: return "amqp.annotation.x-opt-offset > '@latest'";
-    case k::enqueued_time: {
-        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(p.enqueued_time.time_since_epoch()).count();
-        return "amqp.annotation.x-opt-enqueued-time > '" + std::to_string(ms) + "'";
-    }
-    case k::sequence_number:
-        return std::string("amqp.annotation.x-opt-sequence-number ") + (p.inclusive ? ">=" : ">") + " '" +
-               std::to_string(p.sequence_number) + "'";
+        case k::earliest: return "amqp.annotation.x-opt-offset > '-1'";
+        case k::latest: return "amqp.annotation.x-opt-offset > '@latest'";
+        case k::enqueued_time: {
+            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(p.enqueued_time.time_since_epoch()).count();
+            return "amqp.annotation.x-opt-enqueued-time > '" + std::to_string(ms) + "'";
+        }
+        case k::sequence_number:
+            return std::string("amqp.annotation.x-opt-sequence-number ") + (p.inclusive ? ">=" : ">") + " '" +
+                   std::to_string(p.sequence_number) + "'";
     }
     return {};
 }
@@ -86,16 +86,16 @@ struct event_consumer::impl final : client::amqp_connection {
     std::optional<proton::receiver> mgmt_rx;
     using reply_fn = std::function<void(result<proton::message>)>;
     std::map<std::string, reply_fn> mgmt_pending;  // by request message id
-    std::deque<proton::message> mgmt_out;           // waiting for credit
-    bool links_up = false;                          // the barrier READ came back
+    std::deque<proton::message> mgmt_out;          // waiting for credit
+    bool links_up = false;                         // the barrier READ came back
 
     event_hub_properties hub;
     struct reader {
         proton::receiver link;
         std::string partition;
     };
-    std::map<std::string, reader> readers;               // by link name
-    std::map<std::string, std::int64_t> handed_out;      // partition -> last sequence number returned
+    std::map<std::string, reader> readers;                  // by link name
+    std::map<std::string, std::int64_t> handed_out;         // partition -> last sequence number returned
     std::deque<std::pair<std::string, event_data>> buffer;  // (link name, event), arrival order
 
     struct waiter {
@@ -174,7 +174,8 @@ struct event_consumer::impl final : client::amqp_connection {
         if (!failure_) {
             error e = condition_error(c, "the hub closed the receiver of partition " + it->second.partition);
             // Here amqp:not-found names the consumer group or Event Hub, not a device.
-            if (c.name() == "amqp:not-found" || c.name() == "com.microsoft:argument-out-of-range") e.code = errc::not_found;
+            if (c.name() == "amqp:not-found" || c.name() == "com.microsoft:argument-out-of-range")
+                e.code = errc::not_found;
             failure_ = std::move(e);
         }
         return true;
@@ -209,11 +210,13 @@ struct event_consumer::impl final : client::amqp_connection {
         const int status = client::int_property(*r, "status-code");
         if (status < 200 || status > 299) {
             std::string why = client::string_property(*r, "status-description");
-            errc code = status == 401 ? errc::unauthorized
+            errc code = status == 401   ? errc::unauthorized
                         : status == 404 ? errc::not_found
                         : status == 400 ? errc::invalid_argument
                                         : errc::internal;
-            return error{code, why.empty() ? "the hub answered the $management READ with status " + std::to_string(status) : why};
+            return error{code, why.empty()
+                                   ? "the hub answered the $management READ with status " + std::to_string(status)
+                                   : why};
         }
         return r->body();
     }
@@ -251,7 +254,8 @@ struct event_consumer::impl final : client::amqp_connection {
                 addr, proton::receiver_options().source(src).credit_window(0).auto_accept(true));
             event_position pos = opts.start;
             if (auto it = opts.partition_start.find(p); it != opts.partition_start.end()) pos = it->second;
-            if (auto it = handed_out.find(p); it != handed_out.end()) pos = event_position::from_sequence_number(it->second);
+            if (auto it = handed_out.find(p); it != handed_out.end())
+                pos = event_position::from_sequence_number(it->second);
             set_selector(r, selector_for(pos));
             r.add_credit(static_cast<int>(opts.prefetch));
             readers.emplace(r.name(), reader{r, p});
@@ -333,11 +337,17 @@ result<void> event_consumer::connect() {
                          m->settings().options.timeout, "the hub did not complete the AMQP connection in time");
 }
 
-void event_consumer::close() { impl_->close_sync(); }
+void event_consumer::close() {
+    impl_->close_sync();
+}
 
-bool event_consumer::connected() const { return impl_->connected(); }
+bool event_consumer::connected() const {
+    return impl_->connected();
+}
 
-const std::string& event_consumer::host_name() const { return impl_->settings().host; }
+const std::string& event_consumer::host_name() const {
+    return impl_->settings().host;
+}
 
 result<event_hub_properties> event_consumer::hub_properties() {
     if (auto c = connect(); !c) return c.error();

@@ -23,13 +23,13 @@ namespace {
 template <class Scalar>
 std::string text_of(const Scalar& s) {
     switch (s.type()) {
-    case proton::STRING: return proton::get<std::string>(s);
-    case proton::SYMBOL: return proton::get<proton::symbol>(s);
-    case proton::NULL_TYPE: return {};
-    default: {
-        auto j = json_of(proton::value(s));
-        return j.is_string() ? std::string(j.as_string()) : boost::json::serialize(j);
-    }
+        case proton::STRING: return proton::get<std::string>(s);
+        case proton::SYMBOL: return proton::get<proton::symbol>(s);
+        case proton::NULL_TYPE: return {};
+        default: {
+            auto j = json_of(proton::value(s));
+            return j.is_string() ? std::string(j.as_string()) : boost::json::serialize(j);
+        }
     }
 }
 
@@ -76,13 +76,13 @@ result<std::map<std::string, proton::value>> body_map(const proton::value& body)
 std::string body_bytes(const proton::message& m) {
     const proton::value& v = m.body();
     switch (v.type()) {
-    case proton::BINARY: {
-        auto b = proton::get<proton::binary>(v);
-        return std::string(b.begin(), b.end());
-    }
-    case proton::STRING: return proton::get<std::string>(v);
-    case proton::SYMBOL: return proton::get<proton::symbol>(v);
-    default: return {};
+        case proton::BINARY: {
+            auto b = proton::get<proton::binary>(v);
+            return std::string(b.begin(), b.end());
+        }
+        case proton::STRING: return proton::get<std::string>(v);
+        case proton::SYMBOL: return proton::get<proton::symbol>(v);
+        default: return {};
     }
 }
 
@@ -91,12 +91,12 @@ int int_property(const proton::message& m, const std::string& key) {
     proton::scalar v = m.properties().get(key);
     try {
         switch (v.type()) {
-        case proton::INT: return proton::get<std::int32_t>(v);
-        case proton::LONG: return static_cast<int>(proton::get<std::int64_t>(v));
-        case proton::UINT: return static_cast<int>(proton::get<std::uint32_t>(v));
-        case proton::SHORT: return proton::get<std::int16_t>(v);
-        case proton::STRING: return std::stoi(proton::get<std::string>(v));
-        default: return -1;
+            case proton::INT: return proton::get<std::int32_t>(v);
+            case proton::LONG: return static_cast<int>(proton::get<std::int64_t>(v));
+            case proton::UINT: return static_cast<int>(proton::get<std::uint32_t>(v));
+            case proton::SHORT: return proton::get<std::int16_t>(v);
+            case proton::STRING: return std::stoi(proton::get<std::string>(v));
+            default: return -1;
         }
     } catch (...) {
         return -1;
@@ -113,27 +113,27 @@ std::string string_property(const proton::message& m, const std::string& key) {
 boost::json::value json_of(const proton::value& v) {
     using boost::json::value;
     switch (v.type()) {
-    case proton::NULL_TYPE: return nullptr;
-    case proton::BOOLEAN: return proton::get<bool>(v);
-    case proton::UBYTE: return proton::get<std::uint8_t>(v);
-    case proton::BYTE: return proton::get<std::int8_t>(v);
-    case proton::USHORT: return proton::get<std::uint16_t>(v);
-    case proton::SHORT: return proton::get<std::int16_t>(v);
-    case proton::UINT: return proton::get<std::uint32_t>(v);
-    case proton::INT: return proton::get<std::int32_t>(v);
-    case proton::ULONG: return proton::get<std::uint64_t>(v);
-    case proton::LONG: return proton::get<std::int64_t>(v);
-    case proton::FLOAT: return proton::get<float>(v);
-    case proton::DOUBLE: return proton::get<double>(v);
-    case proton::TIMESTAMP: return proton::get<proton::timestamp>(v).milliseconds();
-    case proton::STRING: return value(proton::get<std::string>(v));
-    case proton::SYMBOL: return value(std::string(proton::get<proton::symbol>(v)));
-    case proton::BINARY: {
-        auto b = proton::get<proton::binary>(v);
-        return value(std::string(b.begin(), b.end()));
-    }
-    case proton::UUID: return value(proton::get<proton::uuid>(v).str());
-    default: return value(proton::to_string(v));
+        case proton::NULL_TYPE: return nullptr;
+        case proton::BOOLEAN: return proton::get<bool>(v);
+        case proton::UBYTE: return proton::get<std::uint8_t>(v);
+        case proton::BYTE: return proton::get<std::int8_t>(v);
+        case proton::USHORT: return proton::get<std::uint16_t>(v);
+        case proton::SHORT: return proton::get<std::int16_t>(v);
+        case proton::UINT: return proton::get<std::uint32_t>(v);
+        case proton::INT: return proton::get<std::int32_t>(v);
+        case proton::ULONG: return proton::get<std::uint64_t>(v);
+        case proton::LONG: return proton::get<std::int64_t>(v);
+        case proton::FLOAT: return proton::get<float>(v);
+        case proton::DOUBLE: return proton::get<double>(v);
+        case proton::TIMESTAMP: return proton::get<proton::timestamp>(v).milliseconds();
+        case proton::STRING: return value(proton::get<std::string>(v));
+        case proton::SYMBOL: return value(std::string(proton::get<proton::symbol>(v)));
+        case proton::BINARY: {
+            auto b = proton::get<proton::binary>(v);
+            return value(std::string(b.begin(), b.end()));
+        }
+        case proton::UUID: return value(proton::get<proton::uuid>(v).str());
+        default: return value(proton::to_string(v));
     }
 }
 
@@ -144,8 +144,10 @@ event_data decode_event(const proton::message& m, const std::string& partition) 
     auto& sys = e.system_properties;
     auto put_id = [&](const char* name, const proton::message_id& id) {
         if (id.empty()) return;
-        if (id.type() == proton::STRING) sys[name] = proton::get<std::string>(id);
-        else sys[name] = proton::to_string(id);
+        if (id.type() == proton::STRING)
+            sys[name] = proton::get<std::string>(id);
+        else
+            sys[name] = proton::to_string(id);
     };
     put_id("message-id", m.id());
     put_id("correlation-id", m.correlation_id());
@@ -162,17 +164,23 @@ event_data decode_event(const proton::message& m, const std::string& partition) 
     std::vector<std::pair<proton::annotation_key, proton::value>> annotations;
     if (!m.message_annotations().empty()) proton::get(m.message_annotations().value(), annotations);
     for (auto& [k, v] : annotations) {
-        const std::string key = k.type() == proton::SYMBOL ? std::string(proton::get<proton::symbol>(k)) : proton::to_string(k);
+        const std::string key =
+            k.type() == proton::SYMBOL ? std::string(proton::get<proton::symbol>(k)) : proton::to_string(k);
         e.annotations[key] = json_of(v);
-        if (key == "x-opt-sequence-number") e.sequence_number = int_of(v);
-        else if (key == "x-opt-offset") e.offset = v.type() == proton::STRING ? proton::get<std::string>(v) : proton::to_string(v);
+        if (key == "x-opt-sequence-number")
+            e.sequence_number = int_of(v);
+        else if (key == "x-opt-offset")
+            e.offset = v.type() == proton::STRING ? proton::get<std::string>(v) : proton::to_string(v);
         else if (key == "x-opt-enqueued-time")
             e.enqueued_time = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms_of(v)));
-        else if (key.rfind("x-opt-", 0) == 0) continue;
+        else if (key.rfind("x-opt-", 0) == 0)
+            continue;
         else {
             sys[key] = json_of(v);
-            if (key == "iothub-connection-device-id" && v.type() == proton::STRING) e.device_id = proton::get<std::string>(v);
-            if (key == "iothub-connection-module-id" && v.type() == proton::STRING) e.module_id = proton::get<std::string>(v);
+            if (key == "iothub-connection-device-id" && v.type() == proton::STRING)
+                e.device_id = proton::get<std::string>(v);
+            if (key == "iothub-connection-module-id" && v.type() == proton::STRING)
+                e.module_id = proton::get<std::string>(v);
         }
     }
 
@@ -215,8 +223,10 @@ result<partition_properties> decode_partition_properties(const proton::value& bo
     if (auto* v = at("last_enqueued_offset")) p.last_enqueued_offset = key_text(*v);
     if (auto* v = at("last_enqueued_time_utc"))
         p.last_enqueued_time = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms_of(*v)));
-    if (auto* v = at("is_partition_empty"); v && v->type() == proton::BOOLEAN) p.is_empty = proton::get<bool>(*v);
-    else p.is_empty = p.last_enqueued_sequence_number < 0;
+    if (auto* v = at("is_partition_empty"); v && v->type() == proton::BOOLEAN)
+        p.is_empty = proton::get<bool>(*v);
+    else
+        p.is_empty = p.last_enqueued_sequence_number < 0;
     return p;
 }
 

@@ -54,8 +54,10 @@ std::string unique(const std::string& base) {
 std::string quote(const std::string& s) {
     std::string q = "'";
     for (char c : s) {
-        if (c == '\'') q += "'\\''";
-        else q += c;
+        if (c == '\'')
+            q += "'\\''";
+        else
+            q += c;
     }
     return q + "'";
 }
@@ -175,8 +177,8 @@ TEST(cli_monitor_events, streams_the_devices_events_as_az_json_lines_and_exits_a
     auto run = start_cli({"monitor-events", "-d", id, "--timeout", "6", "--props", "sys", "app", "anno"});
     ASSERT_TRUE(wait_started(run)) << run.err();
     for (int i = 0; i < 3; ++i)
-        send(dev, "{\"temperature\": " + std::to_string(20 + i) + "}", "application/json", {{"alert", "n" + std::to_string(i)}},
-             "mid-" + std::to_string(i));
+        send(dev, "{\"temperature\": " + std::to_string(20 + i) + "}", "application/json",
+             {{"alert", "n" + std::to_string(i)}}, "mid-" + std::to_string(i));
     send(dev2, "{\"not\": \"mine\"}", "application/json");
 
     auto [rc, out] = run.done.get();
@@ -226,8 +228,9 @@ TEST(cli_monitor_events, wildcards_module_filter_and_enqueued_time_start) {
     send(y2, "plain text 2", "text/plain");
     send(*mod, "from the module", "text/plain");
 
-    auto [rc, out] = start_cli({"monitor-events", "-d", base + "-x?", "--enqueued-time", std::to_string(start), "--timeout", "3"})
-                         .done.get();
+    auto [rc, out] =
+        start_cli({"monitor-events", "-d", base + "-x?", "--enqueued-time", std::to_string(start), "--timeout", "3"})
+            .done.get();
     ASSERT_EQ(rc, 0) << out;
     auto lines = json_lines(out);
     ASSERT_EQ(lines.size(), 2u) << out;  // x1 and its module (maybe on another partition); not y2
@@ -235,12 +238,13 @@ TEST(cli_monitor_events, wildcards_module_filter_and_enqueued_time_start) {
     const auto& first = lines[0].at("event").as_object();
     EXPECT_EQ(first.at("origin").as_string(), base + "-x1");
     EXPECT_EQ(first.at("payload").as_string(), "plain text 1");  // text/plain: a string
-    EXPECT_FALSE(first.contains("properties"));                   // no --props
+    EXPECT_FALSE(first.contains("properties"));                  // no --props
     EXPECT_FALSE(first.contains("annotations"));
     EXPECT_EQ(lines[1].at("event").at("module").as_string(), "filter");
 
-    auto [rc2, out2] = start_cli({"monitor-events", "-d", base + "-*", "-m", "fil*", "--start", "earliest", "--timeout", "3"})
-                           .done.get();
+    auto [rc2, out2] =
+        start_cli({"monitor-events", "-d", base + "-*", "-m", "fil*", "--start", "earliest", "--timeout", "3"})
+            .done.get();
     ASSERT_EQ(rc2, 0);
     auto only_module = json_lines(out2);
     ASSERT_EQ(only_module.size(), 1u) << out2;
@@ -279,7 +283,8 @@ TEST(cli_monitor_events, errors_go_to_stderr_with_exit_codes) {
         EXPECT_NE(run.err().find("nope"), std::string::npos) << run.err();
     }
     {
-        auto run = start_cli({"monitor-events", "--login", "HostName=h;DeviceId=d;SharedAccessKey=AAAA", "--timeout", "2"});
+        auto run =
+            start_cli({"monitor-events", "--login", "HostName=h;DeviceId=d;SharedAccessKey=AAAA", "--timeout", "2"});
         auto [rc, out] = run.done.get();
         EXPECT_EQ(rc, 2) << run.err();
         EXPECT_NE(run.err().find("service connection string"), std::string::npos) << run.err();

@@ -52,8 +52,12 @@ event_consumer consumer(event_consumer_options o, const std::string& cs) {
     EXPECT_TRUE(c) << c.error().message;
     return std::move(*c);
 }
-event_consumer consumer(event_consumer_options o) { return consumer(std::move(o), hub().connection_string()); }
-event_consumer consumer() { return consumer(event_consumer_options()); }
+event_consumer consumer(event_consumer_options o) {
+    return consumer(std::move(o), hub().connection_string());
+}
+event_consumer consumer() {
+    return consumer(event_consumer_options());
+}
 
 event_consumer_options starting(event_position p) {
     event_consumer_options o;
@@ -127,7 +131,8 @@ TEST(event_consumer, reads_device_telemetry_in_order_with_properties_and_annotat
     const auto id = unique("eh-dev");
     auto dev = device(rm, id);
     const auto before = std::chrono::system_clock::now() - 2s;
-    for (int i = 0; i < 5; ++i) send(dev, "{\"n\":" + std::to_string(i) + "}", {{"seq", std::to_string(i)}, {"kind", "temp"}});
+    for (int i = 0; i < 5; ++i)
+        send(dev, "{\"n\":" + std::to_string(i) + "}", {{"seq", std::to_string(i)}, {"kind", "temp"}});
 
     auto got = events_of(ec, id, 5);
     ASSERT_EQ(got.size(), 5u);
@@ -137,7 +142,8 @@ TEST(event_consumer, reads_device_telemetry_in_order_with_properties_and_annotat
         // An AMQP map: the names and values are kept, not the order they were sent in.
         auto props = e.properties;
         std::sort(props.begin(), props.end());
-        EXPECT_EQ(props, (std::vector<std::pair<std::string, std::string>>{{"kind", "temp"}, {"seq", std::to_string(i)}}));
+        EXPECT_EQ(props,
+                  (std::vector<std::pair<std::string, std::string>>{{"kind", "temp"}, {"seq", std::to_string(i)}}));
         EXPECT_TRUE(e.module_id.empty());
         EXPECT_EQ(sys_text(e, "iothub-connection-device-id"), id);
         EXPECT_EQ(sys_text(e, "content-type"), "application/json");
@@ -294,7 +300,8 @@ TEST(event_consumer, reads_only_the_partitions_asked_for) {
 
 TEST(event_consumer, policy_without_service_connect_is_unauthorized) {
     // registryRead's connection string, as a user would print it.
-    std::string cmd = "'" + hub().bin("twinhub") + "' hub connection-string show --policy-name registryRead --data-dir '" +
+    std::string cmd = "'" + hub().bin("twinhub") +
+                      "' hub connection-string show --policy-name registryRead --data-dir '" +
                       hub().data_dir().string() + "'";
     FILE* p = ::popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);
@@ -360,7 +367,8 @@ TEST(event_consumer, reconnects_after_a_hub_restart_and_resumes_after_the_last_e
         if (*e && (*e)->device_id == id) got.push_back(std::move(**e));
         if (got.size() == 1 && !sent_three) {
             sent_three = true;
-            auto dev = device_client::create_from_connection_string(*registry().device_connection_string(id), dev_options());
+            auto dev =
+                device_client::create_from_connection_string(*registry().device_connection_string(id), dev_options());
             ASSERT_TRUE(dev && dev->connect());
             send(*dev, "\"three\"");
         }

@@ -27,10 +27,12 @@ proton::message hub_event() {
     auto& ma = m.message_annotations();
     ma.put(proton::annotation_key(proton::symbol("x-opt-sequence-number")), proton::value(std::int64_t{42}));
     ma.put(proton::annotation_key(proton::symbol("x-opt-offset")), proton::value(std::string("42")));
-    ma.put(proton::annotation_key(proton::symbol("x-opt-enqueued-time")), proton::value(proton::timestamp(1'700'000'000'123)));
+    ma.put(proton::annotation_key(proton::symbol("x-opt-enqueued-time")),
+           proton::value(proton::timestamp(1'700'000'000'123)));
     ma.put(proton::annotation_key(proton::symbol("iothub-connection-device-id")), proton::value(std::string("dev1")));
     ma.put(proton::annotation_key(proton::symbol("iothub-connection-module-id")), proton::value(std::string("mod1")));
-    ma.put(proton::annotation_key(proton::symbol("iothub-enqueuedtime")), proton::value(proton::timestamp(1'700'000'000'123)));
+    ma.put(proton::annotation_key(proton::symbol("iothub-enqueuedtime")),
+           proton::value(proton::timestamp(1'700'000'000'123)));
     m.properties().put("alert", std::string("high"));
     m.properties().put("count", std::int32_t{3});
     return m;
