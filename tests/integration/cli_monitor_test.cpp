@@ -297,6 +297,18 @@ TEST(cli_monitor_events, errors_go_to_stderr_with_exit_codes) {
         EXPECT_NE(run.err().find("connection failed"), std::string::npos) << run.err();
     }
     {
+        auto show = start_cli({"hub", "connection-string", "show", "--policy-name", "registryRead", "--data-dir",
+                               hub().data_dir().string()});
+        auto [rc0, cs] = show.done.get();
+        ASSERT_EQ(rc0, 0) << show.err();
+        while (!cs.empty() && cs.back() == '\n') cs.pop_back();
+        auto run = start_cli({"monitor-events", "--login", cs, "--timeout", "2"});
+        auto [rc, out] = run.done.get();
+        EXPECT_EQ(rc, 1) << run.err();
+        EXPECT_NE(run.err().find("Unauthorized"), std::string::npos) << run.err();
+        EXPECT_NE(run.err().find("ServiceConnect"), std::string::npos) << run.err();
+    }
+    {
         auto run = start_cli({"monitor-events", "--props", "bogus"});
         auto [rc, out] = run.done.get();
         EXPECT_EQ(rc, 2) << run.err();
