@@ -6,4 +6,5 @@
 #include "twinhub/device_client.hpp"
 #include "twinhub/module_client.hpp"
 #include "twinhub/registry_manager.hpp"
+#include "twinhub/event_consumer.hpp"
 #include "twinhub/service_client.hpp"

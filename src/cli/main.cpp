@@ -5,6 +5,7 @@
 //   3 the hub could not be reached (DNS, TCP, TLS/certificate, timeout).
 #include "auth/connection_string.hpp"
 #include "cli/json_print.hpp"
+#include "cli/monitor_events.hpp"
 #include "common/error_mapping.hpp"
 #include "server/data_dir.hpp"
 #include "store/sqlite_store.hpp"
@@ -274,6 +275,7 @@ int main(int argc, char** argv) {
     show->callback([&] { rc = connection_string_show(data_dir, policy, cs_output == "json", eventhub); });
 
     hub_args a;
+    twinhub::cli::monitor_args monitor;
     std::function<int()> action;
     std::string device_id, module_id, pk, sk, status, status_reason, etag, key_type = "primary", desired, tags,
         json_doc, sql, method_name, method_payload = "null", managed_by;
@@ -696,18 +698,16 @@ int main(int argc, char** argv) {
         settle_command("reject", "Reject a received message: it is dead-lettered (Rejected feedback if asked)", 2);
     }
 
-    // ---- monitor-events ----
+    // ---- monitor-events (az iot hub monitor-events; src/cli/monitor_events.cpp) ----
     {
         auto* c = leaf(&app, "monitor-events",
-                       "NOT SUPPORTED YET: always exits 1. Device-to-cloud messages are accepted by the hub, but it "
-                       "has no Event Hubs-compatible read endpoint to monitor them from yet.",
+                       "Stream device-to-cloud events from the built-in Event Hubs-compatible endpoint (AMQP, port "
+                       "5671: --amqp-port or env TWINHUB_AMQP_PORT), one JSON object per line; the policy needs "
+                       "ServiceConnect",
                        a);
-        c->add_option("-d,--device-id", device_id, "Device id");
-        run(c, [&] {
-            std::cerr << "twinhub: NotSupported: monitor-events is not supported yet: twinhub has no Event "
-                         "Hubs-compatible endpoint to read device-to-cloud messages from.\n";
-            return exit_failed;
-        });
+        c->add_option("--amqp-port", a.amqp_port, "AMQP port when it is not 5671 (default: env TWINHUB_AMQP_PORT)");
+        twinhub::cli::add_monitor_options(c, monitor);
+        run(c, [&] { return twinhub::cli::monitor_events(monitor, login_of(a), options_of(a), fail); });
     }
 
     try {
