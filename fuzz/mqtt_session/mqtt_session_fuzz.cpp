@@ -185,7 +185,7 @@ struct world {
     std::unique_ptr<service::hub_service> hub;
     std::unique_ptr<service::c2d_service> c2d;
     std::shared_ptr<mqtt::mqtt_server::state> st;
-    std::array<std::uint64_t, store::event_partitions> event_cursor{};
+    std::array<std::uint64_t, store::max_event_partitions> event_cursor{};
     int c2d_counter = 0;
 
     world() {
@@ -269,7 +269,7 @@ struct world {
     // Sources of the telemetry appended since the last call.
     std::vector<store::identity_key> new_event_sources() {
         std::vector<store::identity_key> out;
-        for (std::uint32_t p = 0; p < store::event_partitions; ++p) {
+        for (std::uint32_t p = 0; p < store::max_event_partitions; ++p) {
             auto events = store->read_events(p, event_cursor[p], 100000);
             if (!events) continue;
             for (auto& e : *events) {
