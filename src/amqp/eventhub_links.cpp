@@ -23,9 +23,15 @@
 #include <proton/codec/map.hpp>
 #include <proton/codec/vector.hpp>
 
+#include <proton/codec.h>
+#include <proton/condition.h>
+#include <proton/link.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <variant>
+#include <vector>
 
 namespace twinhub::amqp {
 
@@ -61,6 +67,33 @@ std::optional<std::int64_t> link_epoch(const proton::sender& s) {
     } catch (const std::exception&) {
         return std::nullopt;
     }
+}
+
+// Proton's C++ link::close(error_condition) sends the condition's name and description but, in
+// Debian's 0.37, not its info map (measured: the detach carries a null info). The redirect's info
+// (hostname, address) is what its readers follow, so the condition is written with the C API.
+struct raw_endpoint : proton::link {
+    static pn_link_t* of(const proton::link& l) { return static_cast<const raw_endpoint&>(l).pn_object(); }
+};
+
+void close_with_info(proton::link& l, const char* name, const std::string& description,
+                     const std::vector<std::pair<std::string, std::variant<std::string, std::int32_t>>>& info) {
+    pn_link_t* pl = raw_endpoint::of(l);
+    pn_condition_t* c = pn_link_condition(pl);
+    pn_condition_clear(c);
+    pn_condition_set_name(c, name);
+    pn_condition_set_description(c, description.c_str());
+    pn_data_t* d = pn_condition_info(c);
+    pn_data_clear(d);
+    pn_data_put_map(d);
+    pn_data_enter(d);
+    for (const auto& [key, value] : info) {
+        pn_data_put_symbol(d, pn_bytes(key.size(), key.data()));
+        if (auto* text = std::get_if<std::string>(&value)) pn_data_put_string(d, pn_bytes(text->size(), text->data()));
+        else pn_data_put_int(d, std::get<std::int32_t>(value));
+    }
+    pn_data_exit(d);
+    pn_link_close(pl);
 }
 
 }  // namespace
@@ -157,15 +190,10 @@ bool amqp_server::connection::eh_redirect(proton::link l, const link_address& a)
     if (a.kind == link_kind::eventhub_partition) path += "/ConsumerGroups/" + a.consumer_group + "/Partitions/" + a.partition;
     else path += "/$management";
     const std::string address = "amqps://" + host + ":" + std::to_string(port) + "/" + path;
-    std::map<proton::symbol, proton::value> info;
-    info[proton::symbol("hostname")] = host;
-    info[proton::symbol("network-host")] = host;
-    info[proton::symbol("port")] = static_cast<std::int32_t>(port);
-    info[proton::symbol("address")] = address;
     log::info("amqp.link_redirected", {{"conn", log_id_}, {"link", l.name()}, {"address", address}});
-    l.close(proton::error_condition("amqp:link:redirect",
-                                    "Read the device-to-cloud events from the Event Hubs-compatible endpoint '" + address + "'.",
-                                    proton::value(info)));
+    close_with_info(l, "amqp:link:redirect",
+                    "Read the device-to-cloud events from the Event Hubs-compatible endpoint '" + address + "'.",
+                    {{"hostname", host}, {"network-host", host}, {"port", static_cast<std::int32_t>(port)}, {"address", address}});
     return true;
 }
 

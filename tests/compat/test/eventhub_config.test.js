@@ -146,6 +146,35 @@ test('retention: events older than the retention period are trimmed, the last on
   assert.equal(next[0].sequenceNumber, events[1].sequenceNumber + 1, 'sequence numbers continue after a trim');
 });
 
+// @azure/event-hubs 6 surfaces amqp:link:stolen as a MessagingError whose code is
+// ReceiverDisconnectedError (core-amqp's ConditionErrorNameMapper), as against Azure.
+test('a receiver with a higher owner level takes the partition over; a lower one is refused', async () => {
+  const errors = { low: null, lower: null, high: null };
+  const low = consumer().subscribe('3', {
+    processEvents: async () => {},
+    processError: async (err) => { errors.low = errors.low || err; },
+  }, { ownerLevel: 1, startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(errors.low, null, 'the owner-level 1 receiver opened');
+  const high = consumer().subscribe('3', {
+    processEvents: async () => {},
+    processError: async (err) => { errors.high = errors.high || err; },
+  }, { ownerLevel: 2, startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 });
+  for (let i = 0; i < 100 && !errors.low; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(errors.low, 'the owner-level 1 receiver was disconnected');
+  assert.equal(errors.low.code, 'ReceiverDisconnectedError', errors.low.message);
+  assert.match(errors.low.message, /higher epoch of '2'/);
+  const lower = consumer().subscribe('3', {
+    processEvents: async () => {},
+    processError: async (err) => { errors.lower = errors.lower || err; },
+  }, { ownerLevel: 0, startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 });
+  for (let i = 0; i < 100 && !errors.lower; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(errors.lower, 'the receiver below owner level 2 was refused');
+  assert.equal(errors.lower.code, 'ReceiverDisconnectedError', errors.lower.message);
+  assert.equal(errors.high, null, 'the owner-level 2 receiver kept the partition');
+  await Promise.all([low.close(), high.close(), lower.close()]);
+});
+
 function sasToken(sr, key, skn) {
   const se = Math.floor(Date.now() / 1000) + 3600;
   const esr = encodeURIComponent(sr);
@@ -174,9 +203,24 @@ function redirectOf(source) {
   });
 }
 
-test('links on IoT Hub\'s own messages/events address are answered with amqp:link:redirect', async () => {
+test('an IoT Hub connection string is redirected to the Event Hubs-compatible endpoint, which then reads', async () => {
   const mgmt = await redirectOf(`amqps://${host}/messages/events/$management`);
   assert.equal(mgmt.condition, 'amqp:link:redirect');
+  const info = mgmt.info;
+  assert.ok(info && info.hostname && info.address, JSON.stringify(mgmt));
+  assert.equal(info.hostname, host);
+  assert.equal(info.port, 5671);
+  assert.match(info.address, /^amqps:\/\/[^/]+:5671\/[^/]+\/\$management$/);
+  const entity = /:5671\/(.*)\//.exec(info.address)[1];
+  assert.equal(entity, /EntityPath=([^;]+)/.exec(ehCs)[1]);
   const part = await redirectOf('messages/events/ConsumerGroups/$Default/Partitions/2');
   assert.equal(part.condition, 'amqp:link:redirect');
+  assert.match(part.info.address, /\/ConsumerGroups\/\$Default\/Partitions\/2$/);
+
+  // What Microsoft's sample then does: an Event Hubs connection string from the redirect.
+  const fromRedirect = `Endpoint=sb://${info.hostname}/;EntityPath=${entity};SharedAccessKeyName=service;SharedAccessKey=${serviceKey}`;
+  const { id, client } = await device();
+  await send(client, { via: 'redirect' });
+  const { events } = await partitionOf(consumer('$Default', fromRedirect), id);
+  assert.equal(events[0].body.via, 'redirect');
 });
