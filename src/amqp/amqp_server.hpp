@@ -57,6 +57,9 @@ struct amqp_options {
     // The AMQP port named in amqp:link:redirect answers (0: `port`); set when port is 0.
     unsigned short redirect_port = 0;
     std::size_t max_telemetry_size = 256 * 1024;  // Azure's D2C message limit
+    // Telemetry carrying AzIoTHub_FaultOperationType breaks the connection, a session or a link as
+    // Azure's e2e tests ask (common/fault_injection.hpp, fault_links.cpp); off by default.
+    bool fault_injection = false;
     // Before a put-token succeeds, the TLS or WebSocket handshake and the AMQP open must complete
     // within this long.
     std::chrono::milliseconds connect_timeout{30'000};

@@ -717,6 +717,7 @@ void amqp_server::connection::telemetry(const store::identity_key& id, proton::d
                            "Message of " + std::to_string(e.body.size()) + " bytes is over the limit of " +
                                std::to_string(st_->opts.max_telemetry_size) + ".");
     telemetry_properties(m, e);
+    if (st_->opts.fault_injection && fault_requested(id, d, e.application_properties)) return;
     e.system_properties.emplace_back("iothub-connection-device-id", id.device_id);
     if (id.is_module()) e.system_properties.emplace_back("iothub-connection-module-id", id.module_id);
     e.system_properties.emplace_back("iothub-message-source", "Telemetry");

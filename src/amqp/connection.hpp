@@ -8,6 +8,7 @@
 
 #include "amqp/address.hpp"
 #include "amqp/server_state.hpp"
+#include "common/fault_injection.hpp"
 #include "methods/method_router.hpp"
 #include "mqtt/transport.hpp"
 
@@ -173,6 +174,10 @@ private:
     // CBS status (200 or 400/401) and sets `description`.
     int apply_token(const std::string& audience_text, const std::string& token, std::string& description);
     void telemetry(const store::identity_key& id, proton::delivery& d, proton::message& m);
+    // Fault injection (fault_links.cpp): true when the delivery was a fault request or refused by one.
+    bool fault_requested(const store::identity_key& id, proton::delivery& d,
+                         const std::vector<std::pair<std::string, std::string>>& app);
+    void inject_fault(const store::identity_key& id, const std::string& link, const fault::request& f);
     void twin_request(const store::identity_key& id, proton::delivery& d, proton::message& m);
     void twin_reply(const store::identity_key& id, const proton::message& request, int status, std::string body,
                     std::optional<std::int64_t> version = {});
@@ -202,6 +207,8 @@ private:
     bool opened_ = false;      // the AMQP open arrived
     bool authenticated_ = false;
     std::chrono::steady_clock::time_point connect_deadline_;
+    std::chrono::steady_clock::time_point refuse_telemetry_until_{};  // fault injection
+    std::string refuse_condition_, refuse_why_;
     bool closing_ = false;  // our close is sent; the socket goes at the peer's close or the deadline
     std::chrono::steady_clock::time_point close_deadline_;
     bool connection_closed_ = false;

@@ -65,6 +65,9 @@ struct mqtt_options {
     std::size_t max_inflight_operations = 128;
     std::size_t max_subscriptions = 10;
     std::size_t read_buffer_size = 4096;
+    // Telemetry carrying AzIoTHub_FaultOperationType breaks the connection as Azure's e2e tests ask
+    // (common/fault_injection.hpp); off by default (twinhubd --fault-injection).
+    bool fault_injection = false;
     // The io_context a new MQTT/TLS connection runs on (e.g. twinhub::io_pool::next, one context
     // per thread); unset: the server's io_context. Every context it returns must be run by exactly
     // one thread: the connection then uses the context's executor itself, without a strand. MQTT

@@ -400,6 +400,7 @@ void session::twin_patch(const std::string& rid, const publish& p) {
 void session::telemetry(const std::string& bag, publish&& p) {
     auto props = decode_property_bag(bag);
     if (!props) return close_now(props.error().message);
+    if (st_->opts.fault_injection && fault_requested(props->application, p)) return;
     store::event_record e;
     e.source = identity_;
     e.body = std::move(p.payload);
@@ -591,5 +592,6 @@ void session::close_now(std::string_view reason) {
 }
 
 template void session::send<publish>(const publish&);
+template void session::send<puback>(const puback&);
 
 }  // namespace twinhub::mqtt

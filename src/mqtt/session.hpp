@@ -82,6 +82,8 @@ private:
     void replay_desired_backlog();
     void twin_patch(const std::string& rid, const publish& p);
     void telemetry(const std::string& bag, publish&& p);
+    // True when the message was a fault injection request (acknowledged, not stored).
+    bool fault_requested(const std::vector<std::pair<std::string, std::string>>& app, const publish& p);
     void send_twin_error(const std::string& rid, const error& e);
     void persist_subscriptions(std::function<void()> then);
     void apply_subscription_flags();
@@ -138,6 +140,8 @@ private:
     clock::duration keep_alive_limit_{};
     std::optional<clock::time_point> token_deadline_;
     clock::time_point last_touch_{};
+    clock::time_point refuse_telemetry_until_{};  // fault injection: InvokeThrottling and the like
+    std::string refuse_telemetry_why_;
 
     store::identity_key identity_;
     std::string client_id_;

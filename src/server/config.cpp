@@ -32,6 +32,7 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     if (const char* v = env("TWINHUB_LOG_LEVEL")) c.log_level = v;
     if (const char* v = env("TWINHUB_PARTITIONS")) c.partitions = static_cast<unsigned>(std::atoi(v));
     std::string retention = "1d";
+    if (const char* v = env("TWINHUB_FAULT_INJECTION")) c.fault_injection = std::string(v) == "1" || std::string(v) == "true";
     if (const char* v = env("TWINHUB_RETENTION")) retention = v;
 
     CLI::App app{"twinhubd: a self-hosted IoT hub that speaks Azure IoT Hub's protocols"};
@@ -56,6 +57,9 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     app.add_option("--retention", retention,
                    "How long telemetry stays readable: 90s, 30m, 12h or 2d, at most 7d [env TWINHUB_RETENTION]")
         ->capture_default_str();
+    app.add_flag("--fault-injection", c.fault_injection,
+                 "Let telemetry carrying AzIoTHub_FaultOperationType break its sender's connection, as Azure's "
+                 "end-to-end tests ask (test hubs only) [env TWINHUB_FAULT_INJECTION=1]");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

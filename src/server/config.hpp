@@ -25,6 +25,9 @@ struct config {
     // How long telemetry stays readable (--retention / TWINHUB_RETENTION: 1d by default, at most 7d;
     // forms 90s, 30m, 12h, 2d).
     std::chrono::seconds retention{std::chrono::hours(24)};
+    // Telemetry with AzIoTHub_FaultOperationType breaks the sender's connection as Azure's e2e tests
+    // ask (--fault-injection / TWINHUB_FAULT_INJECTION=1); off, so devices cannot disturb a hub.
+    bool fault_injection = false;
 };
 
 // "90s", "30m", "12h", "2d" (a bare number is days); nullopt when malformed or not in 1s-7d.

@@ -109,6 +109,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     mo.host_names = m.dir.host_names;
     mo.bind_address = c.bind_address;
     mo.port = c.mqtt_port;
+    mo.fault_injection = c.fault_injection;
     mo.session_context = [&m]() -> boost::asio::io_context& { return m.mqtt_pool.next(); };
     m.mqtt = std::make_unique<mqtt::mqtt_server>(m.ioc, m.tls, *m.hub, mo);
     m.mqtt->set_c2d_service(m.c2d.get());
@@ -119,6 +120,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ao.host_names = m.dir.host_names;
     ao.bind_address = c.bind_address;
     ao.port = c.amqp_port;
+    ao.fault_injection = c.fault_injection;
     ao.event_hub_name = auth::event_hub_name(m.dir.host_names.front());
     ao.session_context = [&m]() -> boost::asio::io_context& { return m.mqtt_pool.next(); };
     m.amqp = std::make_unique<amqp::amqp_server>(m.ioc, m.tls, *m.hub, ao);
@@ -169,7 +171,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
                                {"mqtt_port", static_cast<std::int64_t>(c.mqtt_port)},
                                {"amqp_port", static_cast<std::int64_t>(c.amqp_port)},
                                {"partitions", static_cast<std::int64_t>(m.hub->event_partition_count())},
-                               {"retention_s", static_cast<std::int64_t>(c.retention.count())},
+                               {"retention_s", static_cast<std::int64_t>(c.retention.count())}, {"fault_injection", c.fault_injection},
                                {"threads", static_cast<std::int64_t>(c.threads)}});
 }
 
