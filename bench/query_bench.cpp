@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
                 devices, create_s, load_s, w.failures() + pw.failures(), rss_mib());
 
     auto t_ix = clock_type::now();
-    query::query_engine engine(hub);
+    query::query_engine engine(hub.twins());
     std::printf("query index attached (loads every twin): %.1f s, rss %ld MiB\n", ms_since(t_ix) / 1000, rss_mib());
 
     struct q {

@@ -107,7 +107,7 @@ struct hub {
         auto c = service::c2d_service::open(*store, *svc, co);
         if (!c) std::abort();
         c2d = std::move(*c);
-        queries = std::make_unique<query::query_engine>(*svc);
+        queries = std::make_unique<query::query_engine>(svc->twins());
         router = std::make_unique<methods::method_router>(ioc);
         router->set_channel(&channel);
         api = std::make_unique<http::rest_api>(*svc, std::vector<std::string>{host}, router.get(), queries.get(), c2d.get());

@@ -74,8 +74,8 @@ std::string twin_key(const store::identity_key& id) {
 
 query_engine::query_engine() = default;
 
-query_engine::query_engine(service::hub_service& hub) : hub_(&hub) {
-    hub.set_twin_change_listener(this);  // first, so nothing changed during the load is missed
+query_engine::query_engine(service::twin_service& twins) : hub_(&twins) {
+    twins.add_observer(this);  // first, so nothing changed during the load is missed
     load_all();
     refresher_ = std::jthread([this](std::stop_token st) { refresher_loop(st); });
 }
@@ -86,7 +86,7 @@ query_engine::~query_engine() {
         wake_.notify_all();
         refresher_.join();
     }
-    if (hub_) hub_->set_twin_change_listener(nullptr);
+    if (hub_) hub_->remove_observer(this);
 }
 
 void query_engine::load_all() {

@@ -2,9 +2,9 @@
 // hub's device or module twins and returns one page with an opaque continuation token.
 //
 // How it stays fast and read-your-writes. The engine keeps its own column index of the twins
-// (twin_index.hpp). Attached to a hub_service it registers as the hub's twin_change_listener: every
-// change marks the twin's key dirty under the hub's lock, before the write's handler runs. Each
-// page first re-reads the dirty twins from the hub (hub_service::get_twin) into the index, so every
+// (twin_index.hpp). Attached to the twin_service it registers as a change_observer: every twin
+// change (on_twin_changed) marks the twin's key dirty under the hub's lock, before the write's
+// handler runs. Each page first re-reads the dirty twins (twin_service::get_twin) into the index, so every
 // write acknowledged before the page was requested is in its result. A background thread does the
 // same every 100 ms so that the backlog stays small (after a bulk import, for example).
 //
@@ -15,14 +15,15 @@
 // row is still ahead; twins created after the first page come at the end. A page never repeats a
 // row of an earlier page (rows ahead of the cursor only) and the last page carries no continuation.
 //
-// Thread safety: all members may be called from any thread. The hub_service must outlive the engine.
+// Thread safety: all members may be called from any thread. The twin_service must outlive the engine.
 #pragma once
 
 #include "common/errc.hpp"
 #include "query/query_parser.hpp"
 #include "query/query_plan.hpp"
 #include "query/twin_index.hpp"
-#include "service/hub_service.hpp"
+#include "service/change_notifier.hpp"
+#include "service/twin_service.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -49,12 +50,12 @@ struct query_page {
     std::string item_type;                    // x-ms-item-type: "twin", "raw" or "deviceJob"
 };
 
-class query_engine final : public service::twin_change_listener {
+class query_engine final : public service::change_observer {
 public:
     // Standalone engine fed through upsert_twin/erase_twin (tests, benchmarks).
     query_engine();
-    // Attached engine: registers with `hub` (before it serves) and loads every twin.
-    explicit query_engine(service::hub_service& hub);
+    // Attached engine: registers with `twins` (before the hub serves) and loads every twin.
+    explicit query_engine(service::twin_service& twins);
     ~query_engine() override;
     query_engine(const query_engine&) = delete;
     query_engine& operator=(const query_engine&) = delete;
@@ -79,7 +80,7 @@ private:
     void refresher_loop(std::stop_token st);
     static constexpr std::size_t background_refresh_threshold = 10000;
 
-    service::hub_service* hub_ = nullptr;
+    service::twin_service* hub_ = nullptr;
     twin_index devices_;
     twin_index modules_;
 

@@ -91,7 +91,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     auto hub = service::hub_service::open(*m.store, hopts);
     if (!hub) throw std::runtime_error("cannot load the hub state: " + hub.error().message);
     m.hub = std::move(*hub);
-    m.queries = std::make_unique<query::query_engine>(*m.hub);  // before serving: loads every twin
+    m.queries = std::make_unique<query::query_engine>(m.hub->twins());  // before serving: loads every twin
     auto c2d = service::c2d_service::open(*m.store, *m.hub);
     if (!c2d) throw std::runtime_error("cannot load the cloud-to-device queues: " + c2d.error().message);
     m.c2d = std::move(*c2d);

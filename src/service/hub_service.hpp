@@ -1,5 +1,18 @@
-// The hub's domain service: identities, twins, policies and MQTT session records, held in memory
-// and made durable through store::store. Protocol heads (REST, MQTT, query) call only this class.
+// The hub's domain, composed: a thin façade over the services the architecture names, which the
+// protocol heads (REST, MQTT, AMQP, query) call. Each service has its own header and tests:
+//
+//   record_cache      the versioned identity/twin records in memory (committed and head)
+//   write_pipeline    how writes reach the store and come back (group completion, failure epochs)
+//   registry_service  devices, modules, bulk import, statistics
+//   twin_service      twin reads and writes; desired changes through the one change_notifier
+//   presence_service  credentials, connectionState, lastActivityTime, modelId
+//   session_service   MQTT session records
+//   policy_service    shared access policies
+//   settings_service  durable hub settings
+//   event_log         the telemetry append path (routing: telemetry_service)
+//
+// New code may depend on a service (hub.registry(), hub.twins(), ...) instead of this façade; the
+// façade's members forward to them and keep their contracts, stated below.
 //
 // Reads are served from memory and reflect every write whose completion has already run
 // (read-your-writes: a write is applied to the readable state after it is durable and before its
@@ -23,6 +36,11 @@
 #include "auth/shared_access_policy.hpp"
 #include "common/errc.hpp"
 #include "registry/identity.hpp"
+#include "service/change_notifier.hpp"
+#include "service/event_log.hpp"
+#include "service/handler.hpp"
+#include "service/presence_service.hpp"
+#include "service/registry_service.hpp"
 #include "store/store.hpp"
 #include "twin/twin_document.hpp"
 
@@ -38,104 +56,17 @@
 
 namespace twinhub::service {
 
-template <class T>
-using handler = std::function<void(result<T>)>;
+class policy_service;
+class session_service;
+class settings_service;
+class twin_service;
 
-struct hub_options {
-    std::size_t max_modules_per_device = 50;
-    std::size_t max_list = 1000;  // identities returned by one list call
-    // On update, an empty symmetric key is generated anew (false, IoT Hub's behaviour) or keeps the
-    // stored key (true). Spec 3.5 left it unverified; IoT Hub regenerates: az iot's live-hub tests
-    // reset a device's and a module's keys by updating them with primaryKey/secondaryKey "", and the
-    // Node SDK documents that Registry.update without the current authentication resets it.
-    bool keep_keys_on_empty_update = false;
-    std::size_t max_bulk_entries = 100;  // entries of one bulk request (spec 3.9)
+// The registry's options (registry_service.hpp), and the built-in endpoint's shape.
+struct hub_options : registry_options {
     // Partitions of the built-in Event Hubs-compatible endpoint. Fixed when the hub is created (the
     // first open() of an empty store records it; 0 = store::default_event_partitions), as on Azure;
     // a later open() with another non-zero count fails with invalid_argument.
     std::uint32_t event_partitions = 0;
-};
-
-// Told about committed changes, so heads can push notifications and drop connections.
-class change_observer {
-public:
-    virtual ~change_observer() = default;
-    // A committed desired change of one twin (the device-facing patch with "$version").
-    virtual void on_desired_change(const store::identity_key& id, const twin::desired_change& change) = 0;
-    // The identity was deleted or disabled (a device's modules are reported too): drop its connections.
-    virtual void on_identity_revoked(const store::identity_key& id) = 0;
-    // Telemetry was committed to `partition` of the built-in endpoint log (readers may wake up).
-    virtual void on_events_appended(std::uint32_t partition) {}
-    // The identity's authentication (symmetric keys, type or thumbprints) was changed by a committed
-    // update: re-check the credentials its connections authenticated with against credentials() and
-    // drop those that no longer verify. Only that identity is reported: a device's keys never
-    // authorise its modules, nor a module's keys its device.
-    virtual void on_credentials_changed(const store::identity_key& id) = 0;
-    // A shared access policy was created, changed or removed (committed): re-check the connections
-    // that authenticated with a policy token (skn) against policies().
-    virtual void on_policies_changed() = 0;
-};
-
-// Query support (src/query): told the key of every twin whose readable state changed.
-class twin_change_listener {
-public:
-    virtual ~twin_change_listener() = default;
-    // Called under the hub's exclusive lock, after the change is readable and before the write's
-    // handler runs (so a query that starts after the handler sees it). Must be cheap and must not
-    // call back into the hub_service.
-    virtual void on_twin_changed(const store::identity_key& id) = 0;
-};
-
-// Message routing (telemetry_service): decides where device-to-cloud messages go and produces
-// IoT Hub's generated events. Set before serving.
-class event_router {
-public:
-    virtual ~event_router() = default;
-    // Telemetry as the heads hand it in -> the records to append, each with its stream (a partition
-    // of the built-in endpoint or of a custom endpoint, store::stream_base) and its enrichments;
-    // may return none (a message no route wants). Called on the caller's thread; must not block.
-    virtual std::vector<store::event_record> route_telemetry(std::vector<store::event_record> events) = 0;
-    // Whether a route wants twin change (twinChangeEvents) or lifecycle (deviceLifecycleEvents)
-    // events: the hub builds them only then.
-    virtual bool wants_twin_changes() const = 0;
-    virtual bool wants_lifecycle() const = 0;
-    // A committed twin change: body is IoT Hub's {"version", "tags"?, "properties": {...}};
-    // op_type updateTwin or replaceTwin. Called after commit, on the store's thread.
-    virtual void on_twin_change(const store::identity_key& id, std::string op_type, boost::json::object body) = 0;
-    // A committed identity creation or deletion: op_type createDeviceIdentity, deleteDeviceIdentity,
-    // createModuleIdentity, deleteModuleIdentity; body is the identity's twin (service shape).
-    virtual void on_lifecycle(const store::identity_key& id, std::string op_type, boost::json::object body) = 0;
-};
-
-struct registry_statistics {
-    std::int64_t total_device_count = 0;
-    std::int64_t enabled_device_count = 0;
-    std::int64_t disabled_device_count = 0;
-};
-
-// One entry of POST /devices (spec 3.9), parsed by the REST head.
-struct bulk_entry {
-    std::string import_mode;  // lower-cased: create, update, updateifmatchetag, delete, deleteifmatchetag, ...
-    std::string etag;         // for *IfMatchETag modes
-    registry::device_identity device;
-};
-
-struct bulk_error {
-    std::string device_id;
-    errc code;
-    std::string message;
-    std::string operation;  // the entry's importMode as sent
-};
-
-struct bulk_result {
-    bool is_successful = true;
-    std::vector<bulk_error> errors;
-};
-
-// What an authenticating head needs to know about an identity.
-struct identity_credentials {
-    registry::authentication_mechanism authentication;
-    bool enabled = true;  // false when the device (or a module's device) is disabled
 };
 
 class hub_service {
@@ -147,7 +78,10 @@ public:
     // destroy the hub_service from one of its handlers or observers.
     ~hub_service();
 
-    void add_observer(change_observer* o);     // before serving; not removable
+    // The one change notifier (change_notifier.hpp): desired changes, revocations, credentials,
+    // policies, appended events and (under the lock) twin changes for the query index.
+    void add_observer(change_observer* o);
+    void remove_observer(change_observer* o);
     void set_event_router(event_router* r);    // before serving; nullptr: all telemetry to the built-in endpoint
 
     // ---- shared access policies (spec 2.6) ----
@@ -208,9 +142,6 @@ public:
     // The visitor returns false to stop. Used by the query engine. It runs under the shared lock:
     // it must not call a writing member of this hub_service.
     void for_each_twin(bool modules, const std::function<bool(const boost::json::object&)>& visit) const;
-    // Query support: one listener, set before serving (see twin_change_listener). Changes made by
-    // writes completing, presence and model id are reported; a device's change reports its modules too.
-    void set_twin_change_listener(twin_change_listener* l);
 
     // ---- presence and credentials (spec 5, 6) ----
     result<identity_credentials> credentials(const store::identity_key& id) const;
@@ -250,6 +181,15 @@ public:
     result<std::vector<store::event_record>> read_events(std::uint32_t partition, std::uint64_t from,
                                                          std::size_t max_count) const;
     result<store::store::partition_info> event_partition_info(std::uint32_t partition) const;
+
+    // The services this façade composes; they live as long as the hub_service.
+    registry_service& registry() noexcept;
+    twin_service& twins() noexcept;
+    presence_service& presence() noexcept;
+    session_service& sessions() noexcept;
+    policy_service& access_policies() noexcept;
+    settings_service& hub_settings() noexcept;
+    event_log& events() noexcept;
 
     struct impl;
 

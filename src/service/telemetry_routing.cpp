@@ -66,7 +66,7 @@ result<void> telemetry_service::configure_routing(const boost::json::value& rout
                 return error{errc::invalid_argument, "This hub has had too many custom endpoints; no stream is left for '" + name + "'."};
             std::promise<result<void>> p;
             auto f = p.get_future();
-            hub_.put_setting("endpoints/" + key, boost::json::serialize(boost::json::object{{"name", name}, {"index", next}}),
+            settings_.put("endpoints/" + key, boost::json::serialize(boost::json::object{{"name", name}, {"index", next}}),
                              [&p](result<void> r) { p.set_value(std::move(r)); });
             if (auto r = f.get(); !r) return r;
             endpoint_index_[key] = next;
@@ -120,7 +120,7 @@ void telemetry_service::reload_routing_if_changed() {
 }
 
 std::uint32_t telemetry_service::stream_of(const std::string& endpoint, const store::identity_key& id) const {
-    const std::uint32_t p = store::partition_of(id, hub_.event_partition_count());
+    const std::uint32_t p = store::partition_of(id, log_.partition_count());
     if (endpoint == telemetry::builtin_endpoint) return p;
     std::lock_guard l(endpoints_m_);
     auto it = endpoint_index_.find(lower(endpoint));
@@ -148,7 +148,7 @@ std::vector<store::event_record> telemetry_service::route_telemetry(std::vector<
         m.app_properties = e.application_properties;
         boost::json::value twin;
         if (needs_twin_) {
-            if (auto t = hub_.get_twin(e.source)) {
+            if (auto t = twins_.get_twin(e.source)) {
                 twin = std::move(*t);
                 m.twin = &twin;
             }
@@ -220,7 +220,7 @@ void telemetry_service::generated_event(const store::identity_key& id, int sourc
         out.push_back(std::move(copy));
     }
     if (out.empty()) return;
-    hub_.append_routed_events(std::move(out), [](result<void> res) {
+    log_.append_routed(std::move(out), [](result<void> res) {
         if (!res && res.error().code != errc::shutting_down)
             log::warn("telemetry.generated_event_failed", {{"message", res.error().message}});
     });

@@ -51,7 +51,9 @@ result<void> validate_consumer_group_name(std::string_view name) {
     return {};
 }
 
-telemetry_service::telemetry_service(hub_service& hub, telemetry_options opts) : hub_(hub), opts_(opts) {
+telemetry_service::telemetry_service(event_log& log, settings_service& settings, twin_service& twins,
+                                     telemetry_options opts)
+    : log_(log), settings_(settings), twins_(twins), opts_(opts) {
     if (opts_.retention > max_retention) opts_.retention = max_retention;
     if (opts_.retention < std::chrono::seconds(1)) opts_.retention = std::chrono::seconds(1);
     if (opts_.trim_interval.count() == 0) {
@@ -59,7 +61,7 @@ telemetry_service::telemetry_service(hub_service& hub, telemetry_options opts) :
         opts_.trim_interval = std::clamp<std::chrono::milliseconds>(t, std::chrono::seconds(1), std::chrono::seconds(60));
     }
     routing_ = std::make_unique<telemetry::routing_table>(opts_.hub_name);
-    for (auto& [key, doc] : hub_.settings_with_prefix("endpoints/")) {
+    for (auto& [key, doc] : settings_.with_prefix("endpoints/")) {
         boost::system::error_code ec;
         auto v = boost::json::parse(doc, ec);
         const auto* i = ec || !v.is_object() ? nullptr : v.as_object().if_contains("index");
@@ -77,12 +79,12 @@ telemetry_service::telemetry_service(hub_service& hub, telemetry_options opts) :
             if (auto r = configure_routing(v); !r) throw std::runtime_error(opts_.routing_file.string() + ": " + r.error().message);
         }
     }
-    hub_.set_event_router(this);
+    log_.set_router(this);
     trimmer_ = std::thread([this] { run_trimmer(); });
 }
 
 telemetry_service::~telemetry_service() {
-    hub_.set_event_router(nullptr);
+    log_.set_router(nullptr);
     {
         std::lock_guard l(m_);
         stop_ = true;
@@ -93,8 +95,8 @@ telemetry_service::~telemetry_service() {
 
 std::vector<telemetry_service::consumer_group> telemetry_service::consumer_groups() const {
     std::vector<consumer_group> out;
-    out.push_back({std::string(default_group), hub_.event_hub_created_ns()});
-    for (auto& [key, doc] : hub_.settings_with_prefix(group_prefix)) {
+    out.push_back({std::string(default_group), log_.created_ns()});
+    for (auto& [key, doc] : settings_.with_prefix(group_prefix)) {
         consumer_group g;
         boost::system::error_code ec;
         auto v = boost::json::parse(doc, ec);
@@ -111,12 +113,12 @@ std::vector<telemetry_service::consumer_group> telemetry_service::consumer_group
 bool telemetry_service::has_consumer_group(std::string_view name) const {
     const auto l = lower(name);
     if (l == lower(default_group)) return true;
-    return hub_.setting(std::string(group_prefix) + l).has_value();
+    return settings_.get(std::string(group_prefix) + l).has_value();
 }
 
 void telemetry_service::create_consumer_group(std::string name, handler<consumer_group> done) {
     if (auto v = validate_consumer_group_name(name); !v) return done(v.error());
-    if (lower(name) == lower(default_group)) return done(consumer_group{std::string(default_group), hub_.event_hub_created_ns()});
+    if (lower(name) == lower(default_group)) return done(consumer_group{std::string(default_group), log_.created_ns()});
     for (auto& g : consumer_groups())
         if (lower(g.name) == lower(name)) return done(g);
     if (consumer_groups().size() >= max_consumer_groups)
@@ -124,7 +126,7 @@ void telemetry_service::create_consumer_group(std::string name, handler<consumer
                                                       " consumer groups, the most it can have."});
     consumer_group g{name, now_ns()};
     boost::json::object doc{{"name", g.name}, {"createdTimeNs", g.created_ns}};
-    hub_.put_setting(std::string(group_prefix) + lower(name), boost::json::serialize(doc),
+    settings_.put(std::string(group_prefix) + lower(name), boost::json::serialize(doc),
                      [g, done = std::move(done)](result<void> r) {
                          if (!r) return done(r.error());
                          log::info("telemetry.consumer_group_created", {{"name", g.name}});
@@ -136,8 +138,8 @@ void telemetry_service::delete_consumer_group(std::string name, handler<void> do
     if (lower(name) == lower(default_group))
         return done(error{errc::invalid_argument, "The consumer group '$Default' cannot be deleted."});
     const std::string key = std::string(group_prefix) + lower(name);
-    if (!hub_.setting(key)) return done(error{errc::not_found, "The consumer group '" + name + "' does not exist."});
-    hub_.put_setting(key, {}, [name, done = std::move(done)](result<void> r) {
+    if (!settings_.get(key)) return done(error{errc::not_found, "The consumer group '" + name + "' does not exist."});
+    settings_.put(key, {}, [name, done = std::move(done)](result<void> r) {
         if (r) log::info("telemetry.consumer_group_deleted", {{"name", name}});
         done(std::move(r));
     });
@@ -152,14 +154,14 @@ result<void> telemetry_service::trim_now() {
         std::lock_guard l(endpoints_m_);
         for (auto& [_, i] : endpoint_index_) bases.push_back(store::stream_base(i));
         for (auto b : bases)
-            for (std::uint32_t p = 0; p < hub_.event_partition_count(); ++p) streams.push_back(b + p);
+            for (std::uint32_t p = 0; p < log_.partition_count(); ++p) streams.push_back(b + p);
     }
     for (int round = 0; round < 1000; ++round) {
         bool more = false;
         for (auto p : streams) {
-            auto first = hub_.read_events(p, 0, 1);
+            auto first = log_.read(p, 0, 1);
             if (!first) return first.error();
-            auto info = hub_.event_partition_info(p);
+            auto info = log_.partition_info(p);
             if (!info) return info.error();
             if (!first->empty() && first->front().enqueued_time_ns < before &&
                 static_cast<std::int64_t>(first->front().sequence_number) < info->last_sequence_number)
@@ -168,7 +170,7 @@ result<void> telemetry_service::trim_now() {
         if (!more) return {};
         std::promise<result<void>> done;
         auto f = done.get_future();
-        hub_.trim_events(streams, before, opts_.trim_batch_rows, [&done](result<void> r) { done.set_value(std::move(r)); });
+        log_.trim(streams, before, opts_.trim_batch_rows, [&done](result<void> r) { done.set_value(std::move(r)); });
         if (auto r = f.get(); !r) return r;
         std::unique_lock l(m_);
         if (stop_) return {};

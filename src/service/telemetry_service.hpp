@@ -1,7 +1,7 @@
 // The read side of the built-in Event Hubs-compatible endpoint that is not the log itself:
 // consumer groups (durable, as hub settings) and retention (a background trimmer). The log lives
 // in the store (store::event_record, per-partition sequence numbers); writes go through
-// hub_service::append_event(s), which picks the partition.
+// event_log::append (hub_service::append_event(s)), which picks the partition.
 //
 // Consumer groups: "$Default" always exists and cannot be deleted; others are created and deleted
 // at run time (REST, CLI) and survive restarts. Names follow Event Hubs: 1-50 characters, letters,
@@ -13,11 +13,15 @@
 // thread, each batch one ordinary store commit, so writers are never blocked for long. A
 // partition's last event is kept so that sequence numbers are never reused.
 //
-// Thread safety: every member may be called from any thread. The hub_service must outlive this.
+// Thread safety: every member may be called from any thread. The event_log, settings and twin
+// services (the hub_service) must outlive this.
 #pragma once
 
 #include "common/errc.hpp"
+#include "service/event_log.hpp"
 #include "service/hub_service.hpp"
+#include "service/settings_service.hpp"
+#include "service/twin_service.hpp"
 
 #include <boost/json/value.hpp>
 
@@ -62,12 +66,15 @@ class telemetry_service final : public event_router {
 public:
     // Registers itself as the hub's event_router. Throws std::runtime_error when the routing file
     // exists and is invalid (the message names the member).
-    telemetry_service(hub_service& hub, telemetry_options opts);
+    telemetry_service(event_log& log, settings_service& settings, twin_service& twins, telemetry_options opts);
+    // The same over the hub's services.
+    telemetry_service(hub_service& hub, telemetry_options opts)
+        : telemetry_service(hub.events(), hub.hub_settings(), hub.twins(), std::move(opts)) {}
     ~telemetry_service();  // stops the trimmer and waits for its commit
     telemetry_service(const telemetry_service&) = delete;
     telemetry_service& operator=(const telemetry_service&) = delete;
 
-    std::uint32_t partition_count() const noexcept { return hub_.event_partition_count(); }
+    std::uint32_t partition_count() const noexcept { return log_.partition_count(); }
     std::chrono::seconds retention() const noexcept { return opts_.retention; }
 
     struct consumer_group {
@@ -114,7 +121,9 @@ private:
     std::atomic<bool> wants_twin_{false}, wants_lifecycle_{false}, needs_twin_{false};
     std::filesystem::file_time_type routing_mtime_{};
 
-    hub_service& hub_;
+    event_log& log_;
+    settings_service& settings_;
+    twin_service& twins_;
     telemetry_options opts_;
     std::mutex m_;
     std::condition_variable cv_;

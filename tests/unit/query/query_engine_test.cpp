@@ -176,7 +176,7 @@ using attached = service::testing::hub_fixture;
 
 TEST_F(attached, acknowledged_writes_are_in_the_next_query) {
     ASSERT_TRUE(create("a"));
-    query_engine engine(*hub_);  // loads "a"
+    query_engine engine(hub_->twins());  // loads "a"
     ASSERT_TRUE(create("b"));
     ASSERT_TRUE(create_module("b", "m1"));
     ASSERT_TRUE(patch({"a", {}}, R"({"tags":{"region":"US"}})"));
@@ -210,7 +210,7 @@ TEST_F(attached, acknowledged_writes_are_in_the_next_query) {
 
 TEST_F(attached, every_write_in_a_stream_is_visible_when_acknowledged) {
     ASSERT_TRUE(create("d"));
-    query_engine engine(*hub_);
+    query_engine engine(hub_->twins());
     for (int i = 1; i <= 50; ++i) {
         ASSERT_TRUE(patch({"d", {}}, R"({"tags":{"n":)" + std::to_string(i) + "}}"));
         auto r = engine.run("SELECT tags.n AS n FROM devices WHERE deviceId = 'd'", 10, "");

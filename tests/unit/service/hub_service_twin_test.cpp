@@ -336,7 +336,7 @@ TEST_F(hub_service_failures, destroying_the_hub_waits_for_writes_in_flight) {
 namespace twinhub::service {
 namespace {
 
-class recording_listener : public twin_change_listener {
+class recording_listener : public change_observer {
 public:
     void on_twin_changed(const store::identity_key& id) override {
         std::lock_guard l(m_);
@@ -360,7 +360,7 @@ using hub_service_twin_listener = testing::hub_fixture;
 
 TEST_F(hub_service_twin_listener, changed_twins_are_reported_before_the_handler_runs) {
     recording_listener l;
-    hub_->set_twin_change_listener(&l);
+    hub_->add_observer(&l);
     ASSERT_TRUE(create("dev1"));
     ASSERT_TRUE(create_module("dev1", "m1"));
     l.clear();
@@ -383,7 +383,7 @@ TEST_F(hub_service_twin_listener, changed_twins_are_reported_before_the_handler_
     keys = l.keys();
     EXPECT_NE(std::find(keys.begin(), keys.end(), store::identity_key{"dev1", ""}), keys.end());
     EXPECT_NE(std::find(keys.begin(), keys.end(), store::identity_key{"dev1", "m1"}), keys.end());
-    hub_->set_twin_change_listener(nullptr);
+    hub_->remove_observer(&l);
 }
 
 }  // namespace
