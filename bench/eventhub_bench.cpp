@@ -14,6 +14,7 @@
 //            Pre-fills one partition: D devices whose ids hash to partition 0 publish N events in
 //            total over MQTT (W in flight each); then a Proton receiver attaches to that partition
 //            from earliest with link credit C and reads until it has all N (in sequence order).
+//            --prefill 0 skips the pre-fill (a second read of the same events, e.g. under a profiler).
 //   store-read --db F --partition P --events N [--page 256]
 //            Reads N events of partition P through the SQLite store directly (read-only, beside the
 //            running hub), in pages as the hub's AMQP sender reads them: the baseline of `read`.
@@ -626,46 +627,48 @@ int cmd_read(const args& a) {
     const long events = num(a, "events", 500000), devices = num(a, "devices", 8), window = num(a, "window", 250),
                credit = num(a, "credit", 5000), payload = num(a, "payload", 64),
                partitions = num(a, "partitions", store::default_event_partitions);
-    // Devices whose events land in partition 0.
-    std::vector<std::string> ids;
-    for (int i = 0; static_cast<long>(ids.size()) < devices; ++i) {
-        std::string id = "r" + std::to_string(i);
-        if (store::partition_of(store::identity_key{id, ""}, static_cast<std::uint32_t>(partitions)) == 0) ids.push_back(id);
-    }
-    if (int rc = h.create_devices(ids)) return rc;
-    asio::ssl::context tls{asio::ssl::context::tls_client};
-    tls.load_verify_file(h.ca_file);
-    tls.set_verify_mode(asio::ssl::verify_peer);
-    {
-        fleet f;
-        if (!f.connect(static_cast<int>(devices), tls, h.address, h.mqtt_port, h.cs.host_name,
-                       [&](int i) { return h.device_connect(ids[static_cast<std::size_t>(i)]); }))
-            return std::fprintf(stderr, "MQTT devices did not connect\n"), 1;
-        const long per = events / devices;
-        std::atomic<long> done{0};
-        const auto t0 = steady::now();
-        asio::post(f.ioc, [&] {
-            for (std::size_t i = 0; i < f.conns.size(); ++i) {
-                auto c = f.conns[i];
-                const std::string topic = "devices/" + ids[i] + "/messages/events/";
-                const long mine = per + (static_cast<long>(i) < events % devices ? 1 : 0);
-                auto sent = std::make_shared<long>(0);
-                auto send_one = [c, topic, payload, sent] {
-                    c->publish(topic, stamped_body(now_ns(), payload));
-                    ++*sent;
-                };
-                c->on_ack = [c, sent, mine, send_one, &done] {
-                    ++done;
-                    if (*sent < mine) send_one();
-                };
-                for (long k = 0; k < std::min(window, mine); ++k) send_one();
-            }
-        });
-        while (done < events && steady::now() - t0 < 600s) std::this_thread::sleep_for(10ms);
-        const double s = std::chrono::duration<double>(steady::now() - t0).count();
-        std::printf("prefill partition=0 devices=%ld window=%ld events=%ld acknowledged=%ld seconds=%.2f events_per_s=%.0f\n", devices,
-                    window, events, done.load(), s, static_cast<double>(done.load()) / s);
-        if (done < events) return 1;
+    if (num(a, "prefill", 1)) {
+        // Devices whose events land in partition 0.
+        std::vector<std::string> ids;
+        for (int i = 0; static_cast<long>(ids.size()) < devices; ++i) {
+            std::string id = "r" + std::to_string(i);
+            if (store::partition_of(store::identity_key{id, ""}, static_cast<std::uint32_t>(partitions)) == 0) ids.push_back(id);
+        }
+        if (int rc = h.create_devices(ids)) return rc;
+        asio::ssl::context tls{asio::ssl::context::tls_client};
+        tls.load_verify_file(h.ca_file);
+        tls.set_verify_mode(asio::ssl::verify_peer);
+        {
+            fleet f;
+            if (!f.connect(static_cast<int>(devices), tls, h.address, h.mqtt_port, h.cs.host_name,
+                           [&](int i) { return h.device_connect(ids[static_cast<std::size_t>(i)]); }))
+                return std::fprintf(stderr, "MQTT devices did not connect\n"), 1;
+            const long per = events / devices;
+            std::atomic<long> done{0};
+            const auto t0 = steady::now();
+            asio::post(f.ioc, [&] {
+                for (std::size_t i = 0; i < f.conns.size(); ++i) {
+                    auto c = f.conns[i];
+                    const std::string topic = "devices/" + ids[i] + "/messages/events/";
+                    const long mine = per + (static_cast<long>(i) < events % devices ? 1 : 0);
+                    auto sent = std::make_shared<long>(0);
+                    auto send_one = [c, topic, payload, sent] {
+                        c->publish(topic, stamped_body(now_ns(), payload));
+                        ++*sent;
+                    };
+                    c->on_ack = [c, sent, mine, send_one, &done] {
+                        ++done;
+                        if (*sent < mine) send_one();
+                    };
+                    for (long k = 0; k < std::min(window, mine); ++k) send_one();
+                }
+            });
+            while (done < events && steady::now() - t0 < 600s) std::this_thread::sleep_for(10ms);
+            const double s = std::chrono::duration<double>(steady::now() - t0).count();
+            std::printf("prefill partition=0 devices=%ld window=%ld events=%ld acknowledged=%ld seconds=%.2f events_per_s=%.0f\n", devices,
+                        window, events, done.load(), s, static_cast<double>(done.load()) / s);
+            if (done < events) return 1;
+        }
     }
     std::this_thread::sleep_for(1s);
     std::atomic<long> got{0}, out_of_order{0};
@@ -679,6 +682,7 @@ int cmd_read(const args& a) {
                            [&](std::size_t, std::int64_t seq, std::string_view) {
                                if (seq != last_seq + 1) ++out_of_order;
                                last_seq = seq;
+                               if (got >= events) return;
                                if (++got == events) done_ns = now_ns();
                            });
         if (!rt.wait_open(1)) return std::fprintf(stderr, "AMQP receiver did not open\n"), 1;
