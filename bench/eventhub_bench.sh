@@ -15,7 +15,9 @@
 # Usage: bench/eventhub_bench.sh [BUILD_DIR]    (takes /tmp/hubports.lock itself for the whole run;
 #        set HUBPORTS_LOCKED=1 when the caller already holds it)
 # Env: RUNS (3), CLIENTS (1000), PAYLOAD (64), SECONDS_PER_RUN (10), RATE (5000), LAT_DEVICES (100),
-#      READ_EVENTS (500000), READ_CREDIT (5000), PARTS (ingest,latency,read), TWINHUB_THREADS.
+#      READ_EVENTS (500000), READ_CREDIT (5000), READ_CHECK_EVERY (1000: the first read decodes the
+#      sequence number of every 1000th event only, so that the reader's own decoding is not what is
+#      measured; a second read decodes and checks every event), PARTS (ingest,latency,read), TWINHUB_THREADS.
 set -euo pipefail
 build="$(cd "${1:-build}" && pwd)"
 bin="$build/bin"
@@ -28,6 +30,7 @@ rate=${RATE:-5000}
 lat_devices=${LAT_DEVICES:-100}
 read_events=${READ_EVENTS:-500000}
 read_credit=${READ_CREDIT:-5000}
+read_check_every=${READ_CHECK_EVERY:-1000}
 parts=${PARTS:-ingest,latency,read}
 key=$(python3 -c 'import base64; print(base64.b64encode(b"k" * 32).decode())')
 
@@ -108,8 +111,11 @@ CONF
 
   if [[ $parts == *read* ]]; then
     echo "-- read: $read_events events pre-filled into partition 0, read from earliest (credit $read_credit); store read as the baseline"
-    rd=$("$bin/eventhub_bench" read "${common[@]}" --events "$read_events" --credit "$read_credit" --payload "$payload")
+    rd=$("$bin/eventhub_bench" read "${common[@]}" --events "$read_events" --credit "$read_credit" --payload "$payload" \
+      --check-every "$read_check_every")
     echo "$rd"
+    echo "-- read again, the reader decoding every event's annotations (sequence number checked on each)"
+    "$bin/eventhub_bench" read "${common[@]}" --events "$read_events" --credit "$read_credit" --prefill 0 --check-every 1
     sr=$("$bin/eventhub_bench" store-read --db "$work/hub/twinhub.db" --partition 0 --events "$read_events")
     echo "$sr"
     echo "run $run read ratio amqp/store = $(field events_per_s "$(tail -n1 <<<"$rd")") / $(field events_per_s "$sr") = $(ratio "$(field events_per_s "$(tail -n1 <<<"$rd")")" "$(field events_per_s "$sr")")"
