@@ -68,6 +68,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -559,11 +560,14 @@ int cmd_latency(const args& a) {
     {
         latencies lat;
         std::atomic<bool> measuring{false};
+        std::atomic<std::int64_t> from_ns{std::numeric_limits<std::int64_t>::max()};  // slots scheduled before: warm-up
         std::vector<std::string> parts;
         for (long p = 0; p < num(a, "partitions", store::default_event_partitions); ++p) parts.push_back(std::to_string(p));
         receiver_thread rt(h.receiver(parts, "amqp.annotation.x-opt-offset > '@latest'", 1000),
                            [&](std::size_t, const proton::message& m) {
-                               if (measuring) lat.add(stamp_of(m));
+                               if (!measuring) return;
+                               const auto t = stamp_of(m);
+                               if (t >= from_ns) lat.add(t);
                            });
         if (!rt.wait_open(parts.size())) return std::fprintf(stderr, "AMQP receivers did not open\n"), 1;
         fleet f;
@@ -575,6 +579,7 @@ int cmd_latency(const args& a) {
         std::atomic<long> warm{0}, sent{0};
         paced(f, topics, rate, 1.0, payload, warm);  // warm-up, not counted
         std::this_thread::sleep_for(500ms);
+        from_ns = now_ns();
         measuring = true;
         const double cpu0 = h.server_pid ? cpu_seconds(h.server_pid) : -1;
         paced(f, topics, rate, seconds, payload, sent);
@@ -591,6 +596,7 @@ int cmd_latency(const args& a) {
         mtls.set_verify_mode(asio::ssl::verify_none);
         latencies lat;
         std::atomic<bool> measuring{false};
+        std::atomic<std::int64_t> from_ns{std::numeric_limits<std::int64_t>::max()};  // slots scheduled before: warm-up
         fleet sub;
         if (!sub.connect(1, mtls, h.address, static_cast<unsigned short>(mport), "", [](int) {
                 mqtt::connect c;
@@ -599,7 +605,9 @@ int cmd_latency(const args& a) {
             }, "bench/#"))
             return std::fprintf(stderr, "mosquitto subscriber did not connect\n"), 1;
         sub.conns[0]->on_publish = [&](const mqtt::publish& p) {
-            if (measuring) lat.add(stamp_of(p.payload));
+            if (!measuring) return;
+            const auto t = stamp_of(p.payload);
+            if (t >= from_ns) lat.add(t);
         };
         fleet f;
         if (!f.connect(devices, mtls, h.address, static_cast<unsigned short>(mport), "", [](int i) {
@@ -613,6 +621,7 @@ int cmd_latency(const args& a) {
         std::atomic<long> warm{0}, sent{0};
         paced(f, topics, rate, 1.0, payload, warm);
         std::this_thread::sleep_for(500ms);
+        from_ns = now_ns();
         measuring = true;
         const double cpu0 = mpid ? cpu_seconds(mpid) : -1;
         paced(f, topics, rate, seconds, payload, sent);
