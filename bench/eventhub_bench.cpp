@@ -67,6 +67,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <iostream>
@@ -177,6 +178,7 @@ public:
     std::function<void()> on_ack;                          // after each PUBACK
     std::function<void(const mqtt::publish&)> on_publish;  // each received PUBLISH
     long acked = 0;
+    std::deque<std::int64_t> stamps;  // publish_stamped: the stamps of PUBLISHes not yet PUBACKed
 
     awaitable<void> open(const std::string& addr, unsigned short port, const std::string& sni, mqtt::connect con,
                          const std::string& filter) {
@@ -206,6 +208,13 @@ public:
         p.packet_id = next_id_ = static_cast<mqtt::packet_id>(next_id_ == 65535 ? 1 : next_id_ + 1);
         p.payload = std::move(body);
         queue(p);
+    }
+
+    // publish(), remembering `stamp` until its PUBACK (the hub acknowledges a connection's QoS 1
+    // messages in order).
+    void publish_stamped(const std::string& topic, std::int64_t stamp, long payload) {
+        stamps.push_back(stamp);
+        publish(topic, stamped_body(stamp, payload));
     }
 
     void close() {
@@ -539,7 +548,7 @@ void paced(fleet& f, const std::vector<std::string>& topics, long rate, double s
                 // slot's due time: open loop).
                 for (; k < total && start + period * k <= steady::now(); ++k) {
                     const std::size_t i = static_cast<std::size_t>(k) % f.conns.size();
-                    f.conns[i]->publish(topics[i], stamped_body((start + period * k).time_since_epoch().count(), payload));
+                    f.conns[i]->publish_stamped(topics[i], (start + period * k).time_since_epoch().count(), payload);
                     ++sent;
                 }
             }
@@ -576,6 +585,15 @@ int cmd_latency(const args& a) {
             return std::fprintf(stderr, "MQTT devices did not connect\n"), 1;
         std::vector<std::string> topics;
         for (int i = 0; i < devices; ++i) topics.push_back("devices/b" + std::to_string(i) + "/messages/events/");
+        // publish -> PUBACK: the durable commit alone, the reference for the receive latency.
+        latencies acks;
+        for (auto& c : f.conns)
+            c->on_ack = [&acks, &measuring, &from_ns, c = c.get()] {
+                if (c->stamps.empty()) return;
+                const auto t = c->stamps.front();
+                c->stamps.pop_front();
+                if (measuring && t >= from_ns) acks.add(t);
+            };
         std::atomic<long> warm{0}, sent{0};
         paced(f, topics, rate, 1.0, payload, warm);  // warm-up, not counted
         std::this_thread::sleep_for(500ms);
@@ -588,6 +606,7 @@ int cmd_latency(const args& a) {
         const double cpu = h.server_pid ? cpu_seconds(h.server_pid) - cpu0 : -1;
         std::printf("twinhub mqtt->eventhubs devices=%d rate=%ld payload=%ld sent=%ld %s lost=%ld hub_cpu_cores=%.2f\n", devices, rate,
                     payload, sent.load(), lat.summary().c_str(), sent.load() - lat.received.load(), cpu / (seconds + 2));
+        std::printf("twinhub mqtt publish->puback (durable commit) %s\n", acks.summary().c_str());
         if (lat.received.load() != sent.load()) rc = 2;
     }
     if (const long mport = num(a, "mosquitto-port", 0)) {
