@@ -7,8 +7,8 @@
 #      each, PUBACK only after the group commit (mqtt_loadgen --mode telemetry), vs mosquitto's
 #      non-durable QoS 1 PUBLISH -> PUBACK round trips from the same load generator, clients and payload;
 #   2. latency: RATE msgs/s (paced, LAT_DEVICES devices) MQTT publish -> AMQP partition receivers on the
-#      Event Hubs-compatible endpoint, p50/p99/max, vs the same publishers -> mosquitto -> one QoS 1
-#      MQTT subscriber;
+#      Event Hubs-compatible endpoint, p50/p99/max (and publish -> PUBACK, the durable commit alone),
+#      vs the same publishers -> mosquitto -> one QoS 1 MQTT subscriber;
 #   3. read: READ_EVENTS events pre-filled into partition 0, read from earliest by one AMQP receiver
 #      with link credit READ_CREDIT, vs reading the same events through the store directly (read-only,
 #      beside the running hub, in the hub's page size).
@@ -104,6 +104,8 @@ CONF
 
   if [[ $parts == *latency* ]]; then
     [[ $parts == *ingest* && $clients -ge $lat_devices ]] || "$bin/eventhub_bench" devices "${common[@]}" --prefix b --count "$lat_devices"
+    echo "-- disk fdatasync latency before the latency run (reference: an event is readable after its commit)"
+    python3 "$here/fsync_probe.py" "$work" 5
     echo "-- latency: $rate msgs/s from $lat_devices devices, MQTT publish -> Event Hubs receiver (twinhub) / MQTT subscriber (mosquitto)"
     "$bin/eventhub_bench" latency "${common[@]}" --devices "$lat_devices" --rate "$rate" --seconds "$seconds" --payload "$payload" \
       --mosquitto-port "$mport" --mosquitto-pid "$mpid"
