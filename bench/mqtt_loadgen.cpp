@@ -5,10 +5,15 @@
 //         devices b{i} each holding module m (key: --key), a TLS certificate written to D (also
 //         used for mosquitto), and optionally a desired-patch driver: R patches/s spread over the
 //         modules, each carrying its send time, for latency measurement.
-//   load  --port P --clients N --mode twin|publish|desired|idle --seconds S [--payload B] [--tls 0|1] [--threads T]
+//   load  --port P --clients N --mode twin|publish|telemetry|desired|idle --seconds S [--payload B] [--tls 0|1]
+//         [--threads T] [--host-name H]
 //         (T io threads, each with its own io_context and every T-th client; default 2)
 //         twin:    each client does reported-patch round trips (PUBLISH -> $iothub/twin/res/204).
 //         publish: each client does QoS 1 PUBLISH -> PUBACK round trips (for mosquitto).
+//         telemetry: each client connects as device b{i} (not module b{i}/m; SAS token for H,
+//                  default bench.local, also sent as SNI) and does QoS 1 PUBLISH to
+//                  devices/b{i}/messages/events/ -> PUBACK round trips (the PUBACK follows the
+//                  group commit to the built-in endpoint log), e.g. against twinhubd.
 //         desired: clients subscribe to desired patches and report notification latency.
 //         idle:    clients connect and stay connected for S seconds.
 // Output: one line of key=value results on stdout.
@@ -221,6 +226,7 @@ struct load_config {
     std::size_t payload = 64;
     double seconds = 10;
     std::string key = default_key;
+    std::string host_name = bench_host;  // the SAS token audience (and SNI) of hub identities
     int connect_parallel = 100;
 };
 
@@ -246,13 +252,20 @@ public:
             socket_.set_option(tcp::no_delay(true));
             if (cfg_.tls) {
                 tls_.emplace(std::move(socket_), ctx_);
+                if (cfg_.mode == "telemetry") SSL_set_tlsext_host_name(tls_->native_handle(), cfg_.host_name.c_str());
                 co_await tls_->async_handshake(asio::ssl::stream_base::client, use_awaitable);
             }
             const bool hub = cfg_.mode != "publish";
             mqtt::connect c;
             c.keep_alive = 600;
-            c.clean_session = !hub;
-            if (hub) {
+            c.clean_session = !hub || cfg_.mode == "telemetry";
+            if (cfg_.mode == "telemetry") {
+                const std::string d = "b" + std::to_string(index_);
+                c.client_id = d;
+                c.username = cfg_.host_name + "/" + d + "/?api-version=2021-04-12";
+                auto se = auth::to_unix_seconds(now()) + 3600 * 24;
+                c.password = *auth::generate_sas_token(percent_encode(auth::identity_resource(cfg_.host_name, d)), cfg_.key, se);
+            } else if (hub) {
                 const std::string d = "b" + std::to_string(index_);
                 c.client_id = d + "/m";
                 c.username = bench_host + "/" + d + "/m/?api-version=2021-04-12";
@@ -324,7 +337,8 @@ private:
                 auto r = co_await expect<mqtt::publish>();
                 if (!r.topic.starts_with("$iothub/twin/res/204/")) throw std::runtime_error("bad response " + r.topic);
             } else {
-                p.topic = "bench/" + std::to_string(index_);
+                p.topic = cfg_.mode == "telemetry" ? "devices/b" + std::to_string(index_) + "/messages/events/"
+                                                   : "bench/" + std::to_string(index_);
                 p.qos = mqtt::qos::at_least_once;
                 p.packet_id = pid;
                 pid = pid == 65535 ? 1 : pid + 1;
@@ -408,6 +422,7 @@ int run_load(const std::map<std::string, std::string>& a) {
     c.payload = std::stoul(arg(a, "payload", "64"));
     c.seconds = std::stod(arg(a, "seconds", "10"));
     c.key = arg(a, "key", c.key);
+    c.host_name = arg(a, "host-name", c.host_name);
     const std::string ca = arg(a, "ca", "");
     const std::string hub_pid = arg(a, "hub-pid", "");
 
@@ -474,14 +489,14 @@ int run_load(const std::map<std::string, std::string>& a) {
 
     std::printf("mode=%s threads=%d clients=%d connected=%d failed=%d connect_s=%.2f", c.mode.c_str(), threads, c.clients, stats.connected.load(),
                 stats.failed.load(), connect_s);
-    if (c.mode == "twin" || c.mode == "publish")
+    if (c.mode == "twin" || c.mode == "publish" || c.mode == "telemetry")
         std::printf(" payload=%zu ops=%llu seconds=%.2f ops_per_s=%.0f", c.payload, (unsigned long long)stats.ops.load(),
                     elapsed, stats.ops.load() / elapsed);
-    if (cpu_used >= 0 && stats.ops.load() > 0 && (c.mode == "twin" || c.mode == "publish"))
+    if (cpu_used >= 0 && stats.ops.load() > 0 && (c.mode == "twin" || c.mode == "publish" || c.mode == "telemetry"))
         std::printf(" server_cpu_cores=%.2f server_cpu_us_per_op=%.1f ops_per_free_core=%.0f", cpu_used / elapsed,
                     cpu_used * 1e6 / stats.ops.load(), stats.ops.load() / cpu_used);
     // The load generator's own CPU: it shares the cores with the server it measures.
-    if (stats.ops.load() > 0 && (c.mode == "twin" || c.mode == "publish"))
+    if (stats.ops.load() > 0 && (c.mode == "twin" || c.mode == "publish" || c.mode == "telemetry"))
         std::printf(" client_cpu_cores=%.2f client_cpu_us_per_op=%.1f", self_used / elapsed, self_used * 1e6 / stats.ops.load());
     if (c.mode == "desired") {
         auto& v = stats.latencies_ms;

@@ -19,3 +19,7 @@ if [ -x "$build/bin/c2d_bench" ] && [ -x "$build/bin/twinhubd" ] && command -v m
   echo "== c2d_bench"
   C2D_BENCH_SECONDS="${C2D_BENCH_SECONDS:-5}" bash "$(dirname "$0")/c2d_bench.sh" "$build"
 fi
+if [ -x "$build/bin/eventhub_bench" ] && [ -x "$build/bin/mqtt_loadgen" ] && [ -x "$build/bin/twinhubd" ] && command -v mosquitto >/dev/null; then
+  echo "== eventhub_bench"
+  RUNS="${EVENTHUB_BENCH_RUNS:-1}" SECONDS_PER_RUN="${EVENTHUB_BENCH_SECONDS:-5}" bash "$(dirname "$0")/eventhub_bench.sh" "$build"
+fi
