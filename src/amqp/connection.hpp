@@ -133,6 +133,7 @@ private:
         std::uint32_t partition = 0;
         std::uint64_t next = 0;  // the next sequence number to send
         eh_reader_key key;       // consumer group (lower case), partition
+        std::uint64_t tag = 0;   // delivery tags of send_encoded
     };
     void eh_open(proton::sender& s, const link_address& a);
     // Closes `l` with amqp:link:redirect when it names IoT Hub's own "messages/events"; true then.

@@ -3,6 +3,7 @@
 // amqp:link:redirect that IoT Hub answers to links on its own "messages/events" address.
 #include "amqp/connection.hpp"
 
+#include "amqp/event_encoding.hpp"
 #include "amqp/event_position.hpp"
 #include "amqp/message_codec.hpp"
 #include "common/log.hpp"
@@ -288,8 +289,13 @@ void amqp_server::connection::eh_send(eh_reader& r) {
             return;
         }
         if (page->empty()) return;
+        // Encoded straight to bytes (event_encoding.hpp): building a proton::message per event
+        // cost about three quarters of a partition read's CPU (docs/benchmarks.md, "Telemetry").
+        std::string bytes;
         for (auto& e : *page) {
-            r.link.send(event_message(e));
+            bytes.clear();
+            encode_event(e, bytes);
+            send_encoded(r.link, bytes, r.tag);
             r.next = e.sequence_number + 1;
         }
     }
