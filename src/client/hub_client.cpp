@@ -7,7 +7,7 @@
 #include "auth/sas_token.hpp"
 #include "client/hub_client_impl.hpp"
 #include "client/hub_error.hpp"
-#include "client/json_patch.hpp"
+#include "twin/merge_patch.hpp"
 #include "client/tls_context.hpp"
 #include "client/topics.hpp"
 #include "client/transport.hpp"
@@ -343,14 +343,14 @@ struct hub_client::impl {
         const auto& desired = d->as_object();
         std::int64_t version = 0;
         if (const auto* ver = desired.if_contains("$version"); ver && ver->is_int64()) version = ver->as_int64();
-        auto fresh = client::without_meta(desired);
+        auto fresh = twin::without_read_only_keys(desired);
         if (!desired_cache) {
             desired_cache = std::move(fresh);
             desired_version = version;
             co_return out{};
         }
         if (version != desired_version) {
-            auto patch = client::merge_patch_diff(*desired_cache, fresh);
+            auto patch = twin::diff(*desired_cache, fresh);
             desired_cache = std::move(fresh);
             desired_version = version;
             patch["$version"] = version;
@@ -455,7 +455,7 @@ struct hub_client::impl {
             if (const auto* pv = patch.if_contains("$version"); pv && pv->is_int64()) version = pv->as_int64();
             if (desired_cache && version != 0 && version <= desired_version) return;  // already seen (resync)
             if (!desired_cache) desired_cache.emplace();
-            client::apply_merge_patch(*desired_cache, patch);
+            twin::merge_patch(*desired_cache, twin::without_read_only_keys(patch));
             if (version) desired_version = version;
             if (!patch.contains("$version")) patch["$version"] = version;
             deliver_patch(std::move(patch));
