@@ -4,6 +4,7 @@
 #include "amqp/message_codec.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/sas_token.hpp"
+#include "common/error_body.hpp"
 #include "common/error_mapping.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
@@ -109,7 +110,7 @@ std::string describe(const store::identity_key& id) {
 }
 
 
-amqp_server::connection::connection(std::unique_ptr<mqtt::transport> t, std::shared_ptr<state> st)
+amqp_server::connection::connection(std::unique_ptr<net::transport> t, std::shared_ptr<state> st)
     : transport_(std::move(t)),
       st_(std::move(st)),
       number_(st_->next_connection.fetch_add(1)),
@@ -757,9 +758,7 @@ void amqp_server::connection::twin_request(const store::identity_key& id, proton
     const std::string operation = annotation_text(m, "operation");
     const std::string resource = annotation_text(m, "resource");
     auto error_reply = [&](const error& e) {
-        const auto w = to_wire(e.code);
-        boost::json::object b{{"errorCode", w.code_number}, {"message", e.message}};
-        twin_reply(id, m, w.http_status, boost::json::serialize(b));
+        twin_reply(id, m, to_wire(e.code).http_status, amqp_twin_error_body(e));
     };
     if (operation == "GET") {
         auto view = st_->hub.get_device_twin_view(id);
@@ -787,9 +786,8 @@ void amqp_server::connection::twin_request(const store::identity_key& id, proton
                 proton::message request;
                 request.correlation_id(correlation);
                 if (!r) {
-                    const auto w = to_wire(r.error().code);
-                    boost::json::object b{{"errorCode", w.code_number}, {"message", r.error().message}};
-                    return self->twin_reply(id, request, w.http_status, boost::json::serialize(b));
+                    return self->twin_reply(id, request, to_wire(r.error().code).http_status,
+                                            amqp_twin_error_body(r.error()));
                 }
                 self->twin_reply(id, request, 204, "", *r);
             });

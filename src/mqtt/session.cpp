@@ -3,6 +3,7 @@
 #include "auth/authenticator.hpp"
 #include "auth/sas_token.hpp"
 #include "common/encoding.hpp"
+#include "common/error_body.hpp"
 #include "common/error_mapping.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
@@ -49,7 +50,7 @@ std::string system_property_name(std::string_view key) {
 
 }  // namespace
 
-session::session(std::unique_ptr<transport> t, std::shared_ptr<mqtt_server::state> st)
+session::session(std::unique_ptr<net::transport> t, std::shared_ptr<mqtt_server::state> st)
     : transport_(std::move(t)),
       st_(std::move(st)),
       conn_number_(st_->next_connection_id.fetch_add(1)),
@@ -173,7 +174,7 @@ void session::process_input() {
         auto next = decoder_.next();
         if (!next) {
             if (decoder_.failure() == decode_failure::unacceptable_protocol_version && !connected_)
-                return refuse_connect(next.error().message, connect_return_code::unacceptable_protocol_version);
+                return refuse_connect(error{errc::invalid_protocol_version, next.error().message});
             return close_now("protocol error: " + next.error().message);
         }
         if (!*next) return;
@@ -227,9 +228,10 @@ void session::recheck_credentials() {
     });
 }
 
-void session::refuse_connect(std::string reason, connect_return_code code) {
+void session::refuse_connect(const error& e) {
+    const auto code = static_cast<connect_return_code>(to_connack(e.code));
     log::info("mqtt.connect_refused", {{"conn", conn_id_}, {"transport", transport_->name()},
-                                       {"client_id", client_id_}, {"code", static_cast<int>(code)}, {"reason", reason}});
+                                       {"client_id", client_id_}, {"code", static_cast<int>(code)}, {"reason", e.message}});
     send(connack{false, code});
     closing_ = true;
     if (!writing_) close_now("CONNECT refused");
@@ -238,20 +240,22 @@ void session::refuse_connect(std::string reason, connect_return_code code) {
 void session::handle_connect(connect&& c) {
     client_id_ = c.client_id;
     auto id = iothub::parse_client_id(c.client_id);
-    if (!id) return refuse_connect(id.error().message);
-    if (!c.username) return refuse_connect("CONNECT has no user name");
+    if (!id) return refuse_connect(id.error());
+    if (!c.username) return refuse_connect(error{errc::unauthorized, "CONNECT has no user name"});
     auto user = iothub::parse_username(*c.username);
-    if (!user) return refuse_connect(user.error().message);
+    if (!user) return refuse_connect(user.error());
     if (!auth::is_hub_host(user->host, st_->opts.host_names))
-        return refuse_connect("user name names host '" + user->host + "', which is not this hub");
+        return refuse_connect(error{errc::unauthorized, "user name names host '" + user->host + "', which is not this hub"});
     if (user->identity != *id)
-        return refuse_connect("user name identity '" + describe(user->identity) + "' differs from client id '" +
-                              c.client_id + "'");
-    if (!c.password) return refuse_connect("CONNECT has no password (SAS token); X.509 is not supported over MQTT yet");
+        return refuse_connect(error{errc::unauthorized, "user name identity '" + describe(user->identity) +
+                                                            "' differs from client id '" + c.client_id + "'"});
+    if (!c.password)
+        return refuse_connect(
+            error{errc::unauthorized, "CONNECT has no password (SAS token); X.509 is not supported over MQTT yet"});
     const std::uint64_t epoch = st_->credentials_epoch.load();
     const time_point now_t = now();
     auto authz = authenticate(*id, *c.password, now_t);
-    if (!authz) return refuse_connect(authz.error().message);
+    if (!authz) return refuse_connect(authz.error());
 
     // Accepted.
     identity_ = std::move(*id);
@@ -281,7 +285,7 @@ void session::handle_connect(connect&& c) {
     if (st_->credentials_epoch.load() != epoch) {
         if (auto again = authenticate(identity_, token_, now_t); !again) {
             connected_ = false;
-            return refuse_connect(again.error().message);
+            return refuse_connect(again.error());
         }
     }
 
@@ -339,15 +343,9 @@ void session::handle_publish(publish&& p) {
 
 void session::send_twin_error(const std::string& rid, const error& e) {
     if (!twin_responses_subscribed_) return;  // MQTT delivers only to subscribers
-    const wire_error w = to_wire(e.code);
-    boost::json::object body;
-    body["errorCode"] = w.code_number;
-    body["trackingId"] = random_hex(16);
-    body["message"] = e.message;
-    body["timestampUtc"] = format_time(now());
     publish out;
-    out.topic = iothub::twin_response_topic(w.http_status, rid);
-    out.payload = boost::json::serialize(body);
+    out.topic = iothub::twin_response_topic(to_wire(e.code).http_status, rid);
+    out.payload = twin_error_body(e);
     send(out);
 }
 
