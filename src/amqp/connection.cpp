@@ -375,7 +375,7 @@ void amqp_server::connection::recheck_credentials(std::optional<store::identity_
                 const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                                creds->authentication.symmetric_key.secondary_key};
                 ok = static_cast<bool>(auth::authorize_device(g.token, st_->opts.host_names,
-                                                              auth::identity_key{id.device_id, id.module_id}, keys,
+                                                              id, keys,
                                                               st_->hub.policies(), now()));
             }
             if (ok) continue;
@@ -695,7 +695,7 @@ int amqp_server::connection::apply_token(const std::string& audience_text, const
             const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                            creds->authentication.symmetric_key.secondary_key};
             auto r = auth::authorize_device(token, st_->opts.host_names,
-                                            auth::identity_key{aud->identity.device_id, aud->identity.module_id}, keys,
+                                            aud->identity, keys,
                                             policies, now());
             if (!r) fail(401, r.error().message);
             else {

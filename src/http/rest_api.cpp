@@ -651,7 +651,7 @@ void rest_api::handle_device_route(const route& r, const rest_request& req, comp
         const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                        creds->authentication.symmetric_key.secondary_key};
         auto granted = auth::authorize_device(*req.authorization, host_names_,
-                                              auth::identity_key{key.device_id, key.module_id}, keys, policies, now());
+                                              key, keys, policies, now());
         if (!granted) return fail(granted.error());
     }
     auto settled = [done](result<void> res) {

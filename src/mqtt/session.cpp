@@ -216,7 +216,7 @@ result<auth::device_authorization> session::authenticate(const store::identity_k
     const auto policies = st_->hub.policies();
     const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                    creds->authentication.symmetric_key.secondary_key};
-    return auth::authorize_device(token, st_->opts.host_names, auth::identity_key{id.device_id, id.module_id}, keys,
+    return auth::authorize_device(token, st_->opts.host_names, id, keys,
                                   policies, at);
 }
 
