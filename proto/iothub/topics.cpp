@@ -14,7 +14,9 @@ constexpr std::string_view twin_desired_prefix = "$iothub/twin/PATCH/properties/
 constexpr std::string_view method_post_prefix = "$iothub/methods/POST/";
 constexpr std::string_view method_res_prefix = "$iothub/methods/res/";
 
-error bad(std::string m) { return error{errc::invalid_argument, std::move(m)}; }
+error bad(std::string m) {
+    return error{errc::invalid_argument, std::move(m)};
+}
 
 bool consume(std::string_view& s, std::string_view prefix) {
     if (!s.starts_with(prefix)) return false;
@@ -134,8 +136,10 @@ result<parsed_username> parse_username(std::string_view username) {
         query = segs.back();
         segs.pop_back();
     }
-    if (segs.size() < 2 || segs.size() > 3 || segs[0].empty() || segs[1].empty() || (segs.size() == 3 && segs[2].empty()))
-        return bad("MQTT user name must be '{hostName}/{deviceId}/?{query}' or '{hostName}/{deviceId}/{moduleId}/?{query}'.");
+    if (segs.size() < 2 || segs.size() > 3 || segs[0].empty() || segs[1].empty() ||
+        (segs.size() == 3 && segs[2].empty()))
+        return bad(
+            "MQTT user name must be '{hostName}/{deviceId}/?{query}' or '{hostName}/{deviceId}/{moduleId}/?{query}'.");
     parsed_username u;
     u.host = std::string(segs[0]);
     u.identity.device_id = std::string(segs[1]);

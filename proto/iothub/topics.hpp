@@ -70,9 +70,9 @@ enum class publish_kind {
 
 struct publish_route {
     publish_kind kind = publish_kind::telemetry;
-    std::string rid;          // $rid exactly as sent (echoed byte for byte); twin and method topics
-    int status = 0;           // method_response
-    std::string property_bag; // telemetry: the raw bag (may be empty)
+    std::string rid;           // $rid exactly as sent (echoed byte for byte); twin and method topics
+    int status = 0;            // method_response
+    std::string property_bag;  // telemetry: the raw bag (may be empty)
 };
 
 // Hub side: classifies a PUBLISH topic sent by `self`. invalid_argument (the caller closes the
@@ -127,8 +127,8 @@ std::optional<method_request> parse_method_topic(std::string_view topic);
 // "devices/{d}/modules/{m}/inputs/{input}/{bag}" (input percent-encoded).
 std::string c2d_topic(const identity_key& id, std::string_view input_name, const property_bag& bag);
 struct c2d_delivery {
-    std::string input_name;  // modules only, percent-decoded
-    property_bag properties; // decoded leniently (decode_property_bag_lenient)
+    std::string input_name;   // modules only, percent-decoded
+    property_bag properties;  // decoded leniently (decode_property_bag_lenient)
 };
 // Device side: a c2d_topic for `self` (a trailing '/' after the bag is accepted); nullopt for any
 // other topic, including another identity's.

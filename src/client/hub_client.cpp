@@ -7,7 +7,6 @@
 #include "auth/sas_token.hpp"
 #include "client/hub_client_impl.hpp"
 #include "client/hub_error.hpp"
-#include "twin/merge_patch.hpp"
 #include "client/tls_context.hpp"
 #include "client/topics.hpp"
 #include "client/transport.hpp"
@@ -15,6 +14,7 @@
 #include "common/time.hpp"
 #include "proto/mqtt/decoder.hpp"
 #include "proto/mqtt/encoder.hpp"
+#include "twin/merge_patch.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -296,7 +296,8 @@ struct hub_client::impl {
             std::vector<mqtt::subscription> subs{{std::string(iothub::twin_response_filter), mqtt::qos::at_most_once},
                                                  {std::string(iothub::desired_patch_filter), mqtt::qos::at_most_once}};
             if (methods_wanted) subs.push_back({std::string(iothub::methods_filter), mqtt::qos::at_most_once});
-            if (c2d_wanted) subs.push_back({iothub::c2d_filter(identity_key{id.device_id, id.module_id}), mqtt::qos::at_least_once});
+            if (c2d_wanted)
+                subs.push_back({iothub::c2d_filter(identity_key{id.device_id, id.module_id}), mqtt::qos::at_least_once});
             auto r = co_await subscribe(std::move(subs));
             if (!r) co_return r.error();
         }

@@ -12,7 +12,7 @@ identity_key key_of(std::string_view device_id, std::string_view module_id) {
 std::string mqtt_username(std::string_view host, std::string_view device_id, std::string_view module_id,
                           std::string_view model_id) {
     std::vector<std::pair<std::string_view, std::string_view>> query{{"api-version", iothub::api_version},
-                                                                      {"DeviceClientType", "twinhub-cpp/0.1.0"}};
+                                                                     {"DeviceClientType", "twinhub-cpp/0.1.0"}};
     if (!model_id.empty()) query.emplace_back("model-id", model_id);
     return iothub::make_username(host, key_of(device_id, module_id), query);
 }
@@ -38,18 +38,27 @@ std::optional<received_c2d_message> parse_c2d_topic(std::string_view topic, std:
     received_c2d_message out;
     out.input_name = std::move(d->input_name);
     for (auto& [key, value] : d->properties.system) {
-        if (key == "$.mid") out.message_id = std::move(value);
-        else if (key == "$.cid") out.correlation_id = std::move(value);
-        else if (key == "$.uid") out.user_id = std::move(value);
-        else if (key == "$.to") out.to = std::move(value);
-        else if (key == "$.ct") out.content_type = std::move(value);
-        else if (key == "$.ce") out.content_encoding = std::move(value);
-        else if (key == "$.exp") out.expiry_time_utc = std::move(value);
+        if (key == "$.mid")
+            out.message_id = std::move(value);
+        else if (key == "$.cid")
+            out.correlation_id = std::move(value);
+        else if (key == "$.uid")
+            out.user_id = std::move(value);
+        else if (key == "$.to")
+            out.to = std::move(value);
+        else if (key == "$.ct")
+            out.content_type = std::move(value);
+        else if (key == "$.ce")
+            out.content_encoding = std::move(value);
+        else if (key == "$.exp")
+            out.expiry_time_utc = std::move(value);
         // other system properties ($.ctime, $.on, ...): not surfaced
     }
     for (auto& [key, value] : d->properties.application) {
-        if (key == "iothub-ack") out.ack = std::move(value);
-        else out.properties.emplace_back(std::move(key), std::move(value));
+        if (key == "iothub-ack")
+            out.ack = std::move(value);
+        else
+            out.properties.emplace_back(std::move(key), std::move(value));
     }
     return out;
 }

@@ -44,16 +44,23 @@ std::string well_formed_utf8(std::string_view in) {
     std::size_t i = 0;
     while (i < in.size()) {
         const auto c = static_cast<unsigned char>(in[i]);
-        std::size_t len = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3
-                                          : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+        std::size_t len = c < 0x80                   ? 1
+                          : (c >= 0xC2 && c <= 0xDF) ? 2
+                          : (c >= 0xE0 && c <= 0xEF) ? 3
+                          : (c >= 0xF0 && c <= 0xF4) ? 4
+                                                     : 0;
         bool ok = len != 0 && i + len <= in.size();
         for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
         if (ok && len >= 3) {  // no overlong forms, no surrogates, nothing above U+10FFFF
             const auto c1 = static_cast<unsigned char>(in[i + 1]);
-            if (c == 0xE0) ok = c1 >= 0xA0;
-            else if (c == 0xED) ok = c1 < 0xA0;
-            else if (c == 0xF0) ok = c1 >= 0x90;
-            else if (c == 0xF4) ok = c1 < 0x90;
+            if (c == 0xE0)
+                ok = c1 >= 0xA0;
+            else if (c == 0xED)
+                ok = c1 < 0xA0;
+            else if (c == 0xF0)
+                ok = c1 >= 0x90;
+            else if (c == 0xF4)
+                ok = c1 < 0x90;
         }
         if (!ok) {
             out += "\xEF\xBF\xBD";
@@ -71,8 +78,8 @@ std::string format_exception_message(std::string_view tracking_id, time_point t)
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char stamp[96];
-    std::snprintf(stamp, sizeof stamp, "%02d/%02d/%04d %02d:%02d:%02d", tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    std::snprintf(stamp, sizeof stamp, "%02d/%02d/%04d %02d:%02d:%02d", tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec);
     std::string out = "Tracking ID:";
     out.append(tracking_id);
     out += "-G:0-TimeStamp:";

@@ -7,9 +7,8 @@
 // the next connection. QoS 0: completed once written. MQTT has no reject or abandon.
 #include "mqtt/session.hpp"
 
-#include "common/encoding.hpp"
-#include "proto/iothub/topics.hpp"
 #include "common/log.hpp"
+#include "proto/iothub/topics.hpp"
 #include "service/c2d_service.hpp"
 
 namespace twinhub::mqtt {

@@ -1,8 +1,8 @@
 // The hub's one error-body builder: REST, MQTT twin, method-endpoint and AMQP twin bodies.
 #include "common/error_body.hpp"
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 using namespace twinhub;
 using namespace std::chrono_literals;
@@ -27,14 +27,16 @@ TEST(error_body, semicolons_in_text_do_not_break_node_parsing) {
 // Regression (found by rest_fuzz): a message quoting request bytes that are not UTF-8 (a method,
 // an id or a path segment) made the whole error body invalid JSON; they become U+FFFD.
 TEST(error_body, invalid_utf8_in_the_message_still_gives_a_json_body) {
-    const std::string bad = "The method \xfb\xda\xf4 is not allowed; id 'a\xc3' 'b\xed\xa0\x80' ok '\xc3\xa9\xf0\x9f\x98\x80'";
+    const std::string bad =
+        "The method \xfb\xda\xf4 is not allowed; id 'a\xc3' 'b\xed\xa0\x80' ok '\xc3\xa9\xf0\x9f\x98\x80'";
     auto body = rest_error_body(error{errc::method_not_allowed, bad}, "x", now());
     boost::system::error_code ec;
     auto v = boost::json::parse(body, ec);
     ASSERT_FALSE(ec) << body;
-    EXPECT_EQ(v.as_object().at("Message").as_string(),
-              "ErrorCode:InvalidOperation;The method \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd is not allowed, id 'a\xef\xbf\xbd' "
-              "'b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd' ok '\xc3\xa9\xf0\x9f\x98\x80'");
+    EXPECT_EQ(
+        v.as_object().at("Message").as_string(),
+        "ErrorCode:InvalidOperation;The method \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd is not allowed, id 'a\xef\xbf\xbd' "
+        "'b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd' ok '\xc3\xa9\xf0\x9f\x98\x80'");
 }
 
 TEST(error_body, method_error_body_nests_the_error_as_the_real_hub_does) {
@@ -48,10 +50,9 @@ TEST(error_body, method_error_body_nests_the_error_as_the_real_hub_does) {
     EXPECT_FALSE(inner.at("trackingId").as_string().empty());
     EXPECT_EQ(inner.at("timestampUtc").as_string().back(), 'Z');
 
-    inner = json::parse(json::parse(method_error_body(error{errc::gateway_timeout, "t"}, 3600s))
-                            .at("Message")
-                            .as_string())
-                .as_object();
+    inner =
+        json::parse(json::parse(method_error_body(error{errc::gateway_timeout, "t"}, 3600s)).at("Message").as_string())
+            .as_object();
     EXPECT_EQ(inner.at("errorCode").as_int64(), 504101);
     EXPECT_EQ(inner.at("info").at("timeout").as_string(), "01:00:00");
 }

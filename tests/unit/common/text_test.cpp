@@ -10,7 +10,7 @@ TEST(text, iequals_ignores_ascii_case_only) {
     EXPECT_FALSE(iequals("abc", "abd"));
     EXPECT_FALSE(iequals("abc", "ab"));
     EXPECT_FALSE(iequals("\xc3\xa9", "\xc3\x89"));  // é vs É: not ASCII, compared exactly
-    EXPECT_FALSE(iequals("[", "{"));                  // '[' + 32 == '{' but neither is a letter
+    EXPECT_FALSE(iequals("[", "{"));                // '[' + 32 == '{' but neither is a letter
 }
 
 TEST(text, ascii_lower_keeps_other_bytes) {

@@ -7,7 +7,8 @@ using namespace twinhub::iothub;
 using kv = std::pair<std::string, std::string>;
 
 TEST(property_bag, decodes_system_and_application_properties) {
-    auto b = decode_property_bag("%24.mid=mid-1&%24.cid=cid%201&%24.ct=application%2Fjson&alert=high%20temp&%24weird=a%26b%3Dc&flag&empty=");
+    auto b = decode_property_bag(
+        "%24.mid=mid-1&%24.cid=cid%201&%24.ct=application%2Fjson&alert=high%20temp&%24weird=a%26b%3Dc&flag&empty=");
     ASSERT_TRUE(b);
     ASSERT_EQ(b->system.size(), 3u);
     EXPECT_EQ(b->system[0], (std::pair<std::string, std::string>{"$.mid", "mid-1"}));

@@ -12,7 +12,9 @@ const identity_key mod1{"dev1", "mod1"};
 
 TEST(username, parses_node_device_form_with_model_id) {
     auto u = parse_username(
-        "localhost/dev1/?api-version=2021-04-12&model-id=dtmi:com:example:Thermostat;1&DeviceClientType=azure-iot-device%2F1.18.4%20(node)");
+        "localhost/dev1/"
+        "?api-version=2021-04-12&model-id=dtmi:com:example:Thermostat;1&DeviceClientType=azure-iot-device%2F1.18.4%20("
+        "node)");
     ASSERT_TRUE(u);
     EXPECT_EQ(u->host, "localhost");
     EXPECT_EQ(u->identity, dev1);
@@ -51,8 +53,8 @@ TEST(client_id, device_and_module_forms) {
 }
 
 TEST(route_publish, telemetry_forms_of_5_4) {
-    for (auto t : {"devices/dev1/messages/events", "devices/dev1/messages/events/",
-                   "devices/dev1/messages/events/a=b", "devices/dev1/messages/events/a=b/"}) {
+    for (auto t : {"devices/dev1/messages/events", "devices/dev1/messages/events/", "devices/dev1/messages/events/a=b",
+                   "devices/dev1/messages/events/a=b/"}) {
         auto r = route_publish(t, dev1);
         ASSERT_TRUE(r) << t;
         EXPECT_EQ(r->kind, publish_kind::telemetry);
