@@ -24,9 +24,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (module.empty() && !m->input_name.empty()) std::abort();
         }
     }
-    (void)client::parse_twin_response_topic(in);
-    (void)client::parse_desired_patch_topic(in);
-    (void)client::parse_method_topic(in);
+    (void)iothub::parse_twin_response_topic(in);
+    (void)iothub::parse_desired_patch_topic(in);
+    (void)iothub::parse_method_topic(in);
 
     if (auto f = client::feedback_from_json(in)) {
         if (!f->empty() && in.find('{') == std::string_view::npos) std::abort();

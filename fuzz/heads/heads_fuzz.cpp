@@ -5,7 +5,7 @@
 // identity never names another identity's device.
 #include "http/request_target.hpp"
 #include "http/route.hpp"
-#include "mqtt/iothub_topics.hpp"
+#include "proto/iothub/topics.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -18,8 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const unsigned which = data[0] % 6;
     std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-    const store::identity_key device{"dev1", ""};
-    const store::identity_key module{"dev1", "mod1"};
+    const identity_key device{"dev1", ""};
+    const identity_key module{"dev1", "mod1"};
 
     switch (which) {
     case 0: {
@@ -33,20 +33,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)http::target_path(in);
         break;
     }
-    case 1: (void)mqtt::parse_client_id(in); break;
-    case 2: (void)mqtt::parse_username(in); break;
+    case 1: (void)iothub::parse_client_id(in); break;
+    case 2: (void)iothub::parse_username(in); break;
     case 3:
         for (const auto& self : {device, module}) {
-            auto r = mqtt::route_publish(in, self);
+            auto r = iothub::route_publish(in, self);
             // Telemetry accepted for `self` must be on self's own topic, never a sibling's.
             std::string_view own = self.is_module() ? "devices/dev1/modules/mod1/messages/events" : "devices/dev1/messages/events";
-            if (r && r->kind == mqtt::publish_kind::telemetry && !in.starts_with(own)) std::abort();
+            if (r && r->kind == iothub::publish_kind::telemetry && !in.starts_with(own)) std::abort();
         }
         break;
     case 4:
-        for (const auto& self : {device, module}) (void)mqtt::classify_filter(in, self);
+        for (const auto& self : {device, module}) (void)iothub::classify_filter(in, self);
         break;
-    case 5: (void)mqtt::decode_property_bag(in); break;
+    case 5: (void)iothub::decode_property_bag(in); break;
     }
     return 0;
 }

@@ -17,7 +17,7 @@
 #include "common/log.hpp"
 #include "mqtt/server_state.hpp"
 #include "mqtt/session.hpp"
-#include "mqtt/transport.hpp"
+#include "net/transport.hpp"
 #include "proto/mqtt/decoder.hpp"
 #include "proto/mqtt/encoder.hpp"
 #include "service/c2d_service.hpp"
@@ -73,7 +73,7 @@ using step = std::variant<std::string, std::function<void()>>;
 // The in-memory transport: reads take the script's chunks in order (a chunk larger than the read
 // buffer is delivered over several reads); when the script is exhausted the read stays pending
 // until finish() ends the stream. Writes are appended to `written`.
-class script_transport final : public mqtt::transport {
+class script_transport final : public net::transport {
 public:
     script_transport(asio::io_context& ioc, std::deque<step> script, std::string& written)
         : ioc_(ioc), script_(std::move(script)), written_(written) {}

@@ -2,7 +2,7 @@
 // HTTPS session parses it (Beast request parser, 64 KiB header limit), the choice of the head by
 // Sec-WebSocket-Protocol and path (http::select_websocket_handler, what https_server calls), then
 // the server-side WebSocket that MQTT and AMQP run over (configured by
-// mqtt::configure_server_websocket, as the real transport is) over an in-memory Beast test stream:
+// net::configure_server_websocket, as the real transport is) over an in-memory Beast test stream:
 // the accept answer, then a stream of client frames (masked or not, fragmented, control frames,
 // reserved bits and opcodes, claimed lengths far beyond what follows, close frames), delivered in
 // reads of a fuzzed size and read the way the MQTT session reads (async_read_some, 4 KiB).
@@ -13,7 +13,7 @@
 // (no data is invented, none is buffered beyond the input), and reading ends once the input does.
 #include "http/beast_request.hpp"
 #include "http/request_target.hpp"
-#include "mqtt/websocket_options.hpp"
+#include "net/websocket_options.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
@@ -126,14 +126,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     beast::error_code ec;
     parser.put(asio::buffer(text), ec);
     if (ec || !parser.is_done()) return 0;
-    http::upgrade_request req = parser.release();
+    net::upgrade_request req = parser.release();
     if (!websocket::is_upgrade(req)) return 0;
 
     const char* chosen = nullptr;
-    http::websocket_handlers served{{"mqtt", [&](http::tls_stream&&, http::upgrade_request&&) {}},
-                                    {"AMQPWSB10", [&](http::tls_stream&&, http::upgrade_request&&) {}}};
+    net::websocket_handlers served{{"mqtt", [&](net::tls_stream&&, net::upgrade_request&&) {}},
+                                    {"AMQPWSB10", [&](net::tls_stream&&, net::upgrade_request&&) {}}};
     std::string why;
-    const http::websocket_handler* h = http::select_websocket_handler(req, served, why);
+    const net::websocket_handler* h = http::select_websocket_handler(req, served, why);
     const auto asked = req[bhttp::field::sec_websocket_protocol];
     if (!h) {
         if (why.empty()) violated("a refused upgrade without a reason");
@@ -150,7 +150,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     websocket::stream<beast::test::stream> ws(ioc);
     beast::test::stream client(ioc);
     ws.next_layer().connect(client);
-    mqtt::configure_server_websocket(ws, chosen);
+    net::configure_server_websocket(ws, chosen);
     {
         // The product's 10 s handshake limit also bounds the close handshake and the teardown after
         // a refused upgrade, which wait for the peer; an in-memory peer never answers, so the wait

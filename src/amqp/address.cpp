@@ -1,6 +1,7 @@
 #include "amqp/address.hpp"
 
 #include "common/encoding.hpp"
+#include "common/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -8,12 +9,6 @@
 
 namespace twinhub::amqp {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 // Drops "scheme://host[:port]" in front of a path.
 std::string_view strip_uri(std::string_view a) {

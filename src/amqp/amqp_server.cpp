@@ -177,7 +177,7 @@ result<void> amqp_server::start() {
     };
     auto on_socket = [st = state_](tcp::socket&& sock) {
         if (st->stopped) return;  // the socket closes here
-        std::make_shared<connection>(mqtt::make_openssl_transport(std::move(sock), st->tls), st)->start();
+        std::make_shared<connection>(net::make_openssl_transport(std::move(sock), st->tls), st)->start();
     };
     auto lst = std::make_unique<net::tcp_listener>(state_->ioc, std::move(lo), std::move(executor), std::move(on_socket));
     if (auto r = lst->start(); !r) return r;
@@ -193,10 +193,10 @@ void amqp_server::stop() {
 
 unsigned short amqp_server::port() const { return listener_ ? listener_->port() : state_->opts.port; }
 
-http::websocket_handler amqp_server::websocket_handler() {
-    return [st = state_](http::tls_stream&& stream, http::upgrade_request&& req) {
+net::websocket_handler amqp_server::websocket_handler() {
+    return [st = state_](net::tls_stream&& stream, net::upgrade_request&& req) {
         if (st->stopped) return;
-        std::make_shared<connection>(mqtt::make_websocket_transport(std::move(stream), std::move(req), "AMQPWSB10"), st)
+        std::make_shared<connection>(net::make_websocket_transport(std::move(stream), std::move(req), "AMQPWSB10"), st)
             ->start();
     };
 }

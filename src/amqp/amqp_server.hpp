@@ -18,7 +18,7 @@
 #pragma once
 
 #include "common/errc.hpp"
-#include "http/websocket_handoff.hpp"
+#include "net/websocket_handoff.hpp"
 #include "methods/method_router.hpp"
 
 #include <chrono>
@@ -87,7 +87,7 @@ public:
     unsigned short port() const;
 
     // For the HTTPS listener: runs AMQP over a WebSocket upgrade (subprotocol AMQPWSB10).
-    http::websocket_handler websocket_handler();
+    net::websocket_handler websocket_handler();
 
     // The direct-method channel of this head: deliver() hands a request to the identity's AMQP
     // method link. Responses, readiness and closed links are reported to `router`, which must

@@ -4,6 +4,7 @@
 #include "amqp/message_codec.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/sas_token.hpp"
+#include "common/error_body.hpp"
 #include "common/error_mapping.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
@@ -109,7 +110,7 @@ std::string describe(const store::identity_key& id) {
 }
 
 
-amqp_server::connection::connection(std::unique_ptr<mqtt::transport> t, std::shared_ptr<state> st)
+amqp_server::connection::connection(std::unique_ptr<net::transport> t, std::shared_ptr<state> st)
     : transport_(std::move(t)),
       st_(std::move(st)),
       number_(st_->next_connection.fetch_add(1)),
@@ -374,7 +375,7 @@ void amqp_server::connection::recheck_credentials(std::optional<store::identity_
                 const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                                creds->authentication.symmetric_key.secondary_key};
                 ok = static_cast<bool>(auth::authorize_device(g.token, st_->opts.host_names,
-                                                              auth::identity_key{id.device_id, id.module_id}, keys,
+                                                              id, keys,
                                                               st_->hub.policies(), now()));
             }
             if (ok) continue;
@@ -694,7 +695,7 @@ int amqp_server::connection::apply_token(const std::string& audience_text, const
             const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                            creds->authentication.symmetric_key.secondary_key};
             auto r = auth::authorize_device(token, st_->opts.host_names,
-                                            auth::identity_key{aud->identity.device_id, aud->identity.module_id}, keys,
+                                            aud->identity, keys,
                                             policies, now());
             if (!r) fail(401, r.error().message);
             else {
@@ -758,9 +759,7 @@ void amqp_server::connection::twin_request(const store::identity_key& id, proton
     const std::string operation = annotation_text(m, "operation");
     const std::string resource = annotation_text(m, "resource");
     auto error_reply = [&](const error& e) {
-        const auto w = to_wire(e.code);
-        boost::json::object b{{"errorCode", w.code_number}, {"message", e.message}};
-        twin_reply(id, m, w.http_status, boost::json::serialize(b));
+        twin_reply(id, m, to_wire(e.code).http_status, amqp_twin_error_body(e));
     };
     if (operation == "GET") {
         auto view = st_->hub.get_device_twin_view(id);
@@ -788,9 +787,8 @@ void amqp_server::connection::twin_request(const store::identity_key& id, proton
                 proton::message request;
                 request.correlation_id(correlation);
                 if (!r) {
-                    const auto w = to_wire(r.error().code);
-                    boost::json::object b{{"errorCode", w.code_number}, {"message", r.error().message}};
-                    return self->twin_reply(id, request, w.http_status, boost::json::serialize(b));
+                    return self->twin_reply(id, request, to_wire(r.error().code).http_status,
+                                            amqp_twin_error_body(r.error()));
                 }
                 self->twin_reply(id, request, 204, "", *r);
             });

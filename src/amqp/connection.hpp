@@ -10,7 +10,7 @@
 #include "amqp/server_state.hpp"
 #include "common/fault_injection.hpp"
 #include "methods/method_router.hpp"
-#include "mqtt/transport.hpp"
+#include "net/transport.hpp"
 
 #include <proton/delivery.hpp>
 
@@ -52,7 +52,7 @@ std::string describe(const store::identity_key& id);
 
 class amqp_server::connection : public std::enable_shared_from_this<connection>, private proton::messaging_handler {
 public:
-    connection(std::unique_ptr<mqtt::transport> t, std::shared_ptr<state> st);
+    connection(std::unique_ptr<net::transport> t, std::shared_ptr<state> st);
     ~connection() override;
 
     void start();
@@ -186,7 +186,7 @@ private:
     void methods_ready(const store::identity_key& id);
     void methods_gone(const store::identity_key& id);
 
-    std::unique_ptr<mqtt::transport> transport_;
+    std::unique_ptr<net::transport> transport_;
     std::shared_ptr<state> st_;
     const std::uint64_t number_;
     const std::string log_id_;

@@ -8,6 +8,7 @@
 
 #include "auth/shared_access_policy.hpp"
 #include "common/errc.hpp"
+#include "common/identity_key.hpp"
 #include "common/time.hpp"
 
 #include <cstdint>
@@ -18,12 +19,7 @@
 namespace twinhub::auth {
 
 // The identity a device-side connection claims: a device (module_id empty) or a module.
-struct identity_key {
-    std::string device_id;
-    std::string module_id;
-
-    bool is_module() const noexcept { return !module_id.empty(); }
-};
+using identity_key = twinhub::identity_key;
 
 // The identity's own symmetric keys (base64). Empty keys never verify (X.509 identities have none).
 struct identity_keys {

@@ -1,5 +1,7 @@
 #include "auth/connection_string.hpp"
 
+#include "common/text.hpp"
+
 #include <array>
 #include <optional>
 
@@ -19,25 +21,6 @@ std::optional<field> field_of(std::string_view name) {
     for (std::size_t i = 0; i < field_names.size(); ++i)
         if (field_names[i] == name) return static_cast<field>(i);
     return std::nullopt;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-        s.remove_suffix(1);
-    return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
 }
 
 error bad(std::string message) {

@@ -1,5 +1,7 @@
 #include "cli/monitor_events.hpp"
 
+#include "common/text.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -26,10 +28,7 @@ constexpr std::pair<const char*, const char*> system_names[] = {
     {"group-id", "group_id"},
 };
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
+std::string lower(std::string s) { return ascii_lower(s); }
 
 std::string annotation_text(const event_data& e, const char* key) {
     auto* v = e.annotations.if_contains(key);

@@ -1,5 +1,7 @@
 #include "twinhub/c2d_message.hpp"
 
+#include "common/text.hpp"
+
 #include <cctype>
 
 namespace twinhub {
@@ -16,12 +18,7 @@ const char* to_string(c2d_ack a) noexcept {
 
 std::optional<c2d_ack> parse_c2d_ack(std::string_view s) noexcept {
     for (c2d_ack a : {c2d_ack::none, c2d_ack::positive, c2d_ack::negative, c2d_ack::full}) {
-        std::string_view name = to_string(a);
-        if (name.size() != s.size()) continue;
-        bool same = true;
-        for (std::size_t i = 0; i < s.size() && same; ++i)
-            same = std::tolower(static_cast<unsigned char>(s[i])) == name[i];
-        if (same) return a;
+        if (iequals(s, to_string(a))) return a;
     }
     return std::nullopt;
 }

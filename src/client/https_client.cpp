@@ -1,5 +1,7 @@
 #include "client/https_client.hpp"
 
+#include "common/text.hpp"
+
 #include "client/tls_context.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -119,9 +121,7 @@ struct https_client::impl {
         out.status = static_cast<int>(res.result_int());
         out.body = std::move(res.body());
         for (const auto& f : res) {
-            std::string name(f.name_string());
-            for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            out.headers.emplace_back(std::move(name), std::string(f.value()));
+            out.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
         }
         if (!res.keep_alive()) stream.reset();
         return out;

@@ -7,7 +7,6 @@
 #include "auth/sas_token.hpp"
 #include "client/hub_client_impl.hpp"
 #include "client/hub_error.hpp"
-#include "client/json_patch.hpp"
 #include "client/tls_context.hpp"
 #include "client/topics.hpp"
 #include "client/transport.hpp"
@@ -15,6 +14,7 @@
 #include "common/time.hpp"
 #include "proto/mqtt/decoder.hpp"
 #include "proto/mqtt/encoder.hpp"
+#include "twin/merge_patch.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -293,10 +293,11 @@ struct hub_client::impl {
         if (id.sas_token.empty()) asio::co_spawn(ioc, renewal_timer(gen), asio::detached);
 
         if (resubscribe) {
-            std::vector<mqtt::subscription> subs{{std::string(client::twin_response_filter), mqtt::qos::at_most_once},
-                                                 {std::string(client::desired_patch_filter), mqtt::qos::at_most_once}};
-            if (methods_wanted) subs.push_back({std::string(client::method_filter), mqtt::qos::at_most_once});
-            if (c2d_wanted) subs.push_back({client::c2d_filter(id.device_id, id.module_id), mqtt::qos::at_least_once});
+            std::vector<mqtt::subscription> subs{{std::string(iothub::twin_response_filter), mqtt::qos::at_most_once},
+                                                 {std::string(iothub::desired_patch_filter), mqtt::qos::at_most_once}};
+            if (methods_wanted) subs.push_back({std::string(iothub::methods_filter), mqtt::qos::at_most_once});
+            if (c2d_wanted)
+                subs.push_back({iothub::c2d_filter(identity_key{id.device_id, id.module_id}), mqtt::qos::at_least_once});
             auto r = co_await subscribe(std::move(subs));
             if (!r) co_return r.error();
         }
@@ -343,14 +344,14 @@ struct hub_client::impl {
         const auto& desired = d->as_object();
         std::int64_t version = 0;
         if (const auto* ver = desired.if_contains("$version"); ver && ver->is_int64()) version = ver->as_int64();
-        auto fresh = client::without_meta(desired);
+        auto fresh = twin::without_read_only_keys(desired);
         if (!desired_cache) {
             desired_cache = std::move(fresh);
             desired_version = version;
             co_return out{};
         }
         if (version != desired_version) {
-            auto patch = client::merge_patch_diff(*desired_cache, fresh);
+            auto patch = twin::diff(*desired_cache, fresh);
             desired_cache = std::move(fresh);
             desired_version = version;
             patch["$version"] = version;
@@ -363,7 +364,7 @@ struct hub_client::impl {
     awaitable<result<twin_answer>> twin_request(bool get, std::string body) {
         auto r = rid();
         mqtt::publish p;
-        p.topic = get ? client::twin_get_topic(r) : client::twin_patch_topic(r);
+        p.topic = get ? iothub::twin_get_topic(r) : iothub::twin_patch_topic(r);
         p.payload = get ? std::string(" ") : std::move(body);
         auto ans = co_await await_callback<twin_answer>(
             [&](auto cb) {
@@ -438,7 +439,7 @@ struct hub_client::impl {
     }
 
     void on_publish(mqtt::publish&& pub) {
-        if (auto res = client::parse_twin_response_topic(pub.topic)) {
+        if (auto res = iothub::parse_twin_response_topic(pub.topic)) {
             auto it = pending_twin.find(res->rid);
             if (it == pending_twin.end()) return;
             auto f = std::move(it->second);
@@ -446,7 +447,7 @@ struct hub_client::impl {
             f(twin_answer{res->status, res->version, std::move(pub.payload)});
             return;
         }
-        if (auto ver = client::parse_desired_patch_topic(pub.topic)) {
+        if (auto ver = iothub::parse_desired_patch_topic(pub.topic)) {
             boost::system::error_code ec;
             auto v = boost::json::parse(pub.payload, ec);
             if (ec || !v.is_object()) return;
@@ -455,13 +456,13 @@ struct hub_client::impl {
             if (const auto* pv = patch.if_contains("$version"); pv && pv->is_int64()) version = pv->as_int64();
             if (desired_cache && version != 0 && version <= desired_version) return;  // already seen (resync)
             if (!desired_cache) desired_cache.emplace();
-            client::apply_merge_patch(*desired_cache, patch);
+            twin::merge_patch(*desired_cache, twin::without_read_only_keys(patch));
             if (version) desired_version = version;
             if (!patch.contains("$version")) patch["$version"] = version;
             deliver_patch(std::move(patch));
             return;
         }
-        if (auto m = client::parse_method_topic(pub.topic)) {
+        if (auto m = iothub::parse_method_topic(pub.topic)) {
             method_request req;
             req.method_name = m->method_name;
             req.request_id = m->rid;
@@ -490,7 +491,7 @@ struct hub_client::impl {
                 }
                 asio::post(ioc, [this, rid = req.request_id, res = std::move(res)] {
                     mqtt::publish out;
-                    out.topic = client::method_response_topic(res.status, rid);
+                    out.topic = iothub::method_response_topic(res.status, rid);
                     out.payload = boost::json::serialize(res.payload);
                     send(out);
                 });
@@ -786,7 +787,7 @@ void hub_client::on_method(std::string method_name, method_handler handler) {
         m->methods_wanted = true;
         if (!m->is_connected) co_return result<void>{};  // subscribed at the next connect
         std::vector<mqtt::subscription> subs;
-        subs.push_back(mqtt::subscription{std::string(client::method_filter), mqtt::qos::at_most_once});
+        subs.push_back(mqtt::subscription{std::string(iothub::methods_filter), mqtt::qos::at_most_once});
         co_return co_await m->subscribe(std::move(subs));
     });
 }
@@ -802,7 +803,7 @@ result<void> hub_client::set_c2d_handler(c2d_handler handler) {
         if (m->c2d_wanted == want) co_return result<void>{};
         m->c2d_wanted = want;
         if (!m->is_connected) co_return result<void>{};  // (un)subscribed at the next connect
-        auto filter = client::c2d_filter(m->id.device_id, m->id.module_id);
+        auto filter = iothub::c2d_filter(identity_key{m->id.device_id, m->id.module_id});
         if (!want) co_return co_await m->unsubscribe(std::move(filter));
         std::vector<mqtt::subscription> subs;
         subs.push_back(mqtt::subscription{std::move(filter), mqtt::qos::at_least_once});

@@ -1,4 +1,4 @@
-#include "common/errc.hpp"
+#include "twinhub/error.hpp"
 
 #include <stdexcept>
 

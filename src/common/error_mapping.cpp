@@ -66,4 +66,36 @@ const char* to_amqp_condition(errc e) noexcept {
     return "amqp:internal-error";
 }
 
+std::uint8_t to_connack(errc e) noexcept {
+    switch (e) {
+    case errc::ok: return 0;
+    case errc::invalid_protocol_version: return 1;
+    case errc::invalid_argument:
+    case errc::format_error:
+    case errc::unauthorized:
+    case errc::device_not_found:
+    case errc::module_not_found:
+    case errc::device_not_online:
+    case errc::not_found:
+    case errc::method_not_allowed:
+    case errc::device_already_exists:
+    case errc::module_already_exists:
+    case errc::precondition_failed:
+    case errc::message_too_large:
+    case errc::too_many_modules:
+    case errc::too_many_devices:
+    case errc::throttled:
+    case errc::gateway_timeout:
+    case errc::storage_error:
+    case errc::corrupt_data:
+    case errc::shutting_down:
+    case errc::internal:
+    case errc::device_defined_multiple_times:
+    case errc::connection_failed:
+    case errc::device_queue_full:
+    case errc::message_lock_lost: return 5;
+    }
+    return 5;
+}
+
 }  // namespace twinhub

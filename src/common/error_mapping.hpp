@@ -4,6 +4,8 @@
 
 #include "common/errc.hpp"
 
+#include <cstdint>
+
 namespace twinhub {
 
 struct wire_error {
@@ -21,8 +23,9 @@ wire_error to_wire(errc e) noexcept;
 // message_too_large -> "amqp:link:message-size-exceeded". Exhaustive over errc; ok -> "".
 const char* to_amqp_condition(errc e) noexcept;
 
-// MQTT 3.1.1 CONNACK return code for a failed CONNECT: IoT Hub answers 5 (not authorised) for every
-// failure, because the C SDK stops retrying for good on 2 and 4.
-inline constexpr int connack_refused = 5;
+// MQTT 3.1.1 CONNACK return code for a CONNECT refused with `e`: 1 (unacceptable protocol version)
+// for invalid_protocol_version; 5 (not authorised) for every other failure, as IoT Hub answers,
+// because the C SDK stops retrying for good on 2 and 4. Exhaustive over errc; ok -> 0 (accepted).
+std::uint8_t to_connack(errc e) noexcept;
 
 }  // namespace twinhub

@@ -1,5 +1,7 @@
 #include "http/beast_request.hpp"
 
+#include "common/text.hpp"
+
 #include "http/request_target.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -15,7 +17,7 @@ namespace {
 constexpr std::string_view websocket_path = "/$iothub/websocket";
 }
 
-rest_request to_rest_request(upgrade_request&& req) {
+rest_request to_rest_request(net::upgrade_request&& req) {
     rest_request rr;
     rr.method = std::string(req.method_string());
     rr.target = std::string(req.target());
@@ -28,9 +30,7 @@ rest_request to_rest_request(upgrade_request&& req) {
     for (const auto& f : req) {
         const auto name = f.name_string();
         if (name.size() > 7 && beast::iequals(name.substr(0, 7), "iothub-")) {
-            std::string n(name);
-            for (auto& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-            rr.iothub_headers.emplace_back(std::move(n), std::string(f.value()));
+            rr.iothub_headers.emplace_back(ascii_lower(name), std::string(f.value()));
         }
     }
     rr.body = std::move(req.body());
@@ -50,10 +50,10 @@ bool lists_token(std::string_view value, std::string_view token) {
     return false;
 }
 
-const websocket_handler* select_websocket_handler(const upgrade_request& req, const websocket_handlers& served,
+const net::websocket_handler* select_websocket_handler(const net::upgrade_request& req, const net::websocket_handlers& served,
                                                   std::string& why) {
     const auto asked = req[bhttp::field::sec_websocket_protocol];
-    const websocket_handler* handler = nullptr;
+    const net::websocket_handler* handler = nullptr;
     for (auto& [name, h] : served)
         if (h && lists_token(asked, name)) {
             handler = &h;

@@ -5,7 +5,7 @@
 #pragma once
 
 #include "http/rest_message.hpp"
-#include "http/websocket_handoff.hpp"
+#include "net/websocket_handoff.hpp"
 
 #include <string>
 #include <string_view>
@@ -14,7 +14,7 @@ namespace twinhub::http {
 
 // Method, target, Authorization, If-Match, x-ms-max-item-count, x-ms-continuation, Content-Type,
 // Content-Encoding, every iothub-* header (name lower-cased, in order) and the body (moved out).
-rest_request to_rest_request(upgrade_request&& req);
+rest_request to_rest_request(net::upgrade_request&& req);
 
 // True when the comma-separated header value lists `token` (case-insensitive, blanks trimmed).
 bool lists_token(std::string_view value, std::string_view token);
@@ -22,7 +22,7 @@ bool lists_token(std::string_view value, std::string_view token);
 // The handler an upgrade request is served by: the first of `served` (in the server's order) whose
 // subprotocol the request's Sec-WebSocket-Protocol lists, on /$iothub/websocket only. nullptr when
 // none applies; then `why` gets the text of the 404 (the path, or the subprotocols served).
-const websocket_handler* select_websocket_handler(const upgrade_request& req, const websocket_handlers& served,
+const net::websocket_handler* select_websocket_handler(const net::upgrade_request& req, const net::websocket_handlers& served,
                                                   std::string& why);
 
 }  // namespace twinhub::http

@@ -1,26 +1,22 @@
-// REST error responses in the one format every service SDK parses (spec 3.11):
-//   {"Message":"ErrorCode:<Name>;<text>","ExceptionMessage":"Tracking ID:<id>-G:0-TimeStamp:<MM/DD/YYYY HH:MM:SS>"}
-// with the HTTP status and the `iothub-errorcode: <Name>` header taken from twinhub::to_wire.
-// Thread safety: pure functions.
+// REST error responses (spec 3.11): the status and `iothub-errorcode: <Name>` header from
+// twinhub::to_wire, the body from the hub's one error-body builder (common/error_body.hpp).
+// Thread safety: pure functions (they read the clock and the CSPRNG).
 #pragma once
 
 #include "common/errc.hpp"
-#include "common/time.hpp"
 #include "http/rest_message.hpp"
 
-#include <string>
-#include <string_view>
+#include <chrono>
 
 namespace twinhub::http {
 
-// "Tracking ID:<tracking_id>-G:0-TimeStamp:11/27/2026 22:48:21" (UTC, as the hub writes it).
-std::string format_exception_message(std::string_view tracking_id, time_point t);
-
-// The JSON body. Node keeps only the text between the first and second ';' of Message, so ';' in
-// `message` is replaced by ','.
-std::string format_error_body(const error& e, std::string_view tracking_id, time_point t);
-
-// Status, body and iothub-errorcode header for `e`, with a fresh tracking id and the current time.
+// Status, REST error body and iothub-errorcode header for `e`, with a fresh tracking id and the
+// current time.
 rest_response error_response(const error& e);
+
+// The answer of the direct-method endpoint to a failed invocation: device_not_online and
+// gateway_timeout in the method endpoint's body form (with `timeout`), any other error as
+// error_response.
+rest_response method_error_response(const error& e, std::chrono::seconds timeout);
 
 }  // namespace twinhub::http

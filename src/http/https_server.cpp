@@ -41,7 +41,7 @@ class session;
 }  // namespace
 
 struct https_server::state : std::enable_shared_from_this<https_server::state> {
-    state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, websocket_handlers ws)
+    state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, net::websocket_handlers ws)
         : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries, o.c2d), opts(std::move(o)), on_websocket(std::move(ws)) {
         api.set_telemetry(opts.telemetry);
     }
@@ -50,7 +50,7 @@ struct https_server::state : std::enable_shared_from_this<https_server::state> {
     asio::ssl::context& tls;
     rest_api api;
     https_options opts;
-    websocket_handlers on_websocket;
+    net::websocket_handlers on_websocket;
 
     std::mutex mu;
     bool stopped = false;
@@ -167,7 +167,7 @@ private:
 
     void on_upgrade(bhttp::request<bhttp::string_body>&& req) {
         std::string why;
-        const websocket_handler* handler = select_websocket_handler(req, st_->on_websocket, why);
+        const net::websocket_handler* handler = select_websocket_handler(req, st_->on_websocket, why);
         if (!handler) {
             log::info("http.websocket_refused", {{"subprotocol", std::string(req[bhttp::field::sec_websocket_protocol])},
                                                  {"path", std::string(target_path(req.target()))}});
@@ -236,7 +236,7 @@ private:
     }
 
     std::shared_ptr<https_server::state> st_;
-    tls_stream stream_;
+    net::tls_stream stream_;
     beast::flat_buffer buffer_;
     std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
     std::optional<bhttp::response<bhttp::empty_body>> continue_;
@@ -261,11 +261,11 @@ void https_server::state::on_socket(tcp::socket&& socket) {
 }
 
 https_server::https_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub,
-                           https_options opts, websocket_handler on_websocket)
-    : https_server(ioc, tls, hub, std::move(opts), websocket_handlers{{"mqtt", std::move(on_websocket)}}) {}
+                           https_options opts, net::websocket_handler on_websocket)
+    : https_server(ioc, tls, hub, std::move(opts), net::websocket_handlers{{"mqtt", std::move(on_websocket)}}) {}
 
 https_server::https_server(asio::io_context& ioc, asio::ssl::context& tls, service::hub_service& hub,
-                           https_options opts, websocket_handlers on_websocket)
+                           https_options opts, net::websocket_handlers on_websocket)
     : state_(std::make_shared<state>(ioc, tls, hub, std::move(opts), std::move(on_websocket))) {}
 
 https_server::~https_server() { stop(); }

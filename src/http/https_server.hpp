@@ -1,7 +1,7 @@
 // The HTTPS listener on port 443 (spec 0.3, 1.3): TLS (the server's ssl::context), HTTP/1.1 with
 // keep-alive, a request body limit and a deadline on every read; REST requests go to rest_api,
 // WebSocket upgrades on /$iothub/websocket with subprotocol "mqtt" go to the MQTT head's
-// websocket_handler (spec 5.11).
+// net::websocket_handler (spec 5.11).
 //
 // Lifetime: the io_context, ssl::context and hub_service must outlive the https_server. stop() (and
 // the destructor) closes the acceptor and every open connection; sessions still finishing a write
@@ -11,7 +11,7 @@
 #pragma once
 
 #include "common/errc.hpp"
-#include "http/websocket_handoff.hpp"
+#include "net/websocket_handoff.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -56,9 +56,9 @@ class https_server {
 public:
     // on_websocket may be empty: upgrade requests then get 404. The first form serves only "mqtt".
     https_server(boost::asio::io_context& ioc, boost::asio::ssl::context& tls, service::hub_service& hub,
-                 https_options opts, websocket_handler on_websocket);
+                 https_options opts, net::websocket_handler on_websocket);
     https_server(boost::asio::io_context& ioc, boost::asio::ssl::context& tls, service::hub_service& hub,
-                 https_options opts, websocket_handlers on_websocket);
+                 https_options opts, net::websocket_handlers on_websocket);
     ~https_server();
 
     https_server(const https_server&) = delete;

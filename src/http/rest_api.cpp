@@ -4,6 +4,7 @@
 #include "common/encoding.hpp"
 #include "common/error_mapping.hpp"
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "http/error_body.hpp"
 #include "http/request_target.hpp"
 #include "http/route.hpp"
@@ -147,11 +148,7 @@ result<std::size_t> parse_top(const request_target& t, std::size_t max) {
     return std::min<std::size_t>(static_cast<std::size_t>(n), max);
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
+std::string lower(std::string_view s) { return ascii_lower(s); }
 
 bool known_import_mode(std::string_view m) {
     return m == "create" || m == "update" || m == "updateifmatchetag" || m == "delete" || m == "deleteifmatchetag";
@@ -405,14 +402,8 @@ static rest_response method_result_response(const result<methods::method_respons
         out.body = methods::format_invocation_result(r->status, r->payload);
         return out;
     }
-    if (!methods::uses_method_error_body(r.error().code)) return error_response(r.error());
-    const wire_error w = to_wire(r.error().code);
-    rest_response out;
-    out.status = w.http_status;
-    out.body = methods::format_method_error_body(
-        r.error(), r.error().code == errc::device_not_online ? call.connect_timeout : call.response_timeout);
-    out.headers.emplace_back("iothub-errorcode", w.code_name);
-    return out;
+    return method_error_response(r.error(),
+                                 r.error().code == errc::device_not_online ? call.connect_timeout : call.response_timeout);
 }
 
 rest_api::rest_api(service::hub_service& hub, std::vector<std::string> host_names, methods::method_router* methods,
@@ -451,7 +442,15 @@ void rest_api::handle(rest_request req, completion done) const {
     if (is_device_route(r.kind)) return handle_device_route(r, req, std::move(done));
     {
         auto policies = hub_.policies();
-        auto granted = auth::authorize_service(*req.authorization, host_names_, policies, required_permission(r), now());
+        // A call on one device's resources also accepts a token scoped to that device
+        // (sr={host}/devices/{d}, as the C service SDK signs for device-scoped use, spec 2.3).
+        std::string resource;
+        if (!r.device_id.empty()) {
+            resource = "devices/" + r.device_id;
+            if (!r.module_id.empty()) resource += "/modules/" + r.module_id;
+        }
+        auto granted = auth::authorize_service(*req.authorization, host_names_, policies, required_permission(r), now(),
+                                               resource);
         if (!granted) return fail(granted.error());
     }
 
@@ -652,7 +651,7 @@ void rest_api::handle_device_route(const route& r, const rest_request& req, comp
         const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                        creds->authentication.symmetric_key.secondary_key};
         auto granted = auth::authorize_device(*req.authorization, host_names_,
-                                              auth::identity_key{key.device_id, key.module_id}, keys, policies, now());
+                                              key, keys, policies, now());
         if (!granted) return fail(granted.error());
     }
     auto settled = [done](result<void> res) {

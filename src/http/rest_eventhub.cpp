@@ -5,6 +5,7 @@
 #include "http/rest_api.hpp"
 #include "http/route.hpp"
 #include "common/time.hpp"
+#include "common/text.hpp"
 #include "service/telemetry_service.hpp"
 
 #include <boost/json/array.hpp>
@@ -49,10 +50,7 @@ void rest_api::handle_consumer_groups(const route& r, const rest_request&, compl
     switch (r.method) {
     case http_method::get:
         for (auto& g : telemetry_->consumer_groups())
-            if (g.name == name || (telemetry_->has_consumer_group(name) && g.name.size() == name.size() &&
-                                   std::equal(g.name.begin(), g.name.end(), name.begin(), [](char a, char b) {
-                                       return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-                                   })))
+            if (g.name == name || (telemetry_->has_consumer_group(name) && iequals(g.name, name)))
                 return done(ok_json(200, group_json(g)));
         return done(error_response(error{errc::not_found, "The consumer group '" + name + "' does not exist."}));
     case http_method::put:

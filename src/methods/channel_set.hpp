@@ -13,7 +13,7 @@ class channel_set final : public method_channel {
 public:
     void add(method_channel* c) { channels_.push_back(c); }
 
-    result<std::uint64_t> deliver(const store::identity_key& id, method_call call) override {
+    result<std::uint64_t> deliver(const identity_key& id, method_call call) override {
         result<std::uint64_t> r = error{errc::device_not_online, "No protocol head serves direct methods."};
         for (auto* c : channels_) {
             r = c->deliver(id, call);

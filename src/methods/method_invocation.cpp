@@ -1,7 +1,6 @@
 #include "methods/method_invocation.hpp"
 
 #include "common/encoding.hpp"
-#include "common/error_mapping.hpp"
 #include "common/time.hpp"
 
 #include <boost/json/object.hpp>
@@ -57,14 +56,6 @@ result<std::chrono::seconds> parse_seconds(const json::object& o, std::string_vi
     }
     if (n < lo.count() || n > hi.count()) return range_error();
     return std::chrono::seconds(n);
-}
-
-std::string format_timespan(std::chrono::seconds s) {
-    const auto total = s.count() < 0 ? 0 : s.count();
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(total / 3600),
-                  static_cast<long long>(total / 60 % 60), static_cast<long long>(total % 60));
-    return buf;
 }
 
 }  // namespace
@@ -127,26 +118,6 @@ std::string format_invocation_result(int status, std::string_view payload_json) 
     out.append(payload_json.empty() ? std::string_view("null") : payload_json);
     out += '}';
     return out;
-}
-
-bool uses_method_error_body(errc code) noexcept {
-    return code == errc::device_not_online || code == errc::gateway_timeout;
-}
-
-std::string format_method_error_body(const error& e, std::chrono::seconds timeout) {
-    const wire_error w = to_wire(e.code);
-    json::object inner;
-    inner["errorCode"] = w.code_number;
-    inner["trackingId"] = random_hex(16);
-    inner["message"] = e.message;
-    json::object info;
-    info["timeout"] = format_timespan(timeout);
-    inner["info"] = std::move(info);
-    inner["timestampUtc"] = format_time(now());
-    json::object outer;
-    outer["Message"] = json::serialize(inner);
-    outer["ExceptionMessage"] = "";
-    return json::serialize(outer);
 }
 
 }  // namespace twinhub::methods

@@ -43,14 +43,7 @@ result<invocation_request> parse_invocation_request(std::string_view body);
 // {"status":<status>,"payload":<payload_json>} where payload_json is valid JSON text.
 std::string format_invocation_result(int status, std::string_view payload_json);
 
-// The body the hub's method endpoint sends for device_not_online and gateway_timeout (spec 3.11):
-// {"Message":"{\"errorCode\":404103,\"trackingId\":\"...\",\"message\":\"...\",\"info\":{\"timeout\":
-// \"00:00:10\"},\"timestampUtc\":\"...\"}","ExceptionMessage":""}. `timeout` is the connect timeout
-// for 404103 and the response timeout for 504101.
-std::string format_method_error_body(const error& e, std::chrono::seconds timeout);
-
-// True for the errors the method endpoint reports in that form (device_not_online, gateway_timeout);
-// every other error uses the registry form every SDK parses (ErrorCode:<Name>;<text>).
-bool uses_method_error_body(errc code) noexcept;
+// The method endpoint's error bodies (404103, 504101) are built with the hub's other error bodies,
+// in common/error_body.hpp (method_error_body).
 
 }  // namespace twinhub::methods

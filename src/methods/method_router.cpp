@@ -24,7 +24,7 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string describe(const store::identity_key& id) {
+std::string describe(const identity_key& id) {
     return id.is_module() ? id.device_id + "/" + id.module_id : id.device_id;
 }
 
@@ -75,7 +75,7 @@ struct method_router::impl : std::enable_shared_from_this<impl> {
     enum class phase { connecting, delivered };
 
     struct call {
-        store::identity_key id;
+        identity_key id;
         std::string method_name;
         std::string payload;
         invoke_options opts;
@@ -100,7 +100,7 @@ struct method_router::impl : std::enable_shared_from_this<impl> {
     bool stopped = false;
     std::uint64_t next_id = 1;
     std::unordered_map<std::uint64_t, call> calls;
-    std::map<store::identity_key, std::vector<std::uint64_t>> waiting;                // connecting, per identity
+    std::map<identity_key, std::vector<std::uint64_t>> waiting;                // connecting, per identity
     std::unordered_map<std::uint64_t, std::unordered_set<std::uint64_t>> by_connection;  // delivered
     std::set<std::pair<clock::time_point, std::uint64_t>> deadlines;
 
@@ -161,7 +161,7 @@ struct method_router::impl : std::enable_shared_from_this<impl> {
 
     // ---- entry points ----
 
-    void invoke(store::identity_key id, std::string name, std::string payload, invoke_options o, completion done) {
+    void invoke(identity_key id, std::string name, std::string payload, invoke_options o, completion done) {
         if (is_blank(payload)) payload = "null";
         std::vector<settled> out;
         {
@@ -190,7 +190,7 @@ struct method_router::impl : std::enable_shared_from_this<impl> {
         finish(out);
     }
 
-    void on_response(const store::identity_key& id, std::string_view rid, int status, std::string_view body) {
+    void on_response(const identity_key& id, std::string_view rid, int status, std::string_view body) {
         std::uint64_t cid = 0;
         std::vector<settled> out;
         {
@@ -234,7 +234,7 @@ struct method_router::impl : std::enable_shared_from_this<impl> {
         return r;
     }
 
-    void on_methods_ready(const store::identity_key& id) {
+    void on_methods_ready(const identity_key& id) {
         std::lock_guard lock(mu);
         auto w = waiting.find(id);
         if (w == waiting.end()) return;
@@ -248,7 +248,7 @@ struct method_router::impl : std::enable_shared_from_this<impl> {
         if (!still.empty()) waiting[id] = std::move(still);
     }
 
-    void on_connection_gone(const store::identity_key& id, std::uint64_t connection) {
+    void on_connection_gone(const identity_key& id, std::uint64_t connection) {
         std::vector<settled> out;
         {
             std::lock_guard lock(mu);
@@ -319,18 +319,18 @@ void method_router::set_channel(method_channel* channel) {
     impl_->channel = channel;
 }
 
-void method_router::invoke(store::identity_key id, std::string method_name, std::string payload_json,
+void method_router::invoke(identity_key id, std::string method_name, std::string payload_json,
                            invoke_options opts, completion done) {
     impl_->invoke(std::move(id), std::move(method_name), std::move(payload_json), opts, std::move(done));
 }
 
-void method_router::on_response(const store::identity_key& id, std::string_view rid, int status, std::string_view body) {
+void method_router::on_response(const identity_key& id, std::string_view rid, int status, std::string_view body) {
     impl_->on_response(id, rid, status, body);
 }
 
-void method_router::on_methods_ready(const store::identity_key& id) { impl_->on_methods_ready(id); }
+void method_router::on_methods_ready(const identity_key& id) { impl_->on_methods_ready(id); }
 
-void method_router::on_connection_gone(const store::identity_key& id, std::uint64_t connection) {
+void method_router::on_connection_gone(const identity_key& id, std::uint64_t connection) {
     impl_->on_connection_gone(id, connection);
 }
 

@@ -22,7 +22,7 @@
 #pragma once
 
 #include "common/errc.hpp"
-#include "store/store.hpp"
+#include "common/identity_key.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -54,7 +54,7 @@ public:
     // its unsubscribing from methods) with method_router::on_connection_gone. Fails with
     // device_not_online when the identity has no such connection. Must not block and must not call
     // the router.
-    virtual result<std::uint64_t> deliver(const store::identity_key& id, method_call call) = 0;
+    virtual result<std::uint64_t> deliver(const identity_key& id, method_call call) = 0;
 };
 
 // The device's answer, as the service gets it: {"status": status, "payload": payload}.
@@ -87,18 +87,18 @@ public:
     // Invokes `method_name` on `id` with `payload_json` (JSON text; empty means null). `done` is
     // called exactly once (possibly before invoke returns). The arguments are trusted: the REST edge
     // validated the name, the sizes and the timeouts, and checked that the identity exists.
-    void invoke(store::identity_key id, std::string method_name, std::string payload_json, invoke_options opts,
+    void invoke(identity_key id, std::string method_name, std::string payload_json, invoke_options opts,
                 completion done);
 
     // ---- reported by the protocol head ----
     // `id` answered request `rid` with `status` and `body` (JSON text, "null" or empty). Completes the
     // call if `rid` is pending for `id`; drops the answer otherwise.
-    void on_response(const store::identity_key& id, std::string_view rid, int status, std::string_view body);
+    void on_response(const identity_key& id, std::string_view rid, int status, std::string_view body);
     // `id` is now connected and subscribed to methods: calls waiting for it are delivered.
-    void on_methods_ready(const store::identity_key& id);
+    void on_methods_ready(const identity_key& id);
     // Connection `connection` of `id` closed or unsubscribed from methods: the calls delivered on it
     // fail now with gateway_timeout instead of at their deadline.
-    void on_connection_gone(const store::identity_key& id, std::uint64_t connection);
+    void on_connection_gone(const identity_key& id, std::uint64_t connection);
 
     // Fails every pending call with shutting_down; later invokes fail the same way. Idempotent.
     void stop();

@@ -15,7 +15,7 @@
 #pragma once
 
 #include "common/errc.hpp"
-#include "http/websocket_handoff.hpp"
+#include "net/websocket_handoff.hpp"
 #include "mqtt/method_seam.hpp"
 
 #include <chrono>
@@ -93,7 +93,7 @@ public:
     unsigned short port() const;
 
     // For the HTTPS listener: runs MQTT over an upgraded /$iothub/websocket connection.
-    http::websocket_handler websocket_handler();
+    net::websocket_handler websocket_handler();
 
     // ---- direct-method seam (see method_seam.hpp) ----
     // Set before devices connect; nullptr drops method responses.

@@ -3,10 +3,11 @@
 #include "auth/authenticator.hpp"
 #include "auth/sas_token.hpp"
 #include "common/encoding.hpp"
+#include "common/error_body.hpp"
 #include "common/error_mapping.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
-#include "mqtt/iothub_topics.hpp"
+#include "proto/iothub/topics.hpp"
 #include "proto/mqtt/encoder.hpp"
 
 #include <boost/asio/post.hpp>
@@ -49,7 +50,7 @@ std::string system_property_name(std::string_view key) {
 
 }  // namespace
 
-session::session(std::unique_ptr<transport> t, std::shared_ptr<mqtt_server::state> st)
+session::session(std::unique_ptr<net::transport> t, std::shared_ptr<mqtt_server::state> st)
     : transport_(std::move(t)),
       st_(std::move(st)),
       conn_number_(st_->next_connection_id.fetch_add(1)),
@@ -97,7 +98,7 @@ void session::deliver_desired(std::shared_ptr<const std::string> payload, std::i
             return;
         }
         publish p;
-        p.topic = desired_patch_topic(version);
+        p.topic = iothub::desired_patch_topic(version);
         p.payload = *payload;
         self->send(p);
     });
@@ -115,7 +116,7 @@ void session::replay_desired_backlog() {
         if (version < expected) continue;
         if (version != expected) return;
         publish p;
-        p.topic = desired_patch_topic(version);
+        p.topic = iothub::desired_patch_topic(version);
         p.payload = *payload;
         send(p);
         ++expected;
@@ -126,7 +127,7 @@ void session::deliver_method(method_request req) {
     post([self = shared_from_this(), req = std::move(req)] {
         if (!self->connected_ || self->closed_ || self->closing_ || !self->methods_subscribed()) return;
         publish p;
-        p.topic = method_request_topic(req.method_name, req.rid);
+        p.topic = iothub::method_request_topic(req.method_name, req.rid);
         p.payload = req.payload.empty() ? std::string("null") : req.payload;
         self->send(p);
     });
@@ -173,7 +174,7 @@ void session::process_input() {
         auto next = decoder_.next();
         if (!next) {
             if (decoder_.failure() == decode_failure::unacceptable_protocol_version && !connected_)
-                return refuse_connect(next.error().message, connect_return_code::unacceptable_protocol_version);
+                return refuse_connect(error{errc::invalid_protocol_version, next.error().message});
             return close_now("protocol error: " + next.error().message);
         }
         if (!*next) return;
@@ -215,7 +216,7 @@ result<auth::device_authorization> session::authenticate(const store::identity_k
     const auto policies = st_->hub.policies();
     const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                    creds->authentication.symmetric_key.secondary_key};
-    return auth::authorize_device(token, st_->opts.host_names, auth::identity_key{id.device_id, id.module_id}, keys,
+    return auth::authorize_device(token, st_->opts.host_names, id, keys,
                                   policies, at);
 }
 
@@ -227,9 +228,10 @@ void session::recheck_credentials() {
     });
 }
 
-void session::refuse_connect(std::string reason, connect_return_code code) {
+void session::refuse_connect(const error& e) {
+    const auto code = static_cast<connect_return_code>(to_connack(e.code));
     log::info("mqtt.connect_refused", {{"conn", conn_id_}, {"transport", transport_->name()},
-                                       {"client_id", client_id_}, {"code", static_cast<int>(code)}, {"reason", reason}});
+                                       {"client_id", client_id_}, {"code", static_cast<int>(code)}, {"reason", e.message}});
     send(connack{false, code});
     closing_ = true;
     if (!writing_) close_now("CONNECT refused");
@@ -237,21 +239,23 @@ void session::refuse_connect(std::string reason, connect_return_code code) {
 
 void session::handle_connect(connect&& c) {
     client_id_ = c.client_id;
-    auto id = parse_client_id(c.client_id);
-    if (!id) return refuse_connect(id.error().message);
-    if (!c.username) return refuse_connect("CONNECT has no user name");
-    auto user = parse_username(*c.username);
-    if (!user) return refuse_connect(user.error().message);
+    auto id = iothub::parse_client_id(c.client_id);
+    if (!id) return refuse_connect(id.error());
+    if (!c.username) return refuse_connect(error{errc::unauthorized, "CONNECT has no user name"});
+    auto user = iothub::parse_username(*c.username);
+    if (!user) return refuse_connect(user.error());
     if (!auth::is_hub_host(user->host, st_->opts.host_names))
-        return refuse_connect("user name names host '" + user->host + "', which is not this hub");
+        return refuse_connect(error{errc::unauthorized, "user name names host '" + user->host + "', which is not this hub"});
     if (user->identity != *id)
-        return refuse_connect("user name identity '" + describe(user->identity) + "' differs from client id '" +
-                              c.client_id + "'");
-    if (!c.password) return refuse_connect("CONNECT has no password (SAS token); X.509 is not supported over MQTT yet");
+        return refuse_connect(error{errc::unauthorized, "user name identity '" + describe(user->identity) +
+                                                            "' differs from client id '" + c.client_id + "'"});
+    if (!c.password)
+        return refuse_connect(
+            error{errc::unauthorized, "CONNECT has no password (SAS token); X.509 is not supported over MQTT yet"});
     const std::uint64_t epoch = st_->credentials_epoch.load();
     const time_point now_t = now();
     auto authz = authenticate(*id, *c.password, now_t);
-    if (!authz) return refuse_connect(authz.error().message);
+    if (!authz) return refuse_connect(authz.error());
 
     // Accepted.
     identity_ = std::move(*id);
@@ -281,7 +285,7 @@ void session::handle_connect(connect&& c) {
     if (st_->credentials_epoch.load() != epoch) {
         if (auto again = authenticate(identity_, token_, now_t); !again) {
             connected_ = false;
-            return refuse_connect(again.error().message);
+            return refuse_connect(again.error());
         }
     }
 
@@ -291,7 +295,7 @@ void session::handle_connect(connect&& c) {
         if (stored) {
             session_present = true;
             for (auto& [filter, q] : stored->subscriptions)
-                if (classify_filter(filter, identity_)) subs_[filter] = std::min<std::uint8_t>(q, 1);
+                if (iothub::classify_filter(filter, identity_)) subs_[filter] = std::min<std::uint8_t>(q, 1);
             apply_subscription_flags();
         }
     } else if (stored) {
@@ -316,21 +320,21 @@ void session::handle_publish(publish&& p) {
     if (p.qos == qos::exactly_once) return close_now("QoS 2 PUBLISH is not supported");
     if (p.payload.size() > st_->opts.max_message_size)
         return close_now("message of " + std::to_string(p.payload.size()) + " bytes exceeds the 256 KiB limit");
-    auto route = route_publish(p.topic, identity_);
+    auto route = iothub::route_publish(p.topic, identity_);
     if (!route) return close_now(route.error().message);
     if (log::get_level() == log::level::debug)
         log::debug("mqtt.publish", {{"conn", conn_id_}, {"topic", p.topic}, {"qos", static_cast<int>(p.qos)},
                                     {"bytes", p.payload.size()}});
     touch();
     switch (route->kind) {
-    case publish_kind::telemetry:
+    case iothub::publish_kind::telemetry:
         return telemetry(route->property_bag, std::move(p));
-    case publish_kind::twin_get:
+    case iothub::publish_kind::twin_get:
         if (p.qos == qos::at_least_once) send(puback{p.packet_id});
         return twin_get(route->rid);
-    case publish_kind::twin_patch:
+    case iothub::publish_kind::twin_patch:
         return twin_patch(route->rid, p);
-    case publish_kind::method_response:
+    case iothub::publish_kind::method_response:
         if (p.qos == qos::at_least_once) send(puback{p.packet_id});
         if (auto* h = st_->methods.load()) h->on_method_response(identity_, route->rid, route->status, p.payload);
         return;
@@ -339,15 +343,9 @@ void session::handle_publish(publish&& p) {
 
 void session::send_twin_error(const std::string& rid, const error& e) {
     if (!twin_responses_subscribed_) return;  // MQTT delivers only to subscribers
-    const wire_error w = to_wire(e.code);
-    boost::json::object body;
-    body["errorCode"] = w.code_number;
-    body["trackingId"] = random_hex(16);
-    body["message"] = e.message;
-    body["timestampUtc"] = format_time(now());
     publish out;
-    out.topic = twin_response_topic(w.http_status, rid);
-    out.payload = boost::json::serialize(body);
+    out.topic = iothub::twin_response_topic(to_wire(e.code).http_status, rid);
+    out.payload = twin_error_body(e);
     send(out);
 }
 
@@ -363,7 +361,7 @@ void session::twin_get(const std::string& rid) {
         desired_backlog_overflow_ = false;
     }
     publish out;
-    out.topic = twin_response_topic(200, rid);
+    out.topic = iothub::twin_response_topic(200, rid);
     out.payload = boost::json::serialize(*view);
     send(out);
 }
@@ -391,14 +389,14 @@ void session::twin_patch(const std::string& rid, const publish& p) {
                                     if (!r) return self->send_twin_error(rid, r.error());
                                     if (!self->twin_responses_subscribed_) return;
                                     publish out;
-                                    out.topic = twin_response_topic(204, rid, *r);
+                                    out.topic = iothub::twin_response_topic(204, rid, *r);
                                     self->send(out);
                                 });
                             });
 }
 
 void session::telemetry(const std::string& bag, publish&& p) {
-    auto props = decode_property_bag(bag);
+    auto props = iothub::decode_property_bag(bag);
     if (!props) return close_now(props.error().message);
     if (st_->opts.fault_injection && fault_requested(props->application, p)) return;
     store::event_record e;
@@ -427,9 +425,9 @@ void session::telemetry(const std::string& bag, publish&& p) {
 // ---- SUBSCRIBE / UNSUBSCRIBE (spec 5.3, 5.4, 5.9) ----
 
 void session::apply_subscription_flags() {
-    twin_responses_subscribed_ = subs_.contains(std::string(twin_response_filter));
-    desired_subscribed_ = subs_.contains(std::string(desired_patch_filter));
-    methods_subscribed_.store(subs_.contains(std::string(methods_filter)), std::memory_order_relaxed);
+    twin_responses_subscribed_ = subs_.contains(std::string(iothub::twin_response_filter));
+    desired_subscribed_ = subs_.contains(std::string(iothub::desired_patch_filter));
+    methods_subscribed_.store(subs_.contains(std::string(iothub::methods_filter)), std::memory_order_relaxed);
     c2d_update_subscription();
 }
 
@@ -453,7 +451,7 @@ void session::handle_subscribe(subscribe&& s) {
     suback ack;
     ack.packet_id = s.packet_id;
     for (auto& sub : s.subscriptions) {
-        if (auto k = classify_filter(sub.filter, identity_); !k) return close_now(k.error().message);
+        if (auto k = iothub::classify_filter(sub.filter, identity_); !k) return close_now(k.error().message);
         const std::uint8_t granted = sub.qos == qos::at_most_once ? 0 : 1;  // QoS 2 is granted 1
         subs_[sub.filter] = granted;
         ack.return_codes.push_back(static_cast<suback_return_code>(granted));

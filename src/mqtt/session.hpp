@@ -20,7 +20,7 @@
 #include "auth/authenticator.hpp"
 #include "common/time.hpp"
 #include "mqtt/server_state.hpp"
-#include "mqtt/transport.hpp"
+#include "net/transport.hpp"
 #include "proto/mqtt/decoder.hpp"
 #include "proto/mqtt/packet.hpp"
 
@@ -40,7 +40,7 @@ namespace twinhub::mqtt {
 
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(std::unique_ptr<transport> t, std::shared_ptr<mqtt_server::state> st);
+    session(std::unique_ptr<net::transport> t, std::shared_ptr<mqtt_server::state> st);
     ~session();
 
     // Registers the session as open and starts the handshake.
@@ -70,7 +70,8 @@ private:
     void process_input();
     void handle(packet&& p);
     void handle_connect(connect&& c);
-    void refuse_connect(std::string reason, connect_return_code code = connect_return_code::not_authorized);
+    // Answers CONNACK with the code the error map gives `e` (to_connack) and closes.
+    void refuse_connect(const error& e);
     // Checks `token` against the identity's current credentials and the hub's policies; `at` is the
     // time its expiry is judged at. Fails with unauthorized (or the identity's lookup error).
     result<auth::device_authorization> authenticate(const store::identity_key& id, std::string_view token,
@@ -115,7 +116,7 @@ private:
     void post_fn(std::function<void()> f);
     static constexpr std::size_t max_c2d_inflight = 16;
 
-    std::unique_ptr<transport> transport_;
+    std::unique_ptr<net::transport> transport_;
     std::shared_ptr<mqtt_server::state> st_;
     std::uint64_t conn_number_;
     std::string conn_id_;

@@ -7,54 +7,44 @@
 // the next connection. QoS 0: completed once written. MQTT has no reject or abandon.
 #include "mqtt/session.hpp"
 
-#include "common/encoding.hpp"
 #include "common/log.hpp"
+#include "proto/iothub/topics.hpp"
 #include "service/c2d_service.hpp"
 
 namespace twinhub::mqtt {
 namespace {
 
 std::string c2d_filter(const store::identity_key& id, bool module_all) {
-    if (!id.is_module()) return "devices/" + id.device_id + "/messages/devicebound/#";
-    return "devices/" + id.device_id + "/modules/" + id.module_id + (module_all ? "/#" : "/inputs/#");
+    return module_all && id.is_module() ? iothub::identity_topic_prefix(id) + "#" : iothub::c2d_filter(id);
 }
 
 // The hub->device property bag: %24.-prefixed system properties first (the C SDK only recognises
 // them so), then iothub-ack, then the application properties, all percent-encoded.
 std::string c2d_topic(const store::c2d_message& m) {
-    std::string bag;
-    auto add = [&](std::string_view key, const std::string& v, bool system) {
-        if (v.empty()) return;
-        if (!bag.empty()) bag += '&';
-        bag += system ? "%24." + std::string(key) : percent_encode(key);
-        bag += '=';
-        bag += percent_encode(v);
+    iothub::property_bag bag;
+    auto system = [&](std::string_view key, const std::string& v) {
+        if (!v.empty()) bag.system.emplace_back(key, v);
     };
     const std::string to = "/devices/" + m.target.device_id +
                            (m.target.module_id.empty() ? "" : "/modules/" + m.target.module_id) +
                            "/messages/deviceBound";
-    add("mid", m.message_id, true);
-    add("cid", m.correlation_id, true);
-    add("uid", m.user_id, true);
-    add("to", to, true);
-    add("ct", m.content_type, true);
-    add("ce", m.content_encoding, true);
-    add("exp", format_time(time_point{std::chrono::nanoseconds{m.expiry_time_ns}}), true);
-    if (m.ack != store::c2d_ack::none) add("iothub-ack", service::to_string(m.ack), false);
+    system("$.mid", m.message_id);
+    system("$.cid", m.correlation_id);
+    system("$.uid", m.user_id);
+    system("$.to", to);
+    system("$.ct", m.content_type);
+    system("$.ce", m.content_encoding);
+    system("$.exp", format_time(time_point{std::chrono::nanoseconds{m.expiry_time_ns}}));
+    if (m.ack != store::c2d_ack::none) bag.application.emplace_back("iothub-ack", service::to_string(m.ack));
     std::string input = "c2d";
     for (auto& [k, v] : m.application_properties) {
         if (m.target.is_module() && k == "iothub-inputname") {
             input = v;
             continue;
         }
-        if (!bag.empty()) bag += '&';
-        bag += percent_encode(k);
-        bag += '=';
-        bag += percent_encode(v);
+        bag.application.emplace_back(k, v);
     }
-    if (!m.target.is_module()) return "devices/" + m.target.device_id + "/messages/devicebound/" + bag;
-    return "devices/" + m.target.device_id + "/modules/" + m.target.module_id + "/inputs/" + percent_encode(input) +
-           "/" + bag;
+    return iothub::c2d_topic(m.target, input, bag);
 }
 
 }  // namespace

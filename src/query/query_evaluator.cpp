@@ -1,5 +1,7 @@
 #include "query/query_evaluator.hpp"
 
+#include "common/text.hpp"
+
 #include <boost/json/serialize.hpp>
 
 #include <cctype>
@@ -9,14 +11,6 @@
 namespace twinhub::query {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
 
 double number_of(const boost::json::value& v) noexcept {
     switch (v.kind()) {

@@ -2,6 +2,7 @@
 #include "registry/identity.hpp"
 
 #include "common/encoding.hpp"
+#include "common/text.hpp"
 
 #include <boost/json.hpp>
 
@@ -40,12 +41,6 @@ json::object auth_json(const authentication_mechanism& a) {
     o["x509Thumbprint"] = std::move(tp);
     o["type"] = to_wire(a.type);
     return o;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
 }
 
 error invalid(std::string_view field, std::string_view expectation) {

@@ -9,7 +9,7 @@
 #include "service/c2d_service.hpp"
 #include "service/telemetry_service.hpp"
 #include "methods/channel_set.hpp"
-#include "methods/mqtt_method_channel.hpp"
+#include "mqtt/mqtt_method_channel.hpp"
 #include "mqtt/mqtt_server.hpp"
 #include "query/query_engine.hpp"
 #include "server/data_dir.hpp"
@@ -48,7 +48,7 @@ struct server::impl {
     std::unique_ptr<http::https_server> https;
     std::unique_ptr<methods::method_router> methods;
     std::unique_ptr<mqtt::mqtt_server> mqtt;
-    std::unique_ptr<methods::mqtt_method_channel> method_channel;
+    std::unique_ptr<mqtt::mqtt_method_channel> method_channel;
     std::unique_ptr<amqp::amqp_server> amqp;
     methods::channel_set method_channels;  // MQTT, then AMQP
     bool stopped = false;
@@ -113,7 +113,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     mo.session_context = [&m]() -> boost::asio::io_context& { return m.mqtt_pool.next(); };
     m.mqtt = std::make_unique<mqtt::mqtt_server>(m.ioc, m.tls, *m.hub, mo);
     m.mqtt->set_c2d_service(m.c2d.get());
-    m.method_channel = std::make_unique<methods::mqtt_method_channel>(*m.methods, *m.mqtt);
+    m.method_channel = std::make_unique<mqtt::mqtt_method_channel>(*m.methods, *m.mqtt);
     if (auto r = m.mqtt->start(); !r) throw std::runtime_error(r.error().message);
 
     amqp::amqp_options ao;
@@ -140,7 +140,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.queries = m.queries.get();
     ho.c2d = m.c2d.get();
     ho.telemetry = m.telemetry.get();
-    http::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
+    net::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
 

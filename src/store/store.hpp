@@ -20,6 +20,7 @@
 
 #include "auth/shared_access_policy.hpp"
 #include "common/errc.hpp"
+#include "common/identity_key.hpp"
 #include "registry/identity.hpp"
 #include "twin/twin_document.hpp"
 
@@ -34,15 +35,8 @@
 
 namespace twinhub::store {
 
-// Identifies a device (module_id empty) or a module.
-struct identity_key {
-    std::string device_id;
-    std::string module_id;
-
-    bool is_module() const noexcept { return !module_id.empty(); }
-    friend bool operator==(const identity_key&, const identity_key&) = default;
-    friend auto operator<=>(const identity_key&, const identity_key&) = default;
-};
+// Identifies a device (module_id empty) or a module (common/identity_key.hpp).
+using identity_key = twinhub::identity_key;
 
 // A condition on the record a write replaces. `revision` is the identity's etag counter or the
 // twin's `version`. Failures, in order of checking:

@@ -10,14 +10,6 @@
 namespace twinhub::telemetry {
 namespace detail {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
-
 const boost::json::value* find_member(const boost::json::value& v, std::string_view key) {
     const auto* o = v.if_object();
     if (!o) return nullptr;
@@ -85,12 +77,6 @@ void append_utf8(std::string& out, std::uint32_t cp) {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // UTF-16 (unit 2) or UTF-32 (unit 4) to UTF-8; a BOM selects the byte order, little-endian without
 // one. nullopt on a truncated unit, an unpaired surrogate or a code point past U+10FFFF.
 std::optional<std::string> to_utf8(std::string_view in, std::size_t unit) {
@@ -140,9 +126,9 @@ std::optional<std::string> to_utf8(std::string_view in, std::size_t unit) {
 
 std::optional<boost::json::value> parse_json_body(std::string_view body, std::string_view content_type,
                                                   std::string_view content_encoding) {
-    std::string_view media = trim(content_type.substr(0, content_type.find(';')));
+    std::string_view media = twinhub::trim(content_type.substr(0, content_type.find(';')), " \t");
     if (!detail::iequals(media, "application/json")) return std::nullopt;
-    std::string_view enc = trim(content_encoding);
+    std::string_view enc = twinhub::trim(content_encoding, " \t");
     std::optional<std::string> decoded;
     if (detail::iequals(enc, "utf-8")) {
         if (body.size() >= 3 && body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);

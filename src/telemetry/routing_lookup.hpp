@@ -3,6 +3,7 @@
 // case-insensitive one. Internal to twinhub_telemetry_routing.
 #pragma once
 
+#include "common/text.hpp"
 #include "telemetry/routing_message.hpp"
 
 #include <boost/json/value.hpp>
@@ -13,7 +14,7 @@
 
 namespace twinhub::telemetry::detail {
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using twinhub::iequals;  // ASCII case-insensitive (common/text.hpp)
 
 // Appends code point cp (at most U+10FFFF, no surrogate) to out as UTF-8.
 void append_utf8(std::string& out, std::uint32_t cp);

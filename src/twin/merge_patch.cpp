@@ -58,6 +58,10 @@ void merge_patch(json::object& target, json::object* meta, const json::object& p
     }
 }
 
+void merge_patch(json::object& target, const json::object& patch) {
+    merge_patch(target, nullptr, patch, metadata_stamp{});
+}
+
 json::object diff(const json::object& from, const json::object& to) {
     json::object d;
     for (const auto& kv : from) {

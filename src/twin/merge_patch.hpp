@@ -1,5 +1,7 @@
 // JSON merge-patch (RFC 7396) of twin sections with their $metadata trees (spec 4.2, 4.3), and the
-// merge-patch diff that devices receive as a desired notification (spec 4.5).
+// merge-patch diff that devices receive as a desired notification (spec 4.5). The one
+// implementation for the hub (twin_document) and the C++ SDK (its desired-properties cache and
+// resync after a reconnect): target twinhub_twin_merge, which links nothing but Boost.JSON.
 // Thread safety: pure functions on caller-owned values.
 #pragma once
 
@@ -25,6 +27,9 @@ struct metadata_stamp {
 // - a key's metadata is removed with the key; parents keep their node.
 void merge_patch(boost::json::object& target, boost::json::object* meta, const boost::json::object& patch,
                  const metadata_stamp& stamp);
+
+// Merges `patch` into `target` without metadata: merge_patch(target, nullptr, patch, {}).
+void merge_patch(boost::json::object& target, const boost::json::object& patch);
 
 // Stamps the metadata node itself (sets $lastUpdated and, when given, $lastUpdatedVersion).
 void stamp_node(boost::json::object& meta_node, const metadata_stamp& stamp);

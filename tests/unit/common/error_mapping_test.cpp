@@ -50,3 +50,12 @@ TEST(error_code, category_names_the_error) {
     EXPECT_EQ(ec.message(), "precondition_failed");
     EXPECT_STREQ(ec.category().name(), "twinhub");
 }
+
+TEST(error_mapping, connack_is_5_for_every_refusal_but_a_protocol_version) {
+    EXPECT_EQ(to_connack(errc::ok), 0);
+    EXPECT_EQ(to_connack(errc::invalid_protocol_version), 1);
+    for (int e = 1; std::string(to_string(static_cast<errc>(e))) != "unknown"; ++e) {
+        if (static_cast<errc>(e) == errc::invalid_protocol_version) continue;
+        EXPECT_EQ(to_connack(static_cast<errc>(e)), 5) << to_string(static_cast<errc>(e));
+    }
+}

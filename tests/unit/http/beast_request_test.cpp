@@ -8,21 +8,21 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 
-upgrade_request upgrade(std::string target, std::string protocols) {
-    upgrade_request req{bhttp::verb::get, target, 11};
+net::upgrade_request upgrade(std::string target, std::string protocols) {
+    net::upgrade_request req{bhttp::verb::get, target, 11};
     req.set(bhttp::field::upgrade, "websocket");
     req.set(bhttp::field::connection, "Upgrade");
     if (!protocols.empty()) req.set(bhttp::field::sec_websocket_protocol, protocols);
     return req;
 }
 
-websocket_handlers both(int& called) {
-    return {{"mqtt", [&called](tls_stream&&, upgrade_request&&) { called = 1; }},
-            {"AMQPWSB10", [&called](tls_stream&&, upgrade_request&&) { called = 2; }}};
+net::websocket_handlers both(int& called) {
+    return {{"mqtt", [&called](net::tls_stream&&, net::upgrade_request&&) { called = 1; }},
+            {"AMQPWSB10", [&called](net::tls_stream&&, net::upgrade_request&&) { called = 2; }}};
 }
 
 TEST(beast_request, copies_the_fields_the_rest_api_reads_and_lower_cases_iothub_headers) {
-    upgrade_request req{bhttp::verb::post, "/devices/d1/messages/events?api-version=2021-04-12", 11};
+    net::upgrade_request req{bhttp::verb::post, "/devices/d1/messages/events?api-version=2021-04-12", 11};
     req.set(bhttp::field::authorization, "SharedAccessSignature sr=x");
     req.set(bhttp::field::if_match, "\"MQ==\"");
     req.set(bhttp::field::content_type, "text/plain");
@@ -69,7 +69,7 @@ TEST(beast_request, refusals_say_why) {
     EXPECT_EQ(why, "WebSocket upgrades are served only on /$iothub/websocket.");
     EXPECT_EQ(select_websocket_handler(upgrade("/$iothub/websocket", "wamp"), served, why), nullptr);
     EXPECT_EQ(why, "The WebSocket subprotocol 'wamp' is not served (served: 'mqtt', 'AMQPWSB10').");
-    websocket_handlers none{{"mqtt", nullptr}};
+    net::websocket_handlers none{{"mqtt", nullptr}};
     EXPECT_EQ(select_websocket_handler(upgrade("/$iothub/websocket", "mqtt"), none, why), nullptr);
     EXPECT_EQ(why, "The WebSocket subprotocol 'mqtt' is not served (served: none).");
 }

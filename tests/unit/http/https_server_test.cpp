@@ -720,8 +720,8 @@ namespace {
 namespace websocket = boost::beast::websocket;
 
 // Plays the MQTT head: accepts the upgrade with subprotocol mqtt and echoes one binary message.
-void echo_once(tls_stream&& stream, upgrade_request&& req) {
-    auto ws = std::make_shared<websocket::stream<tls_stream>>(std::move(stream));
+void echo_once(net::tls_stream&& stream, net::upgrade_request&& req) {
+    auto ws = std::make_shared<websocket::stream<net::tls_stream>>(std::move(stream));
     ws->set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
         res.set(bhttp::field::sec_websocket_protocol, "mqtt");
     }));
@@ -799,7 +799,7 @@ bhttp::request<bhttp::string_body> mqtt_upgrade() {
 class websocket_handoff_throws : public hub_fixture {
 protected:
     void SetUp() override {
-        start_server([this](tls_stream&&, upgrade_request&&) {
+        start_server([this](net::tls_stream&&, net::upgrade_request&&) {
             ++calls_;
             throw std::runtime_error("the head could not take the connection");
         });

@@ -122,7 +122,7 @@ protected:
 
     void SetUp() override { start_server({}); }
 
-    void start_server(websocket_handler ws, std::size_t body_limit = 64 * 1024) {
+    void start_server(net::websocket_handler ws, std::size_t body_limit = 64 * 1024) {
         store_ = store::make_memory_store();
         auto hub = service::hub_service::open(*store_, service::hub_options{});
         ASSERT_TRUE(hub) << hub.error().message;

@@ -81,6 +81,29 @@ TEST_F(rest_api_direct, sr_must_name_a_configured_host) {
     EXPECT_EQ(got->status, 401);
 }
 
+// A policy token scoped to one device (sr={host}/devices/d1, the C service SDK's device-scoped
+// form) serves that device's resources, its modules' and twins, and nothing else.
+TEST_F(rest_api_direct, device_scoped_service_token_serves_only_that_device) {
+    ASSERT_EQ(run("PUT", "/devices/d1", "{}").status, 200);
+    ASSERT_EQ(run("PUT", "/devices/d1/modules/m1", "{}").status, 200);
+    ASSERT_EQ(run("PUT", "/devices/d2", "{}").status, 200);
+    std::string key;
+    for (const auto& p : hub_->policies())
+        if (p.key_name == "iothubowner") key = p.primary_key;
+    const std::string owner = token_;
+    token_ = auth::generate_sas_token("hub.example.com/devices/d1", key, auth::to_unix_seconds(now()) + 600, "iothubowner")
+                 .value();
+    EXPECT_EQ(run("GET", "/devices/d1").status, 200);
+    EXPECT_EQ(run("GET", "/twins/d1").status, 200);
+    EXPECT_EQ(run("GET", "/devices/d1/modules/m1").status, 200);
+    EXPECT_EQ(run("GET", "/twins/d1/modules/m1").status, 200);
+    EXPECT_EQ(run("GET", "/devices/d2").status, 401);
+    EXPECT_EQ(run("GET", "/twins/d2").status, 401);
+    EXPECT_EQ(run("GET", "/statistics/devices").status, 401);
+    token_ = owner;
+    EXPECT_EQ(run("GET", "/devices/d2").status, 200);  // a hub-wide token still serves every device
+}
+
 TEST_F(rest_api_direct, delete_returns_204_without_a_body) {
     ASSERT_EQ(run("PUT", "/devices/d1", "{}").status, 200);
     auto r = run("DELETE", "/devices/d1", {}, std::string("\"*\""));

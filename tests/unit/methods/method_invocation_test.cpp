@@ -135,32 +135,5 @@ TEST(method_invocation, result_body_is_status_and_payload) {
     EXPECT_EQ(v.at("status").as_int64(), 404);
 }
 
-TEST(method_invocation, method_error_body_nests_the_error_as_the_real_hub_does) {
-    const std::string body = format_method_error_body(error{errc::device_not_online, "offline"}, 90s);
-    auto outer = json::parse(body).as_object();
-    EXPECT_EQ(outer.at("ExceptionMessage").as_string(), "");
-    auto inner = json::parse(outer.at("Message").as_string()).as_object();
-    EXPECT_EQ(inner.at("errorCode").as_int64(), 404103);
-    EXPECT_EQ(inner.at("message").as_string(), "offline");
-    EXPECT_EQ(inner.at("info").at("timeout").as_string(), "00:01:30");
-    EXPECT_FALSE(inner.at("trackingId").as_string().empty());
-    EXPECT_EQ(inner.at("timestampUtc").as_string().back(), 'Z');
-
-    inner = json::parse(json::parse(format_method_error_body(error{errc::gateway_timeout, "t"}, 3600s))
-                            .at("Message")
-                            .as_string())
-                .as_object();
-    EXPECT_EQ(inner.at("errorCode").as_int64(), 504101);
-    EXPECT_EQ(inner.at("info").at("timeout").as_string(), "01:00:00");
-}
-
-TEST(method_invocation, only_not_online_and_timeout_use_the_method_error_body) {
-    EXPECT_TRUE(uses_method_error_body(errc::device_not_online));
-    EXPECT_TRUE(uses_method_error_body(errc::gateway_timeout));
-    EXPECT_FALSE(uses_method_error_body(errc::device_not_found));
-    EXPECT_FALSE(uses_method_error_body(errc::invalid_argument));
-    EXPECT_FALSE(uses_method_error_body(errc::message_too_large));
-}
-
 }  // namespace
 }  // namespace twinhub::methods

@@ -21,7 +21,6 @@ namespace twinhub::methods {
 namespace {
 
 using namespace std::chrono_literals;
-using store::identity_key;
 
 // Connections the test opens and closes; deliver() records what the head would publish.
 class fake_channel : public method_channel {

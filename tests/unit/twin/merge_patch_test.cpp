@@ -184,3 +184,51 @@ TEST(twin_merge, random_patches_keep_metadata_in_step_and_diff_reproduces_result
         ASSERT_EQ(json::serialize(data).find("null"), std::string::npos);
     }
 }
+
+// The C++ SDK's desired-properties cache (src/client/hub_client.cpp) uses the same merge patch: it
+// keeps the desired section without $metadata/$version, diffs two versions on resync and applies the
+// patches it receives (moved from tests/unit/client/json_patch_test.cpp).
+TEST(sdk_desired_cache, diff_lists_changed_added_and_removed_keys) {
+    auto d = diff(obj(R"({"a":1,"b":2,"c":{"x":1,"y":2}})"), obj(R"({"a":1,"b":3,"c":{"x":1},"d":"new"})"));
+    EXPECT_EQ(d, obj(R"({"b":3,"c":{"y":null},"d":"new"})"));
+}
+
+TEST(sdk_desired_cache, read_only_keys_are_ignored_and_diff_is_empty_when_equal) {
+    auto d = diff(without_read_only_keys(obj(R"({"a":1,"$version":3})")),
+                  without_read_only_keys(obj(R"({"a":1,"$version":4,"$metadata":{}})")));
+    EXPECT_TRUE(d.empty());
+}
+
+TEST(sdk_desired_cache, everything_removed_lists_each_top_level_key_as_null) {
+    auto d = diff(obj(R"({"a":1,"b":{"c":2}})"), obj("{}"));
+    EXPECT_EQ(d, obj(R"({"a":null,"b":null})"));
+}
+
+TEST(sdk_desired_cache, received_patch_deletes_nested_key_and_merges_objects) {
+    auto t = obj(R"({"a":{"x":1,"y":2},"b":1})");
+    merge_patch(t, without_read_only_keys(obj(R"({"a":{"y":null,"z":3},"b":[1,2],"$version":5})")));
+    EXPECT_EQ(t, obj(R"({"a":{"x":1,"z":3},"b":[1,2]})"));
+}
+
+TEST(sdk_desired_cache, diff_then_apply_round_trips) {
+    auto from = obj(R"({"telemetryInterval":5,"mode":{"fast":true,"level":2},"gone":1})");
+    auto to = obj(R"({"telemetryInterval":10,"mode":{"fast":true},"new":"x"})");
+    auto t = from;
+    merge_patch(t, diff(from, to));
+    EXPECT_EQ(t, to);
+}
+
+// Both users' merges agree: the metadata-keeping merge of the hub changes the data exactly as the
+// plain merge of the SDK does.
+TEST(sdk_desired_cache, plain_merge_equals_the_hubs_metadata_merge_on_data) {
+    const char* patches[] = {R"({"a":{"b":1},"c":[1]})", R"({"a":{"b":null,"d":{"e":2}}})", R"({"a":3,"c":null})",
+                             R"({"a":{"x":{"y":{"z":1}}}})"};
+    auto plain = obj("{}");
+    auto hub = obj("{}");
+    auto meta = obj("{}");
+    for (const char* p : patches) {
+        merge_patch(plain, obj(p));
+        merge_patch(hub, &meta, obj(p), {"T", 1});
+        EXPECT_EQ(plain, hub) << p;
+    }
+}

@@ -1,10 +1,10 @@
-#include "methods/mqtt_method_channel.hpp"
+#include "mqtt/mqtt_method_channel.hpp"
 
 #include "mqtt/mqtt_server.hpp"
 
-namespace twinhub::methods {
+namespace twinhub::mqtt {
 
-mqtt_method_channel::mqtt_method_channel(method_router& router, mqtt::mqtt_server& mqtt) : router_(router), mqtt_(mqtt) {
+mqtt_method_channel::mqtt_method_channel(methods::method_router& router, mqtt_server& mqtt) : router_(router), mqtt_(mqtt) {
     router_.set_channel(this);
     mqtt_.set_method_response_handler(this);
 }
@@ -14,8 +14,8 @@ mqtt_method_channel::~mqtt_method_channel() {
     router_.set_channel(nullptr);
 }
 
-result<std::uint64_t> mqtt_method_channel::deliver(const store::identity_key& id, method_call call) {
-    return mqtt_.send_method_request(id, mqtt::method_request{std::move(call.method_name), std::move(call.rid),
+result<std::uint64_t> mqtt_method_channel::deliver(const store::identity_key& id, methods::method_call call) {
+    return mqtt_.send_method_request(id, method_request{std::move(call.method_name), std::move(call.rid),
                                                               std::move(call.payload)});
 }
 
@@ -30,4 +30,4 @@ void mqtt_method_channel::on_methods_gone(const store::identity_key& id, std::ui
     router_.on_connection_gone(id, connection);
 }
 
-}  // namespace twinhub::methods
+}  // namespace twinhub::mqtt

@@ -10,19 +10,18 @@
 #include "mqtt/method_seam.hpp"
 
 namespace twinhub::mqtt {
+
 class mqtt_server;
-}
 
-namespace twinhub::methods {
-
-class mqtt_method_channel final : public method_channel, public mqtt::method_response_handler {
+// The MQTT head's side of the methods module: it depends on methods/, never the other way round.
+class mqtt_method_channel final : public methods::method_channel, public method_response_handler {
 public:
-    mqtt_method_channel(method_router& router, mqtt::mqtt_server& mqtt);
+    mqtt_method_channel(methods::method_router& router, mqtt_server& mqtt);
     ~mqtt_method_channel() override;
     mqtt_method_channel(const mqtt_method_channel&) = delete;
     mqtt_method_channel& operator=(const mqtt_method_channel&) = delete;
 
-    result<std::uint64_t> deliver(const store::identity_key& id, method_call call) override;
+    result<std::uint64_t> deliver(const store::identity_key& id, methods::method_call call) override;
 
     void on_method_response(const store::identity_key& id, const std::string& rid, int status,
                             const std::string& payload) override;
@@ -30,8 +29,8 @@ public:
     void on_methods_gone(const store::identity_key& id, std::uint64_t connection) override;
 
 private:
-    method_router& router_;
-    mqtt::mqtt_server& mqtt_;
+    methods::method_router& router_;
+    mqtt_server& mqtt_;
 };
 
-}  // namespace twinhub::methods
+}  // namespace twinhub::mqtt

@@ -1,18 +1,20 @@
-#include "mqtt/iothub_topics.hpp"
+#include "proto/iothub/topics.hpp"
 
 #include <gtest/gtest.h>
 
 using namespace twinhub;
-using namespace twinhub::mqtt;
+using namespace twinhub::iothub;
 
 namespace {
-const store::identity_key dev1{"dev1", ""};
-const store::identity_key mod1{"dev1", "mod1"};
+const identity_key dev1{"dev1", ""};
+const identity_key mod1{"dev1", "mod1"};
 }  // namespace
 
 TEST(username, parses_node_device_form_with_model_id) {
     auto u = parse_username(
-        "localhost/dev1/?api-version=2021-04-12&model-id=dtmi:com:example:Thermostat;1&DeviceClientType=azure-iot-device%2F1.18.4%20(node)");
+        "localhost/dev1/"
+        "?api-version=2021-04-12&model-id=dtmi:com:example:Thermostat;1&DeviceClientType=azure-iot-device%2F1.18.4%20("
+        "node)");
     ASSERT_TRUE(u);
     EXPECT_EQ(u->host, "localhost");
     EXPECT_EQ(u->identity, dev1);
@@ -51,8 +53,8 @@ TEST(client_id, device_and_module_forms) {
 }
 
 TEST(route_publish, telemetry_forms_of_5_4) {
-    for (auto t : {"devices/dev1/messages/events", "devices/dev1/messages/events/",
-                   "devices/dev1/messages/events/a=b", "devices/dev1/messages/events/a=b/"}) {
+    for (auto t : {"devices/dev1/messages/events", "devices/dev1/messages/events/", "devices/dev1/messages/events/a=b",
+                   "devices/dev1/messages/events/a=b/"}) {
         auto r = route_publish(t, dev1);
         ASSERT_TRUE(r) << t;
         EXPECT_EQ(r->kind, publish_kind::telemetry);
@@ -109,17 +111,78 @@ TEST(hub_topics, exact_formats_the_c_sdk_tokenises) {
     EXPECT_EQ(method_request_topic("reboot", "1f"), "$iothub/methods/POST/reboot/?$rid=1f");
 }
 
-TEST(property_bag, decodes_system_and_application_properties) {
-    auto b = decode_property_bag("%24.mid=mid-1&%24.cid=cid%201&%24.ct=application%2Fjson&alert=high%20temp&%24weird=a%26b%3Dc&flag&empty=");
-    ASSERT_TRUE(b);
-    ASSERT_EQ(b->system.size(), 3u);
-    EXPECT_EQ(b->system[0], (std::pair<std::string, std::string>{"$.mid", "mid-1"}));
-    EXPECT_EQ(b->system[1].second, "cid 1");
-    EXPECT_EQ(b->system[2].second, "application/json");
-    ASSERT_EQ(b->application.size(), 4u);
-    EXPECT_EQ(b->application[0], (std::pair<std::string, std::string>{"alert", "high temp"}));
-    EXPECT_EQ(b->application[1], (std::pair<std::string, std::string>{"$weird", "a&b=c"}));
-    EXPECT_EQ(b->application[2].first, "flag");
-    EXPECT_EQ(b->application[3].second, "");
-    EXPECT_FALSE(decode_property_bag("a=%z1"));
+// ---- the device side (moved from tests/unit/client/topics_test.cpp) ----
+
+TEST(device_topics, twin_response_with_status_rid_and_version) {
+    auto r = parse_twin_response_topic("$iothub/twin/res/204/?$rid=17&$version=6");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 204);
+    EXPECT_EQ(r->rid, "17");
+    EXPECT_EQ(r->version, 6);
+    auto g = parse_twin_response_topic("$iothub/twin/res/200/?$rid=abc-def");
+    ASSERT_TRUE(g);
+    EXPECT_FALSE(g->version);
+    EXPECT_FALSE(parse_twin_response_topic("$iothub/twin/res/200/"));
+    EXPECT_FALSE(parse_twin_response_topic("$iothub/twin/PATCH/properties/desired/?$version=3"));
+}
+
+TEST(device_topics, desired_patch_version) {
+    EXPECT_EQ(parse_desired_patch_topic("$iothub/twin/PATCH/properties/desired/?$version=3"), 3);
+    EXPECT_EQ(parse_desired_patch_topic("$iothub/twin/PATCH/properties/desired/"), 0);
+    EXPECT_FALSE(parse_desired_patch_topic("$iothub/twin/res/200/?$rid=1"));
+}
+
+TEST(device_topics, method_request_with_and_without_slash_before_query) {
+    auto m = parse_method_topic("$iothub/methods/POST/reboot/?$rid=1f");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->method_name, "reboot");
+    EXPECT_EQ(m->rid, "1f");
+    auto n = parse_method_topic("$iothub/methods/POST/get%20state?$rid=2");
+    ASSERT_TRUE(n);
+    EXPECT_EQ(n->method_name, "get state");
+    EXPECT_FALSE(parse_method_topic("$iothub/methods/POST/?$rid=2"));
+    EXPECT_FALSE(parse_method_topic("$iothub/methods/POST/x/"));
+}
+
+TEST(device_topics, request_topics) {
+    EXPECT_EQ(twin_get_topic("5"), "$iothub/twin/GET/?$rid=5");
+    EXPECT_EQ(twin_patch_topic("6"), "$iothub/twin/PATCH/properties/reported/?$rid=6");
+    EXPECT_EQ(method_response_topic(200, "1f"), "$iothub/methods/res/200/?$rid=1f");
+}
+
+TEST(device_topics, c2d_filters_for_device_and_module) {
+    EXPECT_EQ(c2d_filter(dev1), "devices/dev1/messages/devicebound/#");
+    EXPECT_EQ(c2d_filter(mod1), "devices/dev1/modules/mod1/inputs/#");
+}
+
+TEST(device_topics, c2d_topic_of_another_identity_or_kind_is_not_c2d) {
+    EXPECT_FALSE(parse_c2d_topic("devices/dev10/messages/devicebound/p=1", dev1));
+    EXPECT_FALSE(parse_c2d_topic("devices/dev1/messages/deviceboundX/p=1", dev1));
+    EXPECT_FALSE(parse_c2d_topic("$iothub/twin/res/200/?$rid=1", dev1));
+    EXPECT_FALSE(parse_c2d_topic("devices/dev1/modules/mod1/inputs/in1/p=1", identity_key{"dev1", "mod2"}));
+    EXPECT_FALSE(parse_c2d_topic("devices/dev1/modules/mod1/inputs//p=1", mod1));
+}
+
+TEST(device_topics, c2d_topic_with_empty_bag_or_trailing_slash) {
+    auto m = parse_c2d_topic("devices/dev1/messages/devicebound/", dev1);
+    ASSERT_TRUE(m);
+    EXPECT_TRUE(m->properties.application.empty());
+    EXPECT_TRUE(m->properties.system.empty());
+    auto bare = parse_c2d_topic("devices/dev1/messages/devicebound", dev1);
+    ASSERT_TRUE(bare);
+    auto t = parse_c2d_topic("devices/dev1/messages/devicebound/p=1/", dev1);
+    ASSERT_TRUE(t);
+    ASSERT_EQ(t->properties.application.size(), 1u);
+    EXPECT_EQ(t->properties.application[0].second, "1");
+}
+
+TEST(device_topics, module_input_topic_names_the_input) {
+    auto m = parse_c2d_topic("devices/dev1/modules/mod1/inputs/in%201/%24.mid=m1&k=v", mod1);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->input_name, "in 1");
+    ASSERT_EQ(m->properties.system.size(), 1u);
+    EXPECT_EQ(m->properties.system[0].second, "m1");
+    auto bare = parse_c2d_topic("devices/dev1/modules/mod1/inputs/c2d", mod1);
+    ASSERT_TRUE(bare);
+    EXPECT_EQ(bare->input_name, "c2d");
 }

@@ -1,12 +1,12 @@
-// A byte stream under one MQTT session: MQTT over TLS (port 8883) or MQTT over a WebSocket on the
-// HTTPS port (spec 5.11). The session is written once against this interface; each transport owns
+// A byte stream under one MQTT session or AMQP connection: TLS on the head's own port (8883, 5671)
+// or a WebSocket on the HTTPS port (spec 5.11). The session is written once against this interface; each transport owns
 // its stream and completes its own handshake (TLS server handshake, or the WebSocket upgrade
 // answer echoing `Sec-WebSocket-Protocol: mqtt`).
 // Thread safety: none. Every call, and every completion, happens on executor(), which is the
 // connection's strand. At most one read and one write are outstanding at a time.
 #pragma once
 
-#include "http/websocket_handoff.hpp"
+#include "net/websocket_handoff.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/buffer.hpp>
@@ -18,7 +18,7 @@
 #include <memory>
 #include <string>
 
-namespace twinhub::mqtt {
+namespace twinhub::net {
 
 class transport {
 public:
@@ -47,19 +47,15 @@ public:
     virtual std::string remote() const = 0;
 };
 
-// MQTT over TLS on an accepted TCP socket (already bound to its strand). The OpenSSL object is set
-// to release its buffers while idle, so that idle connections stay small.
-std::unique_ptr<transport> make_tls_transport(http::tls_stream&& stream);
-
 // MQTT over TLS driven directly through OpenSSL on the non-blocking socket (Asio only waits for
 // readiness): no per-connection record buffers beyond OpenSSL's own, which are released while the
 // connection is idle. This is what the 8883 listener uses (10,000 idle connections fit in a few
-// hundred MB); make_tls_transport is its Beast-stream equivalent.
+// hundred MB).
 std::unique_ptr<transport> make_openssl_transport(boost::asio::ip::tcp::socket&& socket, boost::asio::ssl::context& tls);
 
 // A WebSocket on a TLS stream handed over by the HTTPS listener with its upgrade request; the
 // handshake answer echoes `subprotocol` ("mqtt", or "AMQPWSB10" for the AMQP head).
-std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req,
+std::unique_ptr<transport> make_websocket_transport(tls_stream&& stream, upgrade_request&& req,
                                                     const char* subprotocol = "mqtt");
 
-}  // namespace twinhub::mqtt
+}  // namespace twinhub::net

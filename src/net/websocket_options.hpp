@@ -11,7 +11,7 @@
 #include <chrono>
 #include <cstddef>
 
-namespace twinhub::mqtt {
+namespace twinhub::net {
 
 inline constexpr std::size_t websocket_message_max = 512 * 1024;
 
@@ -31,4 +31,4 @@ void configure_server_websocket(boost::beast::websocket::stream<NextLayer>& ws, 
     ws.read_message_max(websocket_message_max);
 }
 
-}  // namespace twinhub::mqtt
+}  // namespace twinhub::net

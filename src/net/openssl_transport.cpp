@@ -3,7 +3,7 @@
 // readable or writable waits for that with async_wait and is retried. A completion is never invoked
 // from inside the initiating call (it is posted), so a fast peer cannot grow the stack; from inside
 // a wait's handler it is invoked at once.
-#include "mqtt/transport.hpp"
+#include "net/transport.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -11,7 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-namespace twinhub::mqtt {
+namespace twinhub::net {
 namespace {
 
 namespace asio = boost::asio;
@@ -164,4 +164,4 @@ std::unique_ptr<transport> make_openssl_transport(tcp::socket&& socket, asio::ss
     return std::make_unique<openssl_transport>(std::move(socket), tls);
 }
 
-}  // namespace twinhub::mqtt
+}  // namespace twinhub::net

@@ -1,7 +1,7 @@
 // The seam between the HTTPS listener on port 443 and the heads served over WebSocket: an upgrade
 // request for /$iothub/websocket with subprotocol "mqtt" (or "AMQPWSB10") is handed over, with its
-// TLS stream, to the handler the MQTT (or AMQP) head registered. Included only by the http, mqtt
-// and amqp modules and the server.
+// TLS stream, to the handler the MQTT (or AMQP) head registered. It lives in net/, below the heads,
+// so that no head includes another: http hands over, mqtt and amqp take over, the server wires them.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-namespace twinhub::http {
+namespace twinhub::net {
 
 using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 using upgrade_request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -30,4 +30,4 @@ using websocket_handler = std::function<void(tls_stream&& stream, upgrade_reques
 // (AMQP head). The first subprotocol the client lists that is served here wins.
 using websocket_handlers = std::vector<std::pair<std::string, websocket_handler>>;
 
-}  // namespace twinhub::http
+}  // namespace twinhub::net

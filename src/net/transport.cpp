@@ -1,6 +1,6 @@
-#include "mqtt/transport.hpp"
+#include "net/transport.hpp"
 
-#include "mqtt/websocket_options.hpp"
+#include "net/websocket_options.hpp"
 
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -9,7 +9,7 @@
 
 #include <openssl/ssl.h>
 
-namespace twinhub::mqtt {
+namespace twinhub::net {
 namespace {
 
 namespace asio = boost::asio;
@@ -23,40 +23,13 @@ std::string endpoint_string(const beast::tcp_stream& s) {
     return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-void release_idle_buffers(http::tls_stream& s) {
+void release_idle_buffers(tls_stream& s) {
     SSL_set_mode(s.native_handle(), SSL_MODE_RELEASE_BUFFERS);
 }
 
-class tls_transport final : public transport {
-public:
-    explicit tls_transport(http::tls_stream&& s) : stream_(std::move(s)) {
-        // Deadlines are the session's business (keep-alive, pre-auth limit).
-        beast::get_lowest_layer(stream_).expires_never();
-        release_idle_buffers(stream_);
-        boost::system::error_code ec;
-        beast::get_lowest_layer(stream_).socket().set_option(asio::ip::tcp::no_delay(true), ec);
-    }
-    asio::any_io_executor executor() override { return stream_.get_executor(); }
-    void async_handshake(handshake_handler h) override {
-        stream_.async_handshake(asio::ssl::stream_base::server, std::move(h));
-    }
-    void async_read_some(asio::mutable_buffer b, io_handler h) override { stream_.async_read_some(b, std::move(h)); }
-    void async_write(asio::const_buffer b, io_handler h) override { asio::async_write(stream_, b, std::move(h)); }
-    void close() override {
-        boost::system::error_code ec;
-        beast::get_lowest_layer(stream_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-        beast::get_lowest_layer(stream_).socket().close(ec);
-    }
-    const char* name() const noexcept override { return "tls"; }
-    std::string remote() const override { return endpoint_string(beast::get_lowest_layer(stream_)); }
-
-private:
-    http::tls_stream stream_;
-};
-
 class websocket_transport final : public transport {
 public:
-    websocket_transport(http::tls_stream&& s, http::upgrade_request&& req, const char* subprotocol)
+    websocket_transport(tls_stream&& s, upgrade_request&& req, const char* subprotocol)
         : ws_(std::move(s)), req_(std::move(req)) {
         beast::get_lowest_layer(ws_).expires_never();
         release_idle_buffers(ws_.next_layer());
@@ -80,19 +53,15 @@ public:
     std::string remote() const override { return endpoint_string(beast::get_lowest_layer(ws_)); }
 
 private:
-    websocket::stream<http::tls_stream> ws_;
-    http::upgrade_request req_;
+    websocket::stream<tls_stream> ws_;
+    upgrade_request req_;
 };
 
 }  // namespace
 
-std::unique_ptr<transport> make_tls_transport(http::tls_stream&& stream) {
-    return std::make_unique<tls_transport>(std::move(stream));
-}
-
-std::unique_ptr<transport> make_websocket_transport(http::tls_stream&& stream, http::upgrade_request&& req,
+std::unique_ptr<transport> make_websocket_transport(tls_stream&& stream, upgrade_request&& req,
                                                     const char* subprotocol) {
     return std::make_unique<websocket_transport>(std::move(stream), std::move(req), subprotocol);
 }
 
-}  // namespace twinhub::mqtt
+}  // namespace twinhub::net
