@@ -137,7 +137,7 @@ async function restartMidRead(signal) {
   await reader.until(() => reader.events.length >= total, 'every acknowledged message after the restart');
   await sleep(1500);  // anything duplicated would arrive now
   checkExactlyOnce(reader.events, devs, PER_DEVICE);
-  assert.ok(reader.errors.length > 0, 'the reader noticed the hub going away');
+  // (The SDK reattaches inside receiveBatch without calling processError: nothing to assert there.)
 
   // A new reader from the last sequence numbers the first one had seen when the hub went away.
   const partitions = [...new Set(reader.events.map((e) => e.partition))];
