@@ -61,7 +61,7 @@ async function sendAll(devs, from, count) {
   }));
 }
 
-// A slow reader of the given devices' events: batches of 5, 10 ms of "work" per batch.
+// A slow reader of the given devices' events: batches of 5, 20 ms of "work" per batch.
 function slowReader(ids, startPosition) {
   const consumer = new EventHubConsumerClient('$Default', ehCs, { retryOptions });
   toClose.push(consumer);
@@ -76,10 +76,11 @@ function slowReader(ids, startPosition) {
       }
       if (events.length) r.lastSeq[ctx.partitionId] = events.at(-1).sequenceNumber;
       for (const w of [...r.waiters]) if (w.check()) { r.waiters.splice(r.waiters.indexOf(w), 1); w.resolve(); }
-      await sleep(10);
+      await sleep(20);
     },
     processError: async (err) => { r.errors.push(err); },
-  }, { startPosition, maxBatchSize: 5, maxWaitTimeInSeconds: 1 });
+  // A small prefetch, so that the hub is still sending when it goes away (not just the SDK's buffer).
+  }, { startPosition, maxBatchSize: 5, maxWaitTimeInSeconds: 1, prefetchCount: 10 });
   toClose.push(r.sub);
   r.until = (check, what, ms = 60000) => (check() ? Promise.resolve() : new Promise((resolve, reject) => {
     const w = { check, resolve: () => { clearTimeout(w.timer); resolve(); } };
