@@ -132,6 +132,7 @@ async function restartMidRead(signal) {
   const readBefore = reader.events.length;
   await stopHub(signal);
   assert.ok(readBefore < total, `the reader was mid-way when the hub stopped (${readBefore} of ${total})`);
+  console.log(`${signal} after ${readBefore} of ${total} events read`);
   await startHub();
 
   // The same subscription carries on from where it was.
