@@ -20,7 +20,7 @@ hub_start() {
       HUB_PID=""
       exit 1
     fi
-    HUB_CS="$(sed -n 's/^Connection string (iothubowner): //p' "$data.stdout" | head -n1)"
+    HUB_CS="$(sed -n 's/^Connection string (iothubowner): //p' "$data.stdout" 2>/dev/null | head -n1 || true)"
     if [ -n "$HUB_CS" ] && (exec 3<>"/dev/tcp/127.0.0.1/$https_port") 2>/dev/null; then return 0; fi
     sleep 0.1
   done

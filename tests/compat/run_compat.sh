@@ -23,6 +23,16 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/twinhub-compat.XXXXXX")"
 data="$work/hub"
 cleanup() {
   hub_stop
+  # A hub the tests restarted (tests/compat/lib/hub_process.js) is not this script's child.
+  if [ -f "$work/restarted.pid" ]; then
+    local pid
+    pid="$(cat "$work/restarted.pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
   if [ "${TWINHUB_COMPAT_KEEP:-0}" = 1 ]; then echo "compat: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -33,6 +43,8 @@ cs="$HUB_CS"
 export TWINHUB_CONNECTION_STRING="$cs"
 export TWINHUB_DATA_DIR="$data"
 export TWINHUB_BIN_DIR="$bin"
+export TWINHUB_HUB_PID="$HUB_PID"
+export TWINHUB_HUB_PID_FILE="$work/restarted.pid"
 export NODE_EXTRA_CA_CERTS="$data/tls/ca.pem"
 
 if [ $# -eq 0 ]; then
