@@ -63,7 +63,8 @@ std::optional<request> parse(const properties& app, std::string* error) {
     for (auto [name, out] : {std::pair{"AzIoTHub_FaultOperationDelayInSecs", &r.delay},
                              std::pair{"AzIoTHub_FaultOperationDurationInSecs", &r.duration}}) {
         const std::string* v = find(app, name);
-        if (!v) continue;
+        // Microsoft's c2d_disconnect.js sends an undefined duration, which arrives as "null".
+        if (!v || v->empty() || *v == "null" || *v == "undefined") continue;
         auto s = seconds_of(*v);
         if (!s) {
             if (error) *error = std::string(name) + " '" + *v + "' is not a number of seconds between 0 and 3600";

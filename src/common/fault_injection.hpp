@@ -45,7 +45,8 @@ struct request {
 using properties = std::vector<std::pair<std::string, std::string>>;
 
 // nullopt when the message carries no AzIoTHub_FaultOperationType. An unknown type, or a delay or
-// duration that is not a whole number of seconds in 0-3600, sets `error` and returns nullopt.
+// duration that is not a whole number of seconds in 0-3600, sets `error` and returns nullopt; an
+// empty, "null" or "undefined" delay or duration counts as absent (0).
 std::optional<request> parse(const properties& app, std::string* error = nullptr);
 
 // True for the kinds that act on MQTT connections.
