@@ -1,6 +1,7 @@
 // hub_service: twins (spec 4) over the memory store: etags, versions, desired notifications and
 // their order, read-your-writes.
 #include "service_test_support.hpp"
+#include "../../support/fault_injecting_store.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -238,7 +239,16 @@ TEST_F(hub_service_twins, writes_in_flight_are_not_visible_to_readers_but_build_
 namespace twinhub::service {
 namespace {
 
-using hub_service_failures = testing::hub_fixture;
+// A hub whose store fails the commits a test arms (tests/support/fault_injecting_store.hpp).
+class hub_service_failures : public testing::hub_fixture {
+protected:
+    std::unique_ptr<store::store> make_store() override {
+        auto s = std::make_unique<twinhub::testing::fault_injecting_store>(store::make_memory_store());
+        faults_ = s.get();
+        return s;
+    }
+    twinhub::testing::fault_injecting_store* faults_ = nullptr;
+};
 
 // Holds the store's completion thread inside a handler until release(), so that the writes issued
 // meanwhile are all in flight at once.
@@ -265,14 +275,8 @@ TEST_F(hub_service_failures, a_failed_write_fails_the_writes_built_on_it_with_st
     auto dev = create("dev1");
     ASSERT_TRUE(dev);
     ASSERT_TRUE(create("other"));
-    // Change the stored twin behind the hub's back: the hub's next twin write fails its condition.
-    auto tampered = twin::new_twin(now());
-    tampered.version = 10;
-    store::write_batch b;
-    b.put_twin({"dev1", {}}, tampered);
-    ASSERT_TRUE(store_->commit_sync(std::move(b)));
-
     completion_gate gate(*hub_, "other");
+    faults_->fail_next_commits(1);  // the disk fails the next commit: the first patch of dev1
     auto [a, a_done] = capture<boost::json::object>();
     auto [c, c_done] = capture<boost::json::object>();
     auto [u, u_done] = capture<registry::device_identity>();
@@ -285,7 +289,8 @@ TEST_F(hub_service_failures, a_failed_write_fails_the_writes_built_on_it_with_st
 
     auto ra = a->get_future().get();
     ASSERT_FALSE(ra);
-    EXPECT_EQ(ra.error().code, errc::precondition_failed);  // the store's own error, passed through
+    EXPECT_EQ(ra.error().code, errc::storage_error);
+    EXPECT_NE(ra.error().message.find("injected"), std::string::npos) << ra.error().message;  // the store's own error
     auto rc = c->get_future().get();
     ASSERT_FALSE(rc);
     EXPECT_EQ(rc.error().code, errc::storage_error);  // failed only because the write before it failed
@@ -328,6 +333,59 @@ TEST_F(hub_service_failures, destroying_the_hub_waits_for_writes_in_flight) {
                          [done](result<boost::json::object>) { ++*done; });
     hub_.reset();
     EXPECT_EQ(done->load(), 100);
+}
+
+TEST_F(hub_service_failures, a_failed_twin_commit_changes_nothing_and_the_next_write_succeeds) {
+    ASSERT_TRUE(create("dev1"));
+    auto before = hub_->get_twin({"dev1", {}});
+    ASSERT_TRUE(before);
+    const auto desired_version = before->at("properties").at("desired").at("$version").as_int64();
+    const auto reported_version = before->at("properties").at("reported").at("$version").as_int64();
+
+    faults_->fail_next_commits(1);
+    auto failed = patch({"dev1", {}}, R"({"properties":{"desired":{"x":1}},"tags":{"t":1}})");
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().code, errc::storage_error);
+    auto after = hub_->get_twin({"dev1", {}});
+    EXPECT_EQ(boost::json::serialize(*after), boost::json::serialize(*before));  // version, etag, tags, desired
+    EXPECT_TRUE(observer_.desired().empty());  // no notification for a write that did not land
+
+    auto ok = patch({"dev1", {}}, R"({"properties":{"desired":{"x":2}}})");
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(ok->at("properties").at("desired").at("$version").as_int64(), desired_version + 1);
+    EXPECT_EQ(ok->at("properties").at("desired").at("x"), 2);
+    ASSERT_EQ(observer_.desired().size(), 1u);
+
+    faults_->fail_next_commits(1);
+    auto rfailed = report({"dev1", {}}, R"({"r":1})");
+    ASSERT_FALSE(rfailed);
+    EXPECT_EQ(rfailed.error().code, errc::storage_error);
+    EXPECT_FALSE(hub_->get_twin({"dev1", {}})->at("properties").at("reported").as_object().contains("r"));
+    auto rok = report({"dev1", {}}, R"({"r":2})");
+    ASSERT_TRUE(rok) << rok.error().message;
+    EXPECT_EQ(*rok, reported_version + 1);
+    EXPECT_EQ(faults_->injected_failures(), 2);
+}
+
+TEST_F(hub_service_failures, a_failed_identity_commit_leaves_the_registry_as_it_was) {
+    faults_->fail_next_commits(1);
+    auto c = create("dev2");
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().code, errc::storage_error);
+    EXPECT_FALSE(hub_->get_device("dev2"));
+    EXPECT_FALSE(hub_->get_twin({"dev2", {}}));
+    ASSERT_TRUE(create("dev2"));  // the id is free: nothing half-written
+
+    ASSERT_TRUE(create_module("dev2", "m1"));
+    faults_->fail_next_commits(1);
+    auto rm = remove("dev2");
+    ASSERT_FALSE(rm);
+    EXPECT_EQ(rm.error().code, errc::storage_error);
+    EXPECT_TRUE(hub_->get_device("dev2"));
+    EXPECT_TRUE(hub_->get_twin({"dev2", "m1"}));
+    EXPECT_TRUE(observer_.revoked().empty());  // sessions are cut only when the delete landed
+    ASSERT_TRUE(remove("dev2"));
+    EXPECT_FALSE(hub_->get_device("dev2"));
 }
 
 }  // namespace

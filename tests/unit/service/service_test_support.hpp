@@ -95,8 +95,11 @@ protected:
     }
     void TearDown() override { close_hub(); }
 
+    // The store under the hub: a fresh memory store unless a fixture chooses another.
+    virtual std::unique_ptr<store::store> make_store() { return store::make_memory_store(); }
+
     void open_hub(hub_options opts) {
-        store_ = store::make_memory_store();
+        store_ = make_store();
         auto h = hub_service::open(*store_, opts);
         ASSERT_TRUE(h) << h.error().message;
         hub_ = std::move(*h);
