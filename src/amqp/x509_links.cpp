@@ -1,4 +1,4 @@
-// X.509 device authentication on the AMQP head (spec 2.7). azure-iot-device-amqp with
+// X.509 device authentication on the AMQP head (spec 5.12). azure-iot-device-amqp with
 // `x509=true` sends no SASL layer and no CBS put-token: it opens the TLS (or WebSocket) connection
 // with its client certificate and attaches its links straight away. The first link of an identity
 // then authenticates the connection for that identity from the certificate; a refusal detaches

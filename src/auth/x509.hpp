@@ -1,4 +1,4 @@
-// X.509 client-certificate decisions (spec 2.7): thumbprint checks for `selfSigned` identities,
+// X.509 client-certificate decisions (spec 5.12): thumbprint checks for `selfSigned` identities,
 // chain checks for `certificateAuthority` ones, and the parsing and proof-of-possession checks
 // behind the hub's registered CA certificates. Pure functions over certificate bytes (OpenSSL's
 // crypto, no I/O, no store access). Every refusal is errc::unauthorized (client certificates) or

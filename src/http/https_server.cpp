@@ -158,7 +158,7 @@ private:
         if (beast::websocket::is_upgrade(req)) return on_upgrade(std::move(req));
 
         rest_request rr = to_rest_request(std::move(req));
-        // X.509 device authentication (spec 2.7): a request without a token may be authorised by
+        // X.509 device authentication (spec 5.12): a request without a token may be authorised by
         // the TLS client certificate.
         if (!rr.authorization) rr.client_certificates = net::peer_certificate_chain(stream_.native_handle());
 

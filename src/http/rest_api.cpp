@@ -436,7 +436,7 @@ void rest_api::handle(rest_request req, completion done) const {
     }
 
     // Authorisation (spec 2.6) before the ids and the body are looked at. A device route without a
-    // token may be authorised by the TLS client certificate (X.509, spec 2.7).
+    // token may be authorised by the TLS client certificate (X.509, spec 5.12).
     if (is_device_route(r.kind) && !req.authorization && !req.client_certificates.empty())
         return handle_device_route(r, req, std::move(done));
     if (!req.authorization || req.authorization->empty()) {

@@ -1,4 +1,4 @@
-// X.509 CA certificates over REST (spec 2.7). Azure manages them through ARM
+// X.509 CA certificates over REST (spec 5.12). Azure manages them through ARM
 // (`az iot hub certificate create|list|show|delete|generate-verification-code|verify`); twinhub
 // serves the same resource on the hub, in ARM's shape, for a policy with RegistryWrite:
 //   GET    /certificates                                   {"value": [description...]}

@@ -231,7 +231,7 @@ void session::handle_connect(connect&& c) {
                                                             "' differs from client id '" + c.client_id + "'"});
     const std::uint64_t epoch = st_->credentials_epoch.load();
     const time_point now_t = now();
-    // A SAS token in the password, else the TLS client certificate (X.509, spec 2.7).
+    // A SAS token in the password, else the TLS client certificate (X.509, spec 5.12).
     if (!c.password) x509_chain_ = transport_->peer_certificates();
     auto authz = c.password ? authenticate(*id, *c.password, now_t) : authenticate_x509(*id, now_t);
     if (!authz) return refuse_connect(authz.error());

@@ -1,4 +1,4 @@
-// The client certificates a TLS peer presented, for X.509 device authentication (spec 2.7): the
+// The client certificates a TLS peer presented, for X.509 device authentication (spec 5.12): the
 // listeners request one without requiring it and accept any at handshake time (server_tls.cpp);
 // the heads decide at CONNECT, link attach or request time.
 // Thread safety: call on the connection's strand (it reads the connection's SSL object).

@@ -26,7 +26,7 @@ inline constexpr std::string_view tls13_ciphersuites =
 // request_client_certificates.
 void apply_server_tls_policy(boost::asio::ssl::context& ctx);
 
-// X.509 device authentication (spec 2.7): the server asks for a client certificate without
+// X.509 device authentication (spec 5.12): the server asks for a client certificate without
 // requiring one, and accepts any certificate at handshake time; the heads decide later
 // (net/peer_certificates.hpp). SAS clients, which send none, are unaffected.
 void request_client_certificates(boost::asio::ssl::context& ctx);

@@ -1,4 +1,4 @@
-// X.509 CA certificates registered with the hub (Azure's "Certificates" of an IoT hub, spec 2.7),
+// X.509 CA certificates registered with the hub (Azure's "Certificates" of an IoT hub, spec 5.12),
 // and the hub's one X.509 authentication decision for device-side connections.
 //
 // The certificates live in the hub settings (key "certificates/{name}", a JSON document), so they
