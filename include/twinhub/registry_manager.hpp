@@ -138,7 +138,9 @@ public:
     result<void> abandon_c2d_message(std::string_view device_id, std::string_view lock_token);
 
     // ---- escape hatch: one raw REST call (target like "/statistics/devices"); returns the body.
-    result<std::string> raw_request(std::string_view method, std::string_view target, std::string_view body = {});
+    // A non-empty `if_match` is sent as the If-Match header (quoted unless it already is).
+    result<std::string> raw_request(std::string_view method, std::string_view target, std::string_view body = {},
+                                    std::string_view if_match = {});
 
     struct impl;
 

@@ -371,7 +371,9 @@ void amqp_server::connection::recheck_credentials(std::optional<store::identity_
             if (only && !(id == *only)) continue;
             auto creds = st_->hub.credentials(id);
             bool ok = creds && creds->enabled;
-            if (ok) {
+            if (ok && g.x509) {
+                ok = x509_still_valid(id);
+            } else if (ok) {
                 const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
                                                creds->authentication.symmetric_key.secondary_key};
                 ok = static_cast<bool>(auth::authorize_device(g.token, st_->opts.host_names,
@@ -448,7 +450,7 @@ void amqp_server::connection::on_receiver_open(proton::receiver& r) {
         return refuse(r, "amqp:not-found", "Unknown link target '" + addr + "'.");
     }
     std::string why;
-    if (!authorized(*a, why)) {
+    if (!grant_x509(*a, why) || !authorized(*a, why)) {
         r.open(o);
         return refuse(r, "amqp:unauthorized-access", why);
     }
@@ -482,7 +484,7 @@ void amqp_server::connection::on_sender_open(proton::sender& s) {
         return refuse(s, "amqp:not-found", "Unknown link source '" + addr + "'.");
     }
     std::string why;
-    if (!authorized(*a, why)) {
+    if (!grant_x509(*a, why) || !authorized(*a, why)) {
         s.open(o);
         return refuse(s, "amqp:unauthorized-access", why);
     }

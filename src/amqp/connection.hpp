@@ -78,6 +78,7 @@ private:
     struct grant {
         std::int64_t expiry = 0;  // token se, Unix seconds
         std::string token;        // kept (never logged) to re-check it when keys or policies change
+        bool x509 = false;        // granted for the TLS client certificate (x509_links.cpp), not a token
     };
     struct service_grant {
         std::string policy;
@@ -121,6 +122,13 @@ private:
 
     // links
     bool authorized(const link_address& a, std::string& why) const;
+    // X.509 (x509_links.cpp): a device link of an identity with no grant yet, on a connection whose
+    // TLS client presented a certificate, gets a grant when the certificate authenticates it (as
+    // azure-iot-device-amqp uses x509: no SASL, no CBS put-token). False, with `why`, when the
+    // certificate is refused; true when it was granted or there was nothing to try.
+    bool grant_x509(const link_address& a, std::string& why);
+    // True when the certificate still authenticates `id` (credentials re-check).
+    bool x509_still_valid(const store::identity_key& id) const;
     void refuse(proton::link l, const char* condition, const std::string& why);
     void send(proton::sender s, proton::message m);
     void drain(proton::sender& s);

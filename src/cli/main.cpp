@@ -4,6 +4,7 @@
 //   2 usage error (bad arguments, malformed JSON or connection string),
 //   3 the hub could not be reached (DNS, TCP, TLS/certificate, timeout).
 #include "auth/connection_string.hpp"
+#include "cli/certificate.hpp"
 #include "cli/json_print.hpp"
 #include "cli/monitor_events.hpp"
 #include "common/error_mapping.hpp"
@@ -697,6 +698,11 @@ int main(int argc, char** argv) {
         settle_command("abandon", "Abandon a received message: it goes back to the queue", 1);
         settle_command("reject", "Reject a received message: it is dead-lettered (Rejected feedback if asked)", 2);
     }
+
+    // ---- certificate (az iot hub certificate; src/cli/certificate.cpp) ----
+    twinhub::cli::add_certificate_commands(
+        app, {[&](CLI::App* p, const std::string& n, const std::string& d) { return leaf(p, n, d, a); },
+              [&] { return open_hub(a); }, fail, run});
 
     // ---- monitor-events (az iot hub monitor-events; src/cli/monitor_events.cpp) ----
     {

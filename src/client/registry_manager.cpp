@@ -436,10 +436,12 @@ result<void> settle_c2d(registry_manager::impl& m, std::string_view method, std:
 }  // namespace
 
 result<std::string> registry_manager::raw_request(std::string_view method, std::string_view target,
-                                                  std::string_view body) {
+                                                  std::string_view body, std::string_view if_match) {
     std::string t(target);
     if (t.find("api-version=") == std::string::npos) t += (t.find('?') == std::string::npos ? "?" : "&") + std::string(api);
-    auto r = impl_->checked(method, t, body);
+    headers_t h;
+    if (!if_match.empty()) h.emplace_back("If-Match", quoted_etag(if_match));
+    auto r = impl_->checked(method, t, body, std::move(h));
     if (!r) return r.error();
     return std::move(r->body);
 }

@@ -8,6 +8,7 @@
 #include "http/error_body.hpp"
 #include "http/request_target.hpp"
 #include "http/rest_api.hpp"
+#include "net/peer_certificates.hpp"
 #include "net/tcp_listener.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -157,6 +158,9 @@ private:
         if (beast::websocket::is_upgrade(req)) return on_upgrade(std::move(req));
 
         rest_request rr = to_rest_request(std::move(req));
+        // X.509 device authentication (spec 5.12): a request without a token may be authorised by
+        // the TLS client certificate.
+        if (!rr.authorization) rr.client_certificates = net::peer_certificate_chain(stream_.native_handle());
 
         st_->api.handle(std::move(rr), [self = shared_from_this(), version, keep_alive](rest_response r) {
             asio::post(self->stream_.get_executor(), [self, r = std::move(r), version, keep_alive]() mutable {

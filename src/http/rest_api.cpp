@@ -12,6 +12,7 @@
 #include "methods/method_router.hpp"
 #include "query/query_request.hpp"
 #include "registry/identity.hpp"
+#include "service/certificate_service.hpp"
 #include "service/c2d_service.hpp"
 #include "service/hub_service.hpp"
 
@@ -434,7 +435,10 @@ void rest_api::handle(rest_request req, completion done) const {
                           "The request has no api-version query parameter; add one, e.g. ?api-version=2021-04-12."});
     }
 
-    // Authorisation (spec 2.6) before the ids and the body are looked at.
+    // Authorisation (spec 2.6) before the ids and the body are looked at. A device route without a
+    // token may be authorised by the TLS client certificate (X.509, spec 5.12).
+    if (is_device_route(r.kind) && !req.authorization && !req.client_certificates.empty())
+        return handle_device_route(r, req, std::move(done));
     if (!req.authorization || req.authorization->empty()) {
         return fail(error{errc::unauthorized, "The request has no Authorization header; send a service SAS token "
                                               "(SharedAccessSignature sr=...&sig=...&se=...&skn=...)."});
@@ -456,6 +460,9 @@ void rest_api::handle(rest_request req, completion done) const {
 
     if (r.kind == route_kind::consumer_groups || r.kind == route_kind::consumer_group)
         return handle_consumer_groups(r, req, std::move(done));
+    if (r.kind == route_kind::certificates || r.kind == route_kind::certificate ||
+        r.kind == route_kind::certificate_code || r.kind == route_kind::certificate_verify)
+        return handle_certificates(r, req, std::move(done));
 
     if (!r.device_id.empty() || r.kind == route_kind::device || r.kind == route_kind::module) {
         if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
@@ -647,12 +654,16 @@ void rest_api::handle_device_route(const route& r, const rest_request& req, comp
         auto creds = hub_.credentials(key);
         if (!creds) return fail(error{errc::unauthorized, "The token does not authorise this identity."});
         if (!creds->enabled) return fail(error{errc::unauthorized, "The device '" + r.device_id + "' is disabled."});
-        const auto policies = hub_.policies();
-        const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
-                                       creds->authentication.symmetric_key.secondary_key};
-        auto granted = auth::authorize_device(*req.authorization, host_names_,
-                                              key, keys, policies, now());
-        if (!granted) return fail(granted.error());
+        if (!req.authorization) {
+            auto ok = service::certificate_service(hub_).authenticate(key, req.client_certificates, now());
+            if (!ok) return fail(ok.error());
+        } else {
+            const auto policies = hub_.policies();
+            const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
+                                           creds->authentication.symmetric_key.secondary_key};
+            auto granted = auth::authorize_device(*req.authorization, host_names_, key, keys, policies, now());
+            if (!granted) return fail(granted.error());
+        }
     }
     auto settled = [done](result<void> res) {
         if (!res) return done(error_response(res.error()));

@@ -67,6 +67,8 @@ private:
 
     void handle_consumer_groups(const route& r, const rest_request& req, completion done) const;
     void handle_device_route(const route& r, const rest_request& req, completion done) const;
+    // X.509 CA certificates (rest_certificates.cpp).
+    void handle_certificates(const route& r, const rest_request& req, completion done) const;
 };
 
 }  // namespace twinhub::http

@@ -23,6 +23,9 @@ struct rest_request {
     std::optional<std::string> content_type = {};
     std::optional<std::string> content_encoding = {};
     std::vector<std::pair<std::string, std::string>> iothub_headers = {};
+    // The TLS client certificate chain (DER, leaf first), filled only when there is no
+    // Authorization header: the device routes then authenticate the identity by X.509.
+    std::vector<std::string> client_certificates = {};
 };
 
 struct rest_response {

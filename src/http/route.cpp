@@ -35,6 +35,10 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::device_events: return "POST";
     case route_kind::consumer_groups: return "GET";
     case route_kind::consumer_group: return "GET, PUT, DELETE";
+    case route_kind::certificates: return "GET";
+    case route_kind::certificate: return "GET, PUT, DELETE";
+    case route_kind::certificate_code:
+    case route_kind::certificate_verify: return "POST";
     }
     return "";
 }
@@ -73,6 +77,10 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::device_events: return in({post});
     case route_kind::consumer_groups: return in({get});
     case route_kind::consumer_group: return in({get, put, delete_});
+    case route_kind::certificates: return in({get});
+    case route_kind::certificate: return in({get, put, delete_});
+    case route_kind::certificate_code:
+    case route_kind::certificate_verify: return in({post});
     }
     return false;
 }
@@ -179,6 +187,21 @@ result<route> match_route(std::string_view method, const std::vector<std::string
         r.kind = n == 3 ? route_kind::consumer_groups : route_kind::consumer_group;
         if (n == 4) r.lock_token = s[3];
         found = true;
+    } else if (n >= 1 && n <= 3 && s[0] == "certificates") {
+        if (n == 1) {
+            r.kind = route_kind::certificates;
+            found = true;
+        } else if (n == 2) {
+            r.kind = route_kind::certificate;
+            found = true;
+        } else if (iequals(s[2], "generateVerificationCode")) {
+            r.kind = route_kind::certificate_code;
+            found = true;
+        } else if (iequals(s[2], "verify")) {
+            r.kind = route_kind::certificate_verify;
+            found = true;
+        }
+        if (n >= 2) r.lock_token = s[1];
     } else if (n == 2 && s[0] == "statistics") {
         if (s[1] == "devices") {
             r.kind = route_kind::registry_statistics;
@@ -222,6 +245,10 @@ std::uint32_t required_permission(const route& r) noexcept {
     case route_kind::device_events: return device_connect;
     case route_kind::consumer_groups:
     case route_kind::consumer_group: return service_connect;
+    case route_kind::certificates:
+    case route_kind::certificate:
+    case route_kind::certificate_code:
+    case route_kind::certificate_verify: return registry_write;
     }
     return service_connect;
 }

@@ -38,6 +38,12 @@ enum class route_kind {
     // The built-in endpoint's consumer groups (Azure manages them through ARM; twinhub here):
     consumer_groups,     // /eventHubEndpoints/events/consumerGroups         GET
     consumer_group,      // /eventHubEndpoints/events/consumerGroups/{name}  GET, PUT, DELETE
+    // X.509 CA certificates (Azure manages them through ARM; twinhub here, RegistryWrite; the
+    // name is in lock_token):
+    certificates,             // /certificates                               GET
+    certificate,              // /certificates/{name}                        GET, PUT, DELETE
+    certificate_code,         // /certificates/{name}/generateVerificationCode  POST
+    certificate_verify,       // /certificates/{name}/verify                 POST
 };
 
 // True for the routes a device calls with its own credentials (spec 2.6 device side).

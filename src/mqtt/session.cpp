@@ -208,26 +208,6 @@ void session::handle(packet&& p) {
 
 // ---- CONNECT (spec 5.1, 5.2) and credential changes (spec 6) ----
 
-result<auth::device_authorization> session::authenticate(const store::identity_key& id, std::string_view token,
-                                                         time_point at) const {
-    auto creds = st_->hub.credentials(id);
-    if (!creds) return creds.error();
-    if (!creds->enabled) return error{errc::unauthorized, "device '" + id.device_id + "' is disabled"};
-    const auto policies = st_->hub.policies();
-    const auth::identity_keys keys{creds->authentication.symmetric_key.primary_key,
-                                   creds->authentication.symmetric_key.secondary_key};
-    return auth::authorize_device(token, st_->opts.host_names, id, keys,
-                                  policies, at);
-}
-
-void session::recheck_credentials() {
-    post([self = shared_from_this()] {
-        if (!self->connected_ || self->closed_ || self->closing_) return;
-        auto r = self->authenticate(self->identity_, self->token_, self->authenticated_at_);
-        if (!r) self->close_now("credentials changed: " + r.error().message);
-    });
-}
-
 void session::refuse_connect(const error& e) {
     const auto code = static_cast<connect_return_code>(to_connack(e.code));
     log::info("mqtt.connect_refused", {{"conn", conn_id_}, {"transport", transport_->name()},
@@ -249,17 +229,16 @@ void session::handle_connect(connect&& c) {
     if (user->identity != *id)
         return refuse_connect(error{errc::unauthorized, "user name identity '" + describe(user->identity) +
                                                             "' differs from client id '" + c.client_id + "'"});
-    if (!c.password)
-        return refuse_connect(
-            error{errc::unauthorized, "CONNECT has no password (SAS token); X.509 is not supported over MQTT yet"});
     const std::uint64_t epoch = st_->credentials_epoch.load();
     const time_point now_t = now();
-    auto authz = authenticate(*id, *c.password, now_t);
+    // A SAS token in the password, else the TLS client certificate (X.509, spec 5.12).
+    if (!c.password) x509_chain_ = transport_->peer_certificates();
+    auto authz = c.password ? authenticate(*id, *c.password, now_t) : authenticate_x509(*id, now_t);
     if (!authz) return refuse_connect(authz.error());
 
     // Accepted.
     identity_ = std::move(*id);
-    token_ = std::move(*c.password);
+    if (c.password) token_ = std::move(*c.password);
     authenticated_at_ = now_t;
     policy_token_.store(!authz->policy_name.empty());
     connected_ = true;
@@ -269,7 +248,7 @@ void session::handle_connect(connect&& c) {
     const auto cap = std::chrono::duration_cast<clock::duration>(st_->opts.max_keep_alive_timeout);
     const auto ka = std::chrono::duration_cast<clock::duration>(std::chrono::milliseconds(c.keep_alive) * 1500);
     keep_alive_limit_ = c.keep_alive == 0 ? cap : std::min(ka, cap);
-    if (st_->opts.disconnect_on_token_expiry) {
+    if (st_->opts.disconnect_on_token_expiry && x509_chain_.empty()) {
         const auto left = std::chrono::seconds(authz->expiry - auth::to_unix_seconds(now_t));
         token_deadline_ = clock::now() + left;
     }
@@ -283,7 +262,7 @@ void session::handle_connect(connect&& c) {
     // A change committed after the check above was told while this session could not be found
     // yet (see credentials_epoch): check once more, now that later changes will find it.
     if (st_->credentials_epoch.load() != epoch) {
-        if (auto again = authenticate(identity_, token_, now_t); !again) {
+        if (auto again = reauthenticate(now_t); !again) {
             connected_ = false;
             return refuse_connect(again.error());
         }

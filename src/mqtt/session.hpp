@@ -76,6 +76,10 @@ private:
     // time its expiry is judged at. Fails with unauthorized (or the identity's lookup error).
     result<auth::device_authorization> authenticate(const store::identity_key& id, std::string_view token,
                                                     time_point at) const;
+    // The same for the TLS client certificate (x509_chain_; empty: refused).
+    result<auth::device_authorization> authenticate_x509(const store::identity_key& id, time_point at) const;
+    // The CONNECT's credentials (token or certificate) checked again for identity_.
+    result<auth::device_authorization> reauthenticate(time_point at) const;
     void handle_publish(publish&& p);
     void handle_subscribe(subscribe&& s);
     void handle_unsubscribe(unsubscribe&& u);
@@ -147,6 +151,7 @@ private:
     store::identity_key identity_;
     std::string client_id_;
     std::string token_;              // the accepted CONNECT password; never logged
+    std::vector<std::string> x509_chain_;  // the client certificates (DER) when CONNECT had no password
     time_point authenticated_at_{};  // re-checks judge the token's expiry as of the CONNECT (the timer owns expiry)
     std::atomic<bool> policy_token_{false};
     bool persistent_ = false;                  // clean-session 0

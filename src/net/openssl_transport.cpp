@@ -5,6 +5,8 @@
 // a wait's handler it is invoked at once.
 #include "net/transport.hpp"
 
+#include "net/peer_certificates.hpp"
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 
@@ -87,6 +89,8 @@ public:
         auto ep = sock_.remote_endpoint(ec);
         return ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
     }
+
+    std::vector<std::string> peer_certificates() const override { return peer_certificate_chain(ssl_); }
 
 private:
     static tcp::socket::wait_type wait_for(int ssl_error) {

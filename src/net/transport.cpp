@@ -1,5 +1,6 @@
 #include "net/transport.hpp"
 
+#include "net/peer_certificates.hpp"
 #include "net/websocket_options.hpp"
 
 #include <boost/asio/ssl/stream_base.hpp>
@@ -51,6 +52,9 @@ public:
     }
     const char* name() const noexcept override { return "wss"; }
     std::string remote() const override { return endpoint_string(beast::get_lowest_layer(ws_)); }
+    std::vector<std::string> peer_certificates() const override {
+        return peer_certificate_chain(const_cast<tls_stream&>(ws_.next_layer()).native_handle());
+    }
 
 private:
     websocket::stream<tls_stream> ws_;

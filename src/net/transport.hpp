@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace twinhub::net {
 
@@ -45,6 +46,9 @@ public:
     virtual const char* name() const noexcept = 0;
     // The peer address ("1.2.3.4:5678"), for logs; empty when unknown.
     virtual std::string remote() const = 0;
+    // The client certificate chain the TLS peer presented (DER, leaf first; peer_certificates.hpp);
+    // empty when none. After the handshake.
+    virtual std::vector<std::string> peer_certificates() const { return {}; }
 };
 
 // MQTT over TLS driven directly through OpenSSL on the non-blocking socket (Asio only waits for

@@ -20,6 +20,20 @@ void apply_server_tls_policy(boost::asio::ssl::context& ctx) {
         throw std::runtime_error("OpenSSL refused the TLS 1.2 cipher list");
     if (SSL_CTX_set_ciphersuites(c, std::string(tls13_ciphersuites).c_str()) != 1)
         throw std::runtime_error("OpenSSL refused the TLS 1.3 cipher suites");
+    request_client_certificates(ctx);
+}
+
+void request_client_certificates(boost::asio::ssl::context& ctx) {
+    SSL_CTX* c = ctx.native_handle();
+    // SSL_VERIFY_PEER without SSL_VERIFY_FAIL_IF_NO_PEER_CERT: a CertificateRequest goes out, a
+    // client without a certificate answers with an empty one and goes on; the callback accepts
+    // whatever was sent (self-signed, unknown issuer, expired) so that the head can refuse it with
+    // the protocol's own error (CONNACK 5, amqp:unauthorized-access, HTTP 401).
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    // With peer verification on, OpenSSL refuses to resume a session without a context id.
+    static constexpr unsigned char session_context[] = "twinhub";
+    if (SSL_CTX_set_session_id_context(c, session_context, sizeof session_context - 1) != 1)
+        throw std::runtime_error("OpenSSL refused the session id context");
 }
 
 boost::asio::ssl::context make_server_tls_context(std::string_view certificate_chain_pem,

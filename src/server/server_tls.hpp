@@ -22,8 +22,14 @@ inline constexpr std::string_view tls12_cipher_list =
 inline constexpr std::string_view tls13_ciphersuites =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
-// Applies the protocol versions, suites and options above to a server context.
+// Applies the protocol versions, suites and options above to a server context, and
+// request_client_certificates.
 void apply_server_tls_policy(boost::asio::ssl::context& ctx);
+
+// X.509 device authentication (spec 5.12): the server asks for a client certificate without
+// requiring one, and accepts any certificate at handshake time; the heads decide later
+// (net/peer_certificates.hpp). SAS clients, which send none, are unaffected.
+void request_client_certificates(boost::asio::ssl::context& ctx);
 
 // A server context with the policy and a certificate chain (leaf first) and its private key, PEM.
 boost::asio::ssl::context make_server_tls_context(std::string_view certificate_chain_pem,

@@ -141,3 +141,27 @@ TEST(route, c2d_routes_refuse_other_methods_and_paths) {
               errc::not_found);
     EXPECT_EQ(match_route("GET", segs({"devices", "d1", "messages", "elsewhere"})).error().code, errc::not_found);
 }
+
+TEST(route, certificate_routes_need_registry_write) {
+    auto l = match_route("GET", segs({"certificates"}));
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->kind, route_kind::certificates);
+    auto c = match_route("PUT", segs({"certificates", "root-1"}));
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->kind, route_kind::certificate);
+    EXPECT_EQ(c->lock_token, "root-1");
+    auto g = match_route("POST", segs({"certificates", "r", "generateVerificationCode"}));
+    ASSERT_TRUE(g);
+    EXPECT_EQ(g->kind, route_kind::certificate_code);
+    auto v = match_route("POST", segs({"certificates", "r", "verify"}));
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->kind, route_kind::certificate_verify);
+    EXPECT_FALSE(is_device_route(v->kind));
+    for (const auto& r : {*l, *c, *g, *v}) EXPECT_EQ(required_permission(r), auth::permission::registry_write);
+    std::string_view allow;
+    auto bad = match_route("PATCH", segs({"certificates", "r"}), &allow);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, errc::method_not_allowed);
+    EXPECT_EQ(allow, "GET, PUT, DELETE");
+    EXPECT_FALSE(match_route("GET", segs({"certificates", "r", "other"})));
+}
