@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 namespace twinhub::store {
 namespace {
@@ -149,6 +150,46 @@ result<pg_rows> pg_db::query(const char* sql, std::string_view what) {
     auto st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return fail(what, res);
     return rows;
+}
+
+result<std::vector<std::int64_t>> pg_db::run_pipelined(int index, const std::deque<pg_params>& params,
+                                                       std::string_view what) {
+    char name[16];
+    std::snprintf(name, sizeof name, "s%d", index);
+    PGconn* conn = c(conn_);
+    if (PQenterPipelineMode(conn) != 1) return fail(what, nullptr);
+    std::optional<error> failed;
+    std::vector<std::int64_t> changed;
+    changed.reserve(params.size());
+    for (auto& p : params)
+        if (PQsendQueryPrepared(conn, name, p.size(), p.values(), p.lengths(), p.formats(), 1) != 1) {
+            failed = fail(what, nullptr);
+            break;
+        }
+    if (PQpipelineSync(conn) != 1 && !failed) failed = fail(what, nullptr);
+    // One result (then a null) per statement sent, then the sync's result; read all of them so that
+    // the connection is usable afterwards, whatever failed.
+    for (;;) {
+        PGresult* res = PQgetResult(conn);
+        if (!res) {
+            if (PQstatus(conn) != CONNECTION_OK) {
+                if (!failed) failed = fail(what, nullptr);
+                break;
+            }
+            continue;  // the end of one statement's results
+        }
+        pg_rows rows(res);
+        auto st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) break;
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) changed.push_back(rows.changed());
+        else if (!failed) failed = fail(what, res);
+    }
+    if (PQexitPipelineMode(conn) != 1 && !failed) failed = fail(what, nullptr);
+    if (failed) return *failed;
+    if (changed.size() != params.size())
+        return error{errc::storage_error, "PostgreSQL returned " + std::to_string(changed.size()) + " results for " +
+                                              std::to_string(params.size()) + " statements " + std::string(what) + "."};
+    return changed;
 }
 
 result<void> pg_db::commit() {

@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +29,10 @@ struct pg_statement {
 // The referenced strings must outlive the call.
 class pg_params {
 public:
+    pg_params() = default;
+    // values() points into the object itself: never copied or moved (keep many in a std::deque).
+    pg_params(const pg_params&) = delete;
+    pg_params& operator=(const pg_params&) = delete;
     pg_params& text(std::string_view v);
     pg_params& bytes(std::string_view v) { return text(v); }
     pg_params& i64(std::int64_t v);
@@ -82,6 +87,11 @@ public:
     // Runs prepared statement number `index` of the list given to connect().
     result<pg_rows> run(int index, const pg_params& p, std::string_view what);
 
+    // Runs prepared statement `index` once per parameter set in libpq's pipeline mode (one round
+    // trip for all); returns the rows each changed. Any failure fails the call: the transaction
+    // it ran in is then aborted (or the connection lost) and must be rolled back.
+    result<std::vector<std::int64_t>> run_pipelined(int index, const std::deque<pg_params>& params,
+                                                    std::string_view what);
     // COMMIT, checking that the server did commit (an aborted transaction "commits" as ROLLBACK).
     result<void> commit();
     // Inside a transaction that a failed statement aborted.

@@ -4,6 +4,9 @@
 #include "store/postgres_internal.hpp"
 #include "store/store_codec.hpp"
 
+#include <deque>
+#include <unordered_set>
+
 namespace twinhub::store::pg {
 namespace {
 
@@ -13,6 +16,19 @@ std::optional<std::uint64_t> as_rev(const std::optional<std::int64_t>& v) {
     if (!v) return std::nullopt;
     return static_cast<std::uint64_t>(*v);
 }
+
+// A batch that is one twin write over an existing twin (not create-only): the hot path. Its UPDATE
+// either changes the one row (done) or nothing (then it runs again as an ordinary batch, which
+// finds out why); a failing UPDATE aborts the transaction, and the group runs again without
+// pipelining.
+bool one_twin_write(const pending& p) {
+    const auto& ops = p.batch.ops();
+    if (ops.size() != 1) return false;
+    auto* op = std::get_if<write_batch::put_twin_op>(&ops[0]);
+    return op && op->e.k != expect::kind::absent;
+}
+
+constexpr std::size_t max_pipelined = 256;
 
 }  // namespace
 
@@ -48,11 +64,14 @@ void postgres_store::run() {
     }
 }
 
-// Each batch runs inside SAVEPOINT b (released by the next batch's "RELEASE SAVEPOINT b; SAVEPOINT
-// b", one round trip, or by COMMIT): a failed condition, or a statement that fails (a duplicate C2D
-// sequence number), rolls back to it and leaves the other batches of the group in place. Conditions
-// are checked with SELECTs before the writes, as in the SQLite backend.
-void postgres_store::commit_group(std::vector<pending>& group, std::vector<result<void>>& results) {
+// Each ordinary batch runs inside SAVEPOINT b (released by the next batch's "RELEASE SAVEPOINT b;
+// SAVEPOINT b", one round trip, or by COMMIT): a failed condition, or a statement that fails (a
+// duplicate C2D sequence number), rolls back to it and leaves the other batches of the group in
+// place. Conditions are checked with SELECTs before the writes, as in the SQLite backend.
+// Consecutive one-twin-write batches on distinct twins are sent as one pipeline of UPDATEs without
+// savepoints (distinct rows, so their order among themselves does not matter); those that changed
+// nothing then run one by one as ordinary batches, in commit order.
+void postgres_store::commit_group(std::vector<pending>& group, std::vector<result<void>>& results, bool pipelined) {
     seq_undo_.clear();
     auto undo_seq_to = [&](std::size_t n) {
         while (seq_undo_.size() > n) {
@@ -75,18 +94,64 @@ void postgres_store::commit_group(std::vector<pending>& group, std::vector<resul
     }
     if (auto r = w_->exec("BEGIN", "starting a transaction"); !r) return fail_all(r.error());
     bool savepoint = false;
-    for (std::size_t i = 0; i < group.size(); ++i) {
+    // One ordinary batch; false when the transaction is lost (abandoned).
+    auto ordinary = [&](std::size_t i) -> bool {
         const std::size_t seq_at_batch = seq_undo_.size();
-        if (auto r = w_->exec(savepoint ? "RELEASE SAVEPOINT b; SAVEPOINT b" : "SAVEPOINT b", "starting a batch"); !r)
-            return abandon(r.error());
+        if (auto r = w_->exec(savepoint ? "RELEASE SAVEPOINT b; SAVEPOINT b" : "SAVEPOINT b", "starting a batch"); !r) {
+            abandon(r.error());
+            return false;
+        }
         savepoint = true;
         auto r = apply(group[i]);
         if (!r) {
             undo_seq_to(seq_at_batch);
-            if (!w_->healthy()) return abandon(r.error());
-            if (auto x = w_->exec("ROLLBACK TO SAVEPOINT b", "rolling back a batch"); !x) return abandon(x.error());
+            if (!w_->healthy()) {
+                abandon(r.error());
+                return false;
+            }
+            if (auto x = w_->exec("ROLLBACK TO SAVEPOINT b", "rolling back a batch"); !x) {
+                abandon(x.error());
+                return false;
+            }
         }
         results[i] = std::move(r);
+        return true;
+    };
+    std::deque<pg_params> params;
+    std::vector<std::size_t> unchanged;
+    std::unordered_set<std::string> twins;
+    for (std::size_t i = 0; i < group.size();) {
+        if (!pipelined || !one_twin_write(group[i])) {
+            if (!ordinary(i)) return;
+            ++i;
+            continue;
+        }
+        params.clear();
+        twins.clear();
+        std::size_t j = i;
+        for (; j < group.size() && j - i < max_pipelined && one_twin_write(group[j]); ++j) {
+            auto& op = std::get<write_batch::put_twin_op>(group[j].batch.ops()[0]);
+            if (!twins.insert(op.id.device_id + '\0' + op.id.module_id).second) break;
+            auto& p = params.emplace_back();
+            p.text(op.id.device_id).text(op.id.module_id).i64(static_cast<std::int64_t>(op.t->version));
+            p.text(group[j].docs[0]);
+            if (op.e.k == expect::kind::revision) p.i64(static_cast<std::int64_t>(op.e.rev));
+            else p.null();
+        }
+        auto changed = w_->run_pipelined(twin_update, params, "writing twins");
+        if (!changed) {
+            log::warn("store.pipeline_failed", {{"message", changed.error().message}, {"batches", group.size()}});
+            if (w_->healthy()) (void)w_->exec("ROLLBACK", "rolling back");
+            undo_seq_to(0);
+            for (auto& r : results) r = result<void>{};
+            return commit_group(group, results, false);
+        }
+        unchanged.clear();
+        for (std::size_t k = i; k < j; ++k)
+            if ((*changed)[k - i] != 1) unchanged.push_back(k);
+        for (auto k : unchanged)
+            if (!ordinary(k)) return;
+        i = j;
     }
     if (w_->in_failed_transaction()) return abandon(error{errc::storage_error, "The transaction failed."});
     if (auto r = w_->commit(); !r) {

@@ -53,7 +53,9 @@ public:
 
 private:
     void run();
-    void commit_group(std::vector<pending>& group, std::vector<result<void>>& results);
+    // `pipelined`: runs of one-twin-write batches go to the server in one round trip; if that
+    // fails, the group is rolled back and run again without.
+    void commit_group(std::vector<pending>& group, std::vector<result<void>>& results, bool pipelined = true);
     result<void> apply(pending& p);
     result<void> apply_op(write_batch::op& o, const std::string& doc);
     result<void> apply_twin(write_batch::put_twin_op& op, const std::string& doc);
