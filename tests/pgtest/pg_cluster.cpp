@@ -118,7 +118,8 @@ void hand_over(const std::string& path, const run_as& who) {
 
 std::unique_ptr<pg_cluster> pg_cluster::start() {
     std::unique_ptr<pg_cluster> c(new pg_cluster());
-    std::string tmpl = (fs::temp_directory_path() / "twinhub-pg-XXXXXX").string();
+    // Under root, /tmp rather than $TMPDIR: the directory must be reachable by `nobody`.
+    std::string tmpl = ((::geteuid() == 0 ? fs::path("/tmp") : fs::temp_directory_path()) / "twinhub-pg-XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     c->dir_ = tmpl;
     auto who = unprivileged();
