@@ -92,7 +92,14 @@ void postgres_store::commit_group(std::vector<pending>& group, std::vector<resul
         if (auto r = w_->reconnect(); !r) return fail_all(r.error());
         log::warn("store.reconnected", {{"backend", "postgresql"}});
     }
-    if (auto r = w_->exec("BEGIN", "starting a transaction"); !r) return fail_all(r.error());
+    if (auto r = w_->exec("BEGIN", "starting a transaction"); !r) {
+        // A connection cut while idle (server restart, a proxy's timeout) shows here; nothing of the
+        // group has run yet, so reconnect and begin once more.
+        if (w_->healthy()) return fail_all(r.error());
+        if (auto x = w_->reconnect(); !x) return fail_all(x.error());
+        log::warn("store.reconnected", {{"backend", "postgresql"}});
+        if (auto x = w_->exec("BEGIN", "starting a transaction"); !x) return fail_all(x.error());
+    }
     bool savepoint = false;
     // One ordinary batch; false when the transaction is lost (abandoned).
     auto ordinary = [&](std::size_t i) -> bool {

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <future>
+#include <thread>
 
 namespace twinhub::store {
 namespace {
@@ -143,6 +145,50 @@ TEST(postgres_store, an_unreachable_server_is_a_storage_error_without_the_passwo
     ASSERT_FALSE(s);
     EXPECT_EQ(s.error().code, errc::storage_error);
     EXPECT_EQ(s.error().message.find("s3cret-pw"), std::string::npos) << s.error().message;
+}
+
+TEST(postgres_store, connections_cut_by_the_server_are_reconnected_for_the_next_write_and_read) {
+    auto url = fresh_db();
+    auto s = open_postgres_store(url + "?pool=1");
+    ASSERT_TRUE(s) << s.error().message;
+    auto& st = **s;
+    {
+        write_batch b;
+        b.put_setting("before", "{}");
+        ASSERT_TRUE(st.commit_sync(std::move(b)));
+        ASSERT_TRUE(st.load());
+    }
+    // What a server restart or an idle timeout does to the store's writer and reader connections.
+    PGconn* c = PQconnectdb(url.c_str());
+    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
+    PGresult* r = PQexec(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
+    EXPECT_EQ(std::string(PQgetvalue(r, 0, 0)), "2");  // the writer and the one reader
+    PQclear(r);
+    // pg_terminate_backend only signals: wait until both are gone, so that the next write meets a
+    // closed connection rather than racing its end.
+    for (int i = 0;; ++i) {
+        r = PQexec(c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid()");
+        const std::string left = PQgetvalue(r, 0, 0);
+        PQclear(r);
+        if (left == "0") break;
+        ASSERT_LT(i, 1000) << "the store's backends did not end";
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the server's state
+    }
+    PQfinish(c);
+    {
+        write_batch b;
+        b.put_setting("after", "{\"n\":1}");
+        auto w = st.commit_sync(std::move(b));
+        EXPECT_TRUE(w) << w.error().message;
+    }
+    auto snap = st.load();
+    ASSERT_TRUE(snap) << snap.error().message;
+    ASSERT_EQ(snap->settings.size(), 2u);
+    EXPECT_EQ(snap->settings[0].first, "after");
+    EXPECT_EQ(snap->settings[1].first, "before");
 }
 
 }  // namespace
