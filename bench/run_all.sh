@@ -7,6 +7,11 @@ if [ -x "$build/bin/store_bench" ]; then
   echo "== store_bench"
   "$build/bin/store_bench" --seconds "${STORE_BENCH_SECONDS:-5}"
 fi
+if [ -x "$build/bin/store_bench" ] && [ -x "$build/bin/pg_cluster_run" ]; then
+  echo "== store_bench: SQLite vs PostgreSQL (a throwaway cluster)"
+  "$build/bin/pg_cluster_run" -- sh -c '"$0" --seconds "$1" --postgres "$TWINHUB_STORE"' \
+    "$build/bin/store_bench" "${STORE_BENCH_SECONDS:-5}"
+fi
 if [ -x "$build/bin/rest_bench" ] && [ -x "$build/bin/twinhubd" ]; then
   echo "== rest_bench"
   REST_BENCH_SECONDS="${REST_BENCH_SECONDS:-5}" bash "$(dirname "$0")/rest_bench.sh" "$build"

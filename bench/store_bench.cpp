@@ -6,7 +6,12 @@
 // repeats. The floor is a single writer appending a small record and calling fdatasync per write,
 // which is what a store without group commit could at best do.
 //
-// Usage: store_bench [--seconds S] [--writers 1,16,256] [--dir DIR]
+// With --postgres URL, each point runs on SQLite and then on the PostgreSQL store at URL (a
+// database of a server on this machine: bench/README or docs/benchmarks.md run it with
+// tests/pgtest's pg_cluster_run), and the table has a column for each.
+//
+// Usage: store_bench [--seconds S] [--writers 1,16,256] [--dir DIR] [--postgres URL]
+#include "store/postgres_store.hpp"
 #include "store/sqlite_store.hpp"
 
 #include <boost/json/object.hpp>
@@ -62,10 +67,12 @@ struct point {
     double mean_latency_ms;
 };
 
-point run_point(const std::filesystem::path& dir, int writers, double seconds) {
+// `pg_url` empty: SQLite in DIR/wN; else the PostgreSQL store there (devices named per point).
+point run_point(const std::filesystem::path& dir, int writers, double seconds, const std::string& pg_url = {}) {
     auto sub = dir / ("w" + std::to_string(writers));
     std::filesystem::create_directories(sub);
-    auto opened = store::open_sqlite_store((sub / "store.db").string());
+    auto opened = pg_url.empty() ? store::open_sqlite_store((sub / "store.db").string()) : store::open_postgres_store(pg_url);
+    const std::string prefix = "w" + std::to_string(writers) + "-bench-";
     if (!opened) {
         std::fprintf(stderr, "store_bench: %s\n", opened.error().message.c_str());
         std::exit(1);
@@ -77,7 +84,7 @@ point run_point(const std::filesystem::path& dir, int writers, double seconds) {
         store::write_batch b;
         for (int i = 0; i < writers; ++i) {
             registry::device_identity d;
-            d.device_id = "bench-" + std::to_string(i);
+            d.device_id = prefix + std::to_string(i);
             d.etag = 1;
             auto t = twin::new_twin(now());
             t.desired["telemetryInterval"] = 30;
@@ -98,7 +105,7 @@ point run_point(const std::filesystem::path& dir, int writers, double seconds) {
     std::vector<std::thread> ts;
     for (int i = 0; i < writers; ++i) {
         ts.emplace_back([&, i] {
-            std::string id = "bench-" + std::to_string(i);
+            std::string id = prefix + std::to_string(i);
             auto doc = std::move(twins[static_cast<std::size_t>(i)]);
             std::uint64_t mine = 0;
             std::int64_t lat = 0;
@@ -143,6 +150,7 @@ int main(int argc, char** argv) {
     double seconds = 5;
     std::vector<int> writer_counts{1, 16, 256};
     std::filesystem::path dir;
+    std::string pg_url;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc) {
@@ -153,8 +161,10 @@ int main(int argc, char** argv) {
             for (std::string w; std::getline(ss, w, ',');) writer_counts.push_back(std::atoi(w.c_str()));
         } else if (a == "--dir" && i + 1 < argc) {
             dir = argv[++i];
+        } else if (a == "--postgres" && i + 1 < argc) {
+            pg_url = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: %s [--seconds S] [--writers 1,16,256] [--dir DIR]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--seconds S] [--writers 1,16,256] [--dir DIR] [--postgres URL]\n", argv[0]);
             return 2;
         }
     }
@@ -170,6 +180,19 @@ int main(int argc, char** argv) {
                 std::thread::hardware_concurrency());
     double floor = fsync_floor(dir, seconds);
     std::printf("fsync floor (one fdatasync per 128-byte append, 1 writer): %.0f writes/s\n\n", floor);
+    if (!pg_url.empty()) {
+        std::printf("| writers | SQLite patches/s | SQLite latency (ms) | PostgreSQL patches/s | PostgreSQL latency (ms) |\n");
+        std::printf("|--------:|-----------------:|--------------------:|---------------------:|------------------------:|\n");
+        for (int w : writer_counts) {
+            auto sq = run_point(dir, w, seconds);
+            auto pg = run_point(dir, w, seconds, pg_url);
+            std::printf("| %7d | %16.0f | %19.2f | %20.0f | %23.2f |\n", w, sq.per_second, sq.mean_latency_ms,
+                        pg.per_second, pg.mean_latency_ms);
+            std::fflush(stdout);
+        }
+        if (own_dir) std::filesystem::remove_all(dir);
+        return 0;
+    }
     std::printf("| writers | durable patches/s | mean latency (ms) | x fsync floor |\n");
     std::printf("|--------:|------------------:|------------------:|--------------:|\n");
     for (int w : writer_counts) {

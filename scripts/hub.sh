@@ -4,6 +4,8 @@
 #       HUB_PID and HUB_CS (the iothubowner connection string); stdout/stderr go to
 #       DATA_DIR.stdout / DATA_DIR.stderr. Exits the calling script with 1 if the hub does not come up.
 #   hub_stop    SIGTERM, wait up to 5 s, then SIGKILL.
+# TWINHUB_STORE (a postgresql:// URL, e.g. from tests/pgtest's pg_cluster_run) reaches twinhubd
+# through the environment: the hub then keeps its state in PostgreSQL, not DATA_DIR/twinhub.db.
 # TWINHUB_LOG_LEVEL defaults to warn; HUB_AMQP_PORT (default 5671) is the AMQP port.
 HUB_PID=""
 HUB_CS=""
@@ -21,7 +23,13 @@ hub_start() {
       exit 1
     fi
     HUB_CS="$(sed -n 's/^Connection string (iothubowner): //p' "$data.stdout" 2>/dev/null | head -n1 || true)"
-    if [ -n "$HUB_CS" ] && (exec 3<>"/dev/tcp/127.0.0.1/$https_port") 2>/dev/null; then return 0; fi
+    if [ -n "$HUB_CS" ] && (exec 3<>"/dev/tcp/127.0.0.1/$https_port") 2>/dev/null; then
+      if [ -n "${TWINHUB_STORE:-}" ] && [ -e "$data/twinhub.db" ]; then
+        echo "twinhubd was given TWINHUB_STORE but created $data/twinhub.db" >&2
+        exit 1
+      fi
+      return 0
+    fi
     sleep 0.1
   done
   echo "twinhubd did not come up within 30 s:" >&2

@@ -9,6 +9,7 @@
 #include "cli/monitor_events.hpp"
 #include "common/error_mapping.hpp"
 #include "server/data_dir.hpp"
+#include "store/postgres_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "common/encoding.hpp"
 #include "twinhub/registry_manager.hpp"
@@ -39,7 +40,8 @@ constexpr const char* exit_codes_text =
 // Prints the bare connection string (what an SDK or TWINHUB_CONNECTION_STRING takes), or with
 // `json` the az shape {"connectionString": "..."}. Reads only the policies, so it is quick for any
 // hub size and works while twinhubd runs (SQLite WAL readers do not block the writer).
-int connection_string_show(const std::string& data_dir, const std::string& policy_name, bool json, bool eventhub) {
+int connection_string_show(const std::string& data_dir, const std::string& store_url, const std::string& policy_name,
+                           bool json, bool eventhub) {
     using namespace twinhub;
     std::vector<std::string> names;
     try {
@@ -49,9 +51,11 @@ int connection_string_show(const std::string& data_dir, const std::string& polic
         return 1;
     }
     server::data_dir d{data_dir};
-    auto st = store::open_sqlite_store(d.store_file(), {.read_only = true});
+    auto st = store_url.empty() ? store::open_sqlite_store(d.store_file(), {.read_only = true})
+                                : store::open_postgres_store(store_url);
     if (!st) {
-        std::cerr << "twinhub: cannot open " << d.store_file().string() << ": " << st.error().message << "\n";
+        std::cerr << "twinhub: cannot open " << (store_url.empty() ? d.store_file().string() : "the PostgreSQL store")
+                  << ": " << st.error().message << "\n";
         return 1;
     }
     auto policies = (*st)->load_policies();
@@ -262,6 +266,9 @@ int main(int argc, char** argv) {
     auto* show = cs->add_subcommand("show", "Print a shared access policy's connection string from a local data directory");
     std::string data_dir, policy = "iothubowner";
     show->add_option("--data-dir", data_dir, "The hub's data directory")->required();
+    std::string store_url = std::getenv("TWINHUB_STORE") ? std::getenv("TWINHUB_STORE") : "";
+    show->add_option("--store", store_url, "The hub's postgresql:// store URL, if twinhubd runs with --store "
+                                           "[env TWINHUB_STORE]");
     show->add_option("--policy-name,--pn", policy, "Shared access policy name")->capture_default_str();
     std::string cs_output = "tsv";
     show->add_option("-o,--output", cs_output,
@@ -273,7 +280,7 @@ int main(int argc, char** argv) {
                    "The built-in endpoint's Event Hubs-compatible connection string (Endpoint=sb://...;EntityPath=...), "
                    "for @azure/event-hubs and other Event Hubs clients");
     int rc = 0;
-    show->callback([&] { rc = connection_string_show(data_dir, policy, cs_output == "json", eventhub); });
+    show->callback([&] { rc = connection_string_show(data_dir, store_url, policy, cs_output == "json", eventhub); });
 
     hub_args a;
     twinhub::cli::monitor_args monitor;

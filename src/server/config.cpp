@@ -24,6 +24,7 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
         for (std::string n; std::getline(ss, n, ',');)
             if (!n.empty()) c.host_names.push_back(n);
     }
+    if (const char* v = env("TWINHUB_STORE")) c.store = v;
     if (const char* v = env("TWINHUB_BIND")) c.bind_address = v;
     if (const char* v = env("TWINHUB_HTTPS_PORT")) c.https_port = static_cast<unsigned short>(std::atoi(v));
     if (const char* v = env("TWINHUB_MQTT_PORT")) c.mqtt_port = static_cast<unsigned short>(std::atoi(v));
@@ -42,6 +43,9 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     app.add_option("--host-name", names,
                    "Host name clients use to reach the hub; repeatable; the first goes into connection strings "
                    "[env TWINHUB_HOST_NAMES, default: the recorded names, else localhost]");
+    app.add_option("--store", c.store,
+                   "Store: a postgresql://user:password@host:port/database URL (?pool=N reader connections, "
+                   "default 4) [env TWINHUB_STORE, default: SQLite in the data directory]");
     app.add_option("--bind", c.bind_address, "Address to listen on [env TWINHUB_BIND]")->capture_default_str();
     app.add_option("--https-port", c.https_port, "HTTPS REST and MQTT-over-WebSocket port [env TWINHUB_HTTPS_PORT]")
         ->capture_default_str();
@@ -68,6 +72,11 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     }
     if (data_dir.empty()) {
         std::cerr << "twinhubd: --data-dir is required (or set TWINHUB_DATA_DIR)\n" << app.help();
+        exit_code = 2;
+        return std::nullopt;
+    }
+    if (!c.store.empty() && c.store.rfind("postgresql://", 0) != 0 && c.store.rfind("postgres://", 0) != 0) {
+        std::cerr << "twinhubd: --store must be a postgresql:// URL (the default SQLite store needs no --store)\n";
         exit_code = 2;
         return std::nullopt;
     }

@@ -12,6 +12,10 @@ namespace twinhub::server {
 
 struct config {
     std::filesystem::path data_dir;            // --data-dir / TWINHUB_DATA_DIR (required)
+    // Where the durable state lives (--store / TWINHUB_STORE): empty for the SQLite store in the data
+    // directory, or a postgresql:// URL (store/postgres_store.hpp; ?pool=N sizes the reader pool).
+    // TLS material, hub.json and routing.json stay in the data directory either way.
+    std::string store;
     std::vector<std::string> host_names;       // --host-name (repeatable) / TWINHUB_HOST_NAMES (comma-separated)
     std::string bind_address = "0.0.0.0";      // --bind / TWINHUB_BIND
     unsigned short https_port = 443;           // --https-port / TWINHUB_HTTPS_PORT

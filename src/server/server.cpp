@@ -15,6 +15,7 @@
 #include "server/data_dir.hpp"
 #include "server/server_tls.hpp"
 #include "service/hub_service.hpp"
+#include "store/postgres_store.hpp"
 #include "store/sqlite_store.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -83,9 +84,18 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     auto& m = *impl_;
     m.dir_lock.emplace(c.data_dir);
     m.dir = prepare_data_dir(c.data_dir, c.host_names);
-    auto st = store::open_sqlite_store(m.dir.dir.store_file());
-    if (!st) throw std::runtime_error("cannot open the store " + m.dir.dir.store_file().string() + ": " + st.error().message);
-    m.store = std::move(*st);
+    if (c.store.empty()) {
+        auto st = store::open_sqlite_store(m.dir.dir.store_file());
+        if (!st)
+            throw std::runtime_error("cannot open the store " + m.dir.dir.store_file().string() + ": " + st.error().message);
+        m.store = std::move(*st);
+    } else {
+        // The URL may carry a password: never in messages or logs.
+        auto st = store::open_postgres_store(c.store);
+        if (!st) throw std::runtime_error("cannot open the PostgreSQL store: " + st.error().message);
+        m.store = std::move(*st);
+        log::info("store.opened", {{"backend", "postgresql"}});
+    }
     service::hub_options hopts;
     hopts.event_partitions = c.partitions;
     auto hub = service::hub_service::open(*m.store, hopts);

@@ -1,6 +1,7 @@
 // The durable store: domain-level persistence for policies, identities, twins, MQTT sessions, the
 // telemetry log, the cloud-to-device (C2D) queues and the hub-wide C2D feedback queue. Backends: memory (tests), SQLite (the
-// embedded default), PostgreSQL (scale-out, later); all pass tests/unit/store/conformance.
+// embedded default), PostgreSQL (one node for now; scale-out is issue 18 item 2); all pass
+// tests/unit/store/conformance.
 //
 // Writes are grouped into a write_batch, committed atomically (all of it or none of it). A batch
 // may carry conditions (expected revisions); if one fails, the batch changes nothing and completes
@@ -13,7 +14,7 @@
 // must not call commit_sync on the same store, nor destroy it (commit() and close() are fine).
 //
 // Backends: make_memory_store() (store/memory_store.hpp), open_sqlite_store(path)
-// (store/sqlite_store.hpp).
+// (store/sqlite_store.hpp), open_postgres_store(url) (store/postgres_store.hpp).
 //
 // Thread safety: every member function may be called from any thread concurrently.
 #pragma once
@@ -224,7 +225,8 @@ struct snapshot {
 using commit_handler = std::function<void(result<void>)>;
 
 // Called after each committed batch, on the store's thread, before the batch's own completion
-// handler; with PostgreSQL also for batches that other hub nodes committed.
+// handler. (With several nodes on one PostgreSQL, issue 18 item 2, it is to see the batches other
+// nodes committed too; not yet.)
 using change_listener = std::function<void(const write_batch&)>;
 
 class store {

@@ -2,6 +2,12 @@
 #include "store/memory_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "test_dir.hpp"
+#ifdef TWINHUB_CONFORMANCE_POSTGRES
+#include "pg_cluster.hpp"
+#include "store/postgres_store.hpp"
+
+#include <map>
+#endif
 
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
@@ -37,6 +43,43 @@ backend sqlite_backend() {
                 return s ? std::move(*s) : nullptr;
             }};
 }
+
+#ifdef TWINHUB_CONFORMANCE_POSTGRES
+// One PostgreSQL cluster for the whole run (this binary runs as one ctest): each test directory
+// gets its own database, the same one again when the test reopens the store.
+twinhub::testing::pg_cluster* cluster = nullptr;
+
+class pg_environment : public ::testing::Environment {
+public:
+    void SetUp() override {
+        owned_ = twinhub::testing::pg_cluster::start();
+        cluster = owned_.get();
+    }
+    void TearDown() override {
+        cluster = nullptr;
+        owned_.reset();
+    }
+
+private:
+    std::unique_ptr<twinhub::testing::pg_cluster> owned_;
+};
+const auto* const pg_env = ::testing::AddGlobalTestEnvironment(new pg_environment);
+
+backend postgres_backend() {
+    return {"postgresql", true, [](const std::filesystem::path& dir) -> std::unique_ptr<store> {
+                static std::map<std::string, std::string> dbs;
+                if (!cluster) {
+                    ADD_FAILURE() << "no PostgreSQL cluster";
+                    return nullptr;
+                }
+                auto [it, fresh] = dbs.emplace(dir.string(), "t" + std::to_string(dbs.size()));
+                if (fresh) cluster->create_database(it->second);
+                auto s = open_postgres_store(cluster->url(it->second) + "?pool=2");
+                if (!s) ADD_FAILURE() << s.error().message;
+                return s ? std::move(*s) : nullptr;
+            }};
+}
+#endif
 
 registry::device_identity device(std::string id, std::uint64_t etag = 1) {
     registry::device_identity d;
@@ -1039,10 +1082,18 @@ TEST_P(persistent_store_conformance, c2d_queues_and_sequence_numbers_survive_a_r
     EXPECT_EQ(st->next_feedback_sequence, 2u);
 }
 
+#ifdef TWINHUB_CONFORMANCE_POSTGRES
+// tests/unit/store/CMakeLists.txt builds this file a second time as store_postgres_conformance_tests.
+INSTANTIATE_TEST_SUITE_P(backends, store_conformance, ::testing::Values(postgres_backend()),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(persistent_backends, persistent_store_conformance, ::testing::Values(postgres_backend()),
+                         [](const auto& info) { return info.param.name; });
+#else
 INSTANTIATE_TEST_SUITE_P(backends, store_conformance, ::testing::Values(memory_backend(), sqlite_backend()),
                          [](const auto& info) { return info.param.name; });
 INSTANTIATE_TEST_SUITE_P(persistent_backends, persistent_store_conformance, ::testing::Values(sqlite_backend()),
                          [](const auto& info) { return info.param.name; });
+#endif
 
 }  // namespace
 }  // namespace twinhub::store

@@ -1,0 +1,222 @@
+// The PostgreSQL backend's schema, statements and opening.
+#include "common/log.hpp"
+#include "store/postgres_internal.hpp"
+#include "store/postgres_store.hpp"
+
+#include <charconv>
+
+namespace twinhub::store {
+namespace pg {
+namespace {
+
+// Forward-only: a released migration is never edited; a schema change is a new entry. Only
+// portable SQL (see postgres_store.hpp): no SERIAL/sequences, no triggers, no JSONB, no
+// extensions. The layout follows the SQLite backend's tables column for column.
+struct migration {
+    int version;
+    const char* sql;
+};
+
+constexpr migration migrations[] = {
+    {1, R"sql(
+CREATE TABLE policies (key_name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE devices (device_id TEXT PRIMARY KEY, etag BIGINT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE modules (device_id TEXT NOT NULL, module_id TEXT NOT NULL, etag BIGINT NOT NULL, doc TEXT NOT NULL,
+                      PRIMARY KEY (device_id, module_id));
+CREATE TABLE twins (device_id TEXT NOT NULL, module_id TEXT NOT NULL, version BIGINT NOT NULL, doc TEXT NOT NULL,
+                    PRIMARY KEY (device_id, module_id));
+CREATE TABLE sessions (client_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX sessions_by_device ON sessions (device_id);
+CREATE TABLE events (part BIGINT NOT NULL, seq BIGINT NOT NULL, device_id TEXT NOT NULL, module_id TEXT NOT NULL,
+                     enqueued_ns BIGINT NOT NULL, body BYTEA NOT NULL, props BYTEA NOT NULL,
+                     PRIMARY KEY (part, seq));
+CREATE TABLE c2d (seq BIGINT PRIMARY KEY, device_id TEXT NOT NULL, module_id TEXT NOT NULL,
+                  enqueued_ns BIGINT NOT NULL, expiry_ns BIGINT NOT NULL, ack BIGINT NOT NULL,
+                  delivery_count BIGINT NOT NULL, body BYTEA NOT NULL, props BYTEA NOT NULL);
+CREATE INDEX c2d_by_identity ON c2d (device_id, module_id);
+CREATE TABLE feedback (seq BIGINT PRIMARY KEY, doc TEXT NOT NULL);
+-- The largest C2D and feedback sequence numbers ever stored (numbers are never reused after deletes).
+CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO counters (name, value) VALUES ('c2d', 0), ('feedback', 0);
+CREATE TABLE settings (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
+)sql"},
+};
+static_assert(migrations[std::size(migrations) - 1].version == postgres_schema_version);
+
+}  // namespace
+
+const std::vector<pg_statement>& statements() {
+    static const std::vector<pg_statement> all = [] {
+        std::vector<pg_statement> s(statement_count);
+        auto set = [&](q i, const char* sql, const char* types) { s[i] = {sql, types}; };
+        set(policy_put, "INSERT INTO policies (key_name, doc) VALUES ($1, $2) "
+                        "ON CONFLICT (key_name) DO UPDATE SET doc = excluded.doc", "tt");
+        set(policy_delete, "DELETE FROM policies WHERE key_name = $1", "t");
+        set(device_get, "SELECT etag FROM devices WHERE device_id = $1", "t");
+        set(device_put, "INSERT INTO devices (device_id, etag, doc) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (device_id) DO UPDATE SET etag = excluded.etag, doc = excluded.doc", "tit");
+        set(device_delete, "DELETE FROM devices WHERE device_id = $1", "t");
+        set(device_modules_delete, "DELETE FROM modules WHERE device_id = $1", "t");
+        set(device_twins_delete, "DELETE FROM twins WHERE device_id = $1", "t");
+        set(device_sessions_delete, "DELETE FROM sessions WHERE device_id = $1", "t");
+        set(device_c2d_delete, "DELETE FROM c2d WHERE device_id = $1", "t");
+        set(module_get, "SELECT etag FROM modules WHERE device_id = $1 AND module_id = $2", "tt");
+        set(module_put, "INSERT INTO modules (device_id, module_id, etag, doc) VALUES ($1, $2, $3, $4) "
+                        "ON CONFLICT (device_id, module_id) DO UPDATE SET etag = excluded.etag, doc = excluded.doc",
+            "ttit");
+        set(module_delete, "DELETE FROM modules WHERE device_id = $1 AND module_id = $2", "tt");
+        set(twin_delete, "DELETE FROM twins WHERE device_id = $1 AND module_id = $2", "tt");
+        set(module_c2d_delete, "DELETE FROM c2d WHERE device_id = $1 AND module_id = $2", "tt");
+        set(twin_update, "UPDATE twins SET version = $3, doc = $4 WHERE device_id = $1 AND module_id = $2 "
+                         "AND ($5::BIGINT IS NULL OR version = $5)", "ttiti");
+        set(twin_get, "SELECT version FROM twins WHERE device_id = $1 AND module_id = $2", "tt");
+        set(twin_insert, "INSERT INTO twins (device_id, module_id, version, doc) VALUES ($1, $2, $3, $4)", "ttit");
+        set(session_put, "INSERT INTO sessions (client_id, device_id, doc) VALUES ($1, $2, $3) "
+                         "ON CONFLICT (client_id) DO UPDATE SET device_id = excluded.device_id, doc = excluded.doc",
+            "ttt");
+        set(session_delete, "DELETE FROM sessions WHERE client_id = $1", "t");
+        set(event_put, "INSERT INTO events (part, seq, device_id, module_id, enqueued_ns, body, props) "
+                       "VALUES ($1, $2, $3, $4, $5, $6, $7)", "iittibb");
+        // Retention: the oldest rows before a time, never the partition's last ($3 is its number).
+        set(event_trim, "DELETE FROM events WHERE part = $1 AND seq IN (SELECT seq FROM events WHERE part = $1 "
+                        "AND seq < $3 AND enqueued_ns < $2 ORDER BY seq LIMIT $4)", "iiii");
+        set(setting_put, "INSERT INTO settings (key, doc) VALUES ($1, $2) "
+                         "ON CONFLICT (key) DO UPDATE SET doc = excluded.doc", "tt");
+        set(setting_delete, "DELETE FROM settings WHERE key = $1", "t");
+        set(c2d_put, "INSERT INTO c2d (seq, device_id, module_id, enqueued_ns, expiry_ns, ack, delivery_count, body, "
+                     "props) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", "ittiiiibb");
+        set(c2d_counter, "UPDATE counters SET value = GREATEST(value, $1) WHERE name = 'c2d'", "i");
+        set(c2d_update, "UPDATE c2d SET delivery_count = $2 WHERE seq = $1", "ii");
+        set(c2d_delete, "DELETE FROM c2d WHERE seq = $1", "i");
+        set(feedback_put, "INSERT INTO feedback (seq, doc) VALUES ($1, $2)", "it");
+        set(feedback_counter, "UPDATE counters SET value = GREATEST(value, $1) WHERE name = 'feedback'", "i");
+        set(feedback_delete, "DELETE FROM feedback WHERE seq = $1", "i");
+        set(load_policies, "SELECT key_name, doc FROM policies ORDER BY key_name", "");
+        set(load_devices, "SELECT d.device_id, d.doc, t.doc FROM devices d "
+                          "LEFT JOIN twins t ON t.device_id = d.device_id AND t.module_id = '' ORDER BY d.device_id",
+            "");
+        set(load_modules, "SELECT m.device_id || '/' || m.module_id, m.doc, t.doc FROM modules m LEFT JOIN twins t "
+                          "ON t.device_id = m.device_id AND t.module_id = m.module_id ORDER BY m.device_id, m.module_id",
+            "");
+        set(load_sessions, "SELECT client_id, doc FROM sessions ORDER BY client_id", "");
+        set(load_settings, "SELECT key, doc FROM settings ORDER BY key", "");
+        set(load_c2d, "SELECT seq, device_id, module_id, enqueued_ns, expiry_ns, ack, delivery_count, body, props "
+                      "FROM c2d ORDER BY seq", "");
+        set(load_feedback, "SELECT seq, doc FROM feedback ORDER BY seq", "");
+        set(load_counters, "SELECT name, value FROM counters", "");
+        set(read_events, "SELECT seq, device_id, module_id, enqueued_ns, body, props FROM events "
+                         "WHERE part = $1 AND seq >= $2 ORDER BY seq LIMIT $3", "iii");
+        set(event_bounds, "SELECT (SELECT MIN(seq) FROM events WHERE part = $1), seq, enqueued_ns FROM events "
+                          "WHERE part = $1 ORDER BY seq DESC LIMIT 1", "i");
+        set(event_max, "SELECT part, MAX(seq) FROM events GROUP BY part", "");
+        return s;
+    }();
+    return all;
+}
+
+namespace {
+
+result<void> migrate(pg_db& db) {
+    // The version row exists before any migration runs, so that concurrent openers serialize on it.
+    if (auto r = db.exec("CREATE TABLE IF NOT EXISTS schema_version (id BIGINT PRIMARY KEY, version BIGINT NOT NULL);"
+                         "INSERT INTO schema_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+                         "creating the schema");
+        !r)
+        return r;
+    if (auto r = db.exec("BEGIN", "starting a migration"); !r) return r;
+    auto rollback = [&] { (void)db.exec("ROLLBACK", "rolling back a migration"); };
+    auto v = db.query("SELECT version FROM schema_version WHERE id = 1 FOR UPDATE", "reading the schema version");
+    if (!v || v->size() != 1) {
+        rollback();
+        return v ? error{errc::corrupt_data, "The store's schema_version table is empty."} : v.error();
+    }
+    const auto current = v->i64(0, 0);
+    if (current > postgres_schema_version) {
+        rollback();
+        return error{errc::storage_error, "The store has schema version " + std::to_string(current) +
+                                              ", newer than this twinhub supports (" +
+                                              std::to_string(postgres_schema_version) + "); run a newer twinhub."};
+    }
+    for (auto& m : migrations) {
+        if (m.version <= current) continue;
+        std::string sql = std::string(m.sql) + "UPDATE schema_version SET version = " + std::to_string(m.version) +
+                          " WHERE id = 1";
+        if (auto r = db.exec(sql.c_str(), "migrating to schema version " + std::to_string(m.version)); !r) {
+            rollback();
+            return r;
+        }
+        log::info("store.migrated", {{"backend", "postgresql"}, {"version", m.version}});
+    }
+    if (auto r = db.commit(); !r) {
+        rollback();
+        return r;
+    }
+    return {};
+}
+
+// Removes twinhub's own query parameter `pool` from `url`; returns its value (0 when absent, -1
+// when malformed).
+int take_pool(std::string& url) {
+    auto qm = url.find('?');
+    if (qm == std::string::npos) return 0;
+    std::string query = url.substr(qm + 1), rest;
+    int pool = 0;
+    std::size_t pos = 0;
+    while (pos <= query.size()) {
+        auto amp = query.find('&', pos);
+        if (amp == std::string::npos) amp = query.size();
+        std::string kv = query.substr(pos, amp - pos);
+        if (kv.rfind("pool=", 0) == 0) {
+            auto val = kv.substr(5);
+            auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), pool);
+            if (ec != std::errc() || p != val.data() + val.size() || pool < 1 || pool > 64) return -1;
+        } else if (!kv.empty()) {
+            rest += (rest.empty() ? "" : "&") + kv;
+        }
+        pos = amp + 1;
+    }
+    url = url.substr(0, qm) + (rest.empty() ? "" : "?" + rest);
+    return pool;
+}
+
+}  // namespace
+}  // namespace pg
+
+bool is_postgres_url(std::string_view s) noexcept {
+    return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
+}
+
+result<std::unique_ptr<store>> open_postgres_store(const std::string& url) {
+    if (!is_postgres_url(url))
+        return error{errc::invalid_argument, "A PostgreSQL store URL starts with postgresql:// or postgres://."};
+    std::string conninfo = url;
+    int pool = pg::take_pool(conninfo);
+    if (pool < 0) return error{errc::invalid_argument, "The store URL's pool must be a number from 1 to 64."};
+    if (pool == 0) pool = default_postgres_pool;
+    {
+        auto m = pg_db::connect(conninfo, {});
+        if (!m) return m.error();
+        if (auto r = pg::migrate(**m); !r) return r.error();
+    }
+    auto w = pg_db::connect(conninfo, pg::statements());
+    if (!w) return w.error();
+    std::vector<std::uint64_t> next_seq(max_event_streams, 0);
+    {
+        auto rows = (*w)->run(pg::event_max, {}, "reading event sequence numbers");
+        if (!rows) return rows.error();
+        for (int i = 0; i < rows->size(); ++i) {
+            auto part = rows->i64(i, 0);
+            if (part >= 0 && part < static_cast<std::int64_t>(max_event_streams))
+                next_seq[static_cast<std::size_t>(part)] = static_cast<std::uint64_t>(rows->i64(i, 1)) + 1;
+        }
+    }
+    std::vector<std::unique_ptr<pg_db>> readers;
+    for (int i = 0; i < pool; ++i) {
+        auto r = pg_db::connect(conninfo, pg::statements());
+        if (!r) return r.error();
+        readers.push_back(std::move(*r));
+    }
+    return std::unique_ptr<store>(new pg::postgres_store(std::move(*w), std::move(readers), std::move(next_seq)));
+}
+
+}  // namespace twinhub::store
