@@ -38,7 +38,18 @@ enum class route_kind {
     // The built-in endpoint's consumer groups (Azure manages them through ARM; twinhub here):
     consumer_groups,     // /eventHubEndpoints/events/consumerGroups         GET
     consumer_group,      // /eventHubEndpoints/events/consumerGroups/{name}  GET, PUT, DELETE
+    // Scheduled jobs and configurations (rest_jobs.cpp); the id is in route::lock_token:
+    job,                 // /jobs/v2/{id}         GET, PUT
+    job_cancel,          // /jobs/v2/{id}/cancel  POST
+    jobs_query,          // /jobs/v2/query        GET
+    configurations,      // /configurations       GET
+    configuration,       // /configurations/{id}  GET, PUT, DELETE
+    configurations_test, // /configurations/testQueries  POST
+    apply_configuration, // /devices/{id}/applyConfigurationContent  POST
 };
+
+// True for the routes rest_jobs.cpp serves.
+bool is_jobs_route(route_kind k) noexcept;
 
 // True for the routes a device calls with its own credentials (spec 2.6 device side).
 bool is_device_route(route_kind k) noexcept;
