@@ -199,7 +199,8 @@ struct configuration_service::impl {
                 log::warn("configurations.load_skipped", {{"key", key}});
                 continue;
             }
-            configs[c->id] = std::make_shared<const configuration>(std::move(*c));
+            std::string id = c->id;  // (the right side of = is evaluated first)
+            configs[id] = std::make_shared<const configuration>(std::move(*c));
         }
         full_pass = !configs.empty();
     }
