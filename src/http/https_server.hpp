@@ -27,6 +27,10 @@ class hub_service;
 class c2d_service;
 class telemetry_service;
 }
+namespace twinhub::jobs {
+class job_service;
+class configuration_service;
+}
 namespace twinhub::methods {
 class method_router;
 }
@@ -50,6 +54,8 @@ struct https_options {
     query::query_engine* queries = nullptr;     // serves POST /devices/query when set (see rest_api)
     service::c2d_service* c2d = nullptr;        // serves the C2D routes when set (see rest_api)
     service::telemetry_service* telemetry = nullptr;  // serves the consumer group routes when set
+    jobs::job_service* jobs = nullptr;                // serves /jobs/v2 when set
+    jobs::configuration_service* configurations = nullptr;  // serves /configurations when set
 };
 
 class https_server {

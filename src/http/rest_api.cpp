@@ -463,6 +463,9 @@ void rest_api::handle(rest_request req, completion done) const {
     if (r.kind == route_kind::certificates || r.kind == route_kind::certificate ||
         r.kind == route_kind::certificate_code || r.kind == route_kind::certificate_verify)
         return handle_certificates(r, req, std::move(done));
+    if (r.kind == route_kind::job || r.kind == route_kind::job_cancel || r.kind == route_kind::jobs_query)
+        return handle_jobs(r, req, std::move(done));
+    if (is_jobs_route(r.kind)) return handle_configurations(r, req, std::move(done));
 
     if (!r.device_id.empty() || r.kind == route_kind::device || r.kind == route_kind::module) {
         if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
@@ -622,7 +625,14 @@ void rest_api::handle(rest_request req, completion done) const {
     case route_kind::c2d_abandon:
     case route_kind::device_events:
     case route_kind::consumer_groups:
-    case route_kind::consumer_group: break;  // handled above
+    case route_kind::consumer_group:
+    case route_kind::job:
+    case route_kind::job_cancel:
+    case route_kind::jobs_query:
+    case route_kind::configurations:
+    case route_kind::configuration:
+    case route_kind::configurations_test:
+    case route_kind::apply_configuration: break;  // handled above
     case route_kind::devices_query: {
         if (queries_ == nullptr) return fail(error{errc::not_found, "Twin queries are not served by this hub."});
         auto page = query::run_query_request(*queries_, req.body, req.max_item_count, req.continuation);

@@ -23,6 +23,10 @@ class hub_service;
 class c2d_service;
 class telemetry_service;
 }
+namespace twinhub::jobs {
+class job_service;
+class configuration_service;
+}
 namespace twinhub::methods {
 class method_router;
 }
@@ -50,6 +54,11 @@ public:
     void handle(rest_request req, completion done) const;
     // The consumer group routes (rest_eventhub.cpp); without it they answer 404. Set before serving.
     void set_telemetry(service::telemetry_service* t) noexcept { telemetry_ = t; }
+    // The jobs and configuration routes (rest_jobs.cpp); without them they answer 404.
+    void set_jobs(jobs::job_service* j, jobs::configuration_service* c) noexcept {
+        jobs_ = j;
+        configurations_ = c;
+    }
 
     // Identities returned by one list call at most (spec 7.3), and the bulk entry limit (spec 3.9).
     static constexpr std::size_t max_top = 1000;
@@ -64,8 +73,12 @@ private:
     query::query_engine* queries_ = nullptr;  // POST /devices/query (spec 3.7); 404 without it
     service::c2d_service* c2d_ = nullptr;
     service::telemetry_service* telemetry_ = nullptr;
+    jobs::job_service* jobs_ = nullptr;
+    jobs::configuration_service* configurations_ = nullptr;
 
     void handle_consumer_groups(const route& r, const rest_request& req, completion done) const;
+    void handle_jobs(const route& r, const rest_request& req, completion done) const;
+    void handle_configurations(const route& r, const rest_request& req, completion done) const;
     void handle_device_route(const route& r, const rest_request& req, completion done) const;
     // X.509 CA certificates (rest_certificates.cpp).
     void handle_certificates(const route& r, const rest_request& req, completion done) const;

@@ -39,8 +39,21 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::certificate: return "GET, PUT, DELETE";
     case route_kind::certificate_code:
     case route_kind::certificate_verify: return "POST";
+    case route_kind::job: return "GET, PUT";
+    case route_kind::job_cancel: return "POST";
+    case route_kind::jobs_query: return "GET";
+    case route_kind::configurations: return "GET";
+    case route_kind::configuration: return "GET, PUT, DELETE";
+    case route_kind::configurations_test:
+    case route_kind::apply_configuration: return "POST";
     }
     return "";
+}
+
+bool is_jobs_route(route_kind k) noexcept {
+    return k == route_kind::job || k == route_kind::job_cancel || k == route_kind::jobs_query ||
+           k == route_kind::configurations || k == route_kind::configuration ||
+           k == route_kind::configurations_test || k == route_kind::apply_configuration;
 }
 
 bool is_device_route(route_kind k) noexcept {
@@ -81,6 +94,13 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::certificate: return in({get, put, delete_});
     case route_kind::certificate_code:
     case route_kind::certificate_verify: return in({post});
+    case route_kind::job: return in({get, put});
+    case route_kind::job_cancel:
+    case route_kind::configurations_test:
+    case route_kind::apply_configuration: return in({post});
+    case route_kind::jobs_query:
+    case route_kind::configurations: return in({get});
+    case route_kind::configuration: return in({get, put, delete_});
     }
     return false;
 }
@@ -159,6 +179,10 @@ result<route> match_route(std::string_view method, const std::vector<std::string
             r.device_id = s[1];
             r.module_id = s[3];
             found = true;
+        } else if (n == 3 && s[2] == "applyConfigurationContent") {
+            r.kind = route_kind::apply_configuration;
+            r.device_id = s[1];
+            found = true;
         } else if (n >= 3 && s[2] != "modules" && match_c2d(s, 2, r)) {
             r.device_id = s[1];
             found = true;
@@ -202,6 +226,29 @@ result<route> match_route(std::string_view method, const std::vector<std::string
             found = true;
         }
         if (n >= 2) r.lock_token = s[1];
+    } else if (n >= 3 && n <= 4 && s[0] == "jobs" && s[1] == "v2") {
+        if (n == 3 && s[2] == "query" && r.method == http_method::get) {
+            r.kind = route_kind::jobs_query;
+            found = true;
+        } else if (n == 3) {
+            r.kind = route_kind::job;
+            r.lock_token = s[2];
+            found = true;
+        } else if (s[3] == "cancel") {
+            r.kind = route_kind::job_cancel;
+            r.lock_token = s[2];
+            found = true;
+        }
+    } else if ((n == 1 || n == 2) && s[0] == "configurations") {
+        if (n == 1) {
+            r.kind = route_kind::configurations;
+        } else if (s[1] == "testQueries" && r.method == http_method::post) {
+            r.kind = route_kind::configurations_test;
+        } else {
+            r.kind = route_kind::configuration;
+            r.lock_token = s[1];
+        }
+        found = true;
     } else if (n == 2 && s[0] == "statistics") {
         if (s[1] == "devices") {
             r.kind = route_kind::registry_statistics;
@@ -249,6 +296,14 @@ std::uint32_t required_permission(const route& r) noexcept {
     case route_kind::certificate:
     case route_kind::certificate_code:
     case route_kind::certificate_verify: return registry_write;
+    case route_kind::job:
+        return r.method == http_method::get ? (registry_read | service_connect) : (registry_write | service_connect);
+    case route_kind::job_cancel: return registry_write | service_connect;
+    case route_kind::jobs_query: return registry_read | service_connect;
+    case route_kind::configurations:
+    case route_kind::configurations_test: return registry_read;
+    case route_kind::configuration: return r.method == http_method::get ? registry_read : registry_write;
+    case route_kind::apply_configuration: return registry_write;
     }
     return service_connect;
 }

@@ -44,7 +44,18 @@ enum class route_kind {
     certificate,              // /certificates/{name}                        GET, PUT, DELETE
     certificate_code,         // /certificates/{name}/generateVerificationCode  POST
     certificate_verify,       // /certificates/{name}/verify                 POST
+    // Scheduled jobs and configurations (rest_jobs.cpp); the id is in route::lock_token:
+    job,                 // /jobs/v2/{id}         GET, PUT
+    job_cancel,          // /jobs/v2/{id}/cancel  POST
+    jobs_query,          // /jobs/v2/query        GET
+    configurations,      // /configurations       GET
+    configuration,       // /configurations/{id}  GET, PUT, DELETE
+    configurations_test, // /configurations/testQueries  POST
+    apply_configuration, // /devices/{id}/applyConfigurationContent  POST
 };
+
+// True for the routes rest_jobs.cpp serves.
+bool is_jobs_route(route_kind k) noexcept;
 
 // True for the routes a device calls with its own credentials (spec 2.6 device side).
 bool is_device_route(route_kind k) noexcept;

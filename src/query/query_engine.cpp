@@ -1,11 +1,14 @@
 #include "query/query_engine.hpp"
 
 #include "common/encoding.hpp"
+#include "query/query_evaluator.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 
 namespace twinhub::query {
 
@@ -159,24 +162,67 @@ result<query_page> query_engine::run(std::string_view sql, std::size_t max_items
 }
 
 result<query_page> query_engine::run(const query_plan& plan, std::size_t max_items, std::string_view continuation) {
+    if (max_items == 0) max_items = default_page_items;
+    max_items = std::min(max_items, max_page_items);
+    if (plan.from == collection::jobs) return run_jobs(plan, max_items, continuation);
+
     page_cursor from;
     if (!continuation.empty()) {
         auto c = decode_continuation(plan, continuation);
         if (!c) return c.error();
         from = *c;
     }
-    if (max_items == 0) max_items = default_page_items;
-    max_items = std::min(max_items, max_page_items);
 
     query_page page;
     page.item_type = plan.item_type();
-    if (plan.from == collection::jobs) return page;  // twinhub has no jobs: an empty collection
-
     refresh();  // read-your-writes: everything acknowledged so far is in the index now
     const twin_index& ix = plan.from == collection::modules ? modules_ : devices_;
     index_page r = ix.run(plan, max_items, from);
     page.items = std::move(r.items);
     if (r.next) page.continuation = encode_continuation(plan, *r.next);
+    return page;
+}
+
+// devices.jobs: evaluated over the rows the job service gives, paged by offset ("jobs:<n>").
+result<query_page> query_engine::run_jobs(const query_plan& plan, std::size_t max_items, std::string_view continuation) {
+    query_page page;
+    page.item_type = plan.item_type();
+    std::vector<boost::json::object> rows;
+    if (job_rows_) rows = job_rows_();
+    if (plan.aggregated) {
+        if (!continuation.empty()) return page;
+        aggregator agg(plan);
+        for (const auto& r : rows) {
+            json_row row(plan, r);
+            if (matches(plan, row)) agg.add(row);
+        }
+        page.items = agg.finish();
+        return page;
+    }
+    std::size_t skip = 0;
+    if (!continuation.empty()) {
+        std::string_view c = continuation;
+        if (c.substr(0, 5) != "jobs:") return error{errc::invalid_argument, "The continuation token was not issued for this query."};
+        c.remove_prefix(5);
+        auto [p, ec] = std::from_chars(c.data(), c.data() + c.size(), skip);
+        if (ec != std::errc{} || p != c.data() + c.size())
+            return error{errc::invalid_argument, "The continuation token was not issued for this query."};
+    }
+    const std::uint64_t limit = plan.top ? *plan.top : UINT64_MAX;
+    std::size_t seen = 0;  // matching rows before this page
+    bool more = false;
+    for (const auto& r : rows) {
+        json_row row(plan, r);
+        if (!matches(plan, row)) continue;
+        if (seen >= limit) break;
+        if (seen++ < skip) continue;
+        if (page.items.size() == max_items) {
+            more = true;
+            break;
+        }
+        page.items.push_back(project(plan, row));
+    }
+    if (more) page.continuation = "jobs:" + std::to_string(skip + page.items.size());
     return page;
 }
 

@@ -29,6 +29,7 @@
 #include <boost/json/object.hpp>
 
 #include <condition_variable>
+#include <functional>
 #include <cstddef>
 #include <mutex>
 #include <optional>
@@ -72,6 +73,12 @@ public:
 
     std::size_t twin_count(bool modules);
 
+    // The rows of devices.jobs (one object per job and device, see jobs/job_service.hpp), read
+    // for each page of a devices.jobs query; without a source that collection is empty. Set
+    // before serving.
+    using row_source = std::function<std::vector<boost::json::object>()>;
+    void set_job_rows(row_source s) { job_rows_ = std::move(s); }
+
     void on_twin_changed(const store::identity_key& id) override;
 
 private:
@@ -80,7 +87,10 @@ private:
     void refresher_loop(std::stop_token st);
     static constexpr std::size_t background_refresh_threshold = 10000;
 
+    result<query_page> run_jobs(const query_plan& plan, std::size_t max_items, std::string_view continuation);
+
     service::twin_service* hub_ = nullptr;
+    row_source job_rows_;
     twin_index devices_;
     twin_index modules_;
 

@@ -11,6 +11,8 @@
 #include "methods/channel_set.hpp"
 #include "mqtt/mqtt_method_channel.hpp"
 #include "mqtt/mqtt_server.hpp"
+#include "jobs/configuration_service.hpp"
+#include "jobs/job_service.hpp"
 #include "query/query_engine.hpp"
 #include "server/data_dir.hpp"
 #include "server/server_tls.hpp"
@@ -51,6 +53,8 @@ struct server::impl {
     std::unique_ptr<mqtt::mqtt_server> mqtt;
     std::unique_ptr<mqtt::mqtt_method_channel> method_channel;
     std::unique_ptr<amqp::amqp_server> amqp;
+    std::unique_ptr<jobs::job_service> jobs;  // uses hub, queries, methods; destroyed before them
+    std::unique_ptr<jobs::configuration_service> configurations;
     methods::channel_set method_channels;  // MQTT, then AMQP
     bool stopped = false;
 
@@ -142,6 +146,12 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.methods->set_channel(&m.method_channels);
     if (auto r = m.amqp->start(); !r) throw std::runtime_error(r.error().message);
 
+    m.jobs = std::make_unique<jobs::job_service>(*m.hub, *m.queries, m.methods.get());
+    m.queries->set_job_rows([j = m.jobs.get()] { return j->device_job_rows(); });
+    m.jobs->start();
+    m.configurations = std::make_unique<jobs::configuration_service>(*m.hub, *m.queries);
+    m.configurations->start();
+
     http::https_options ho;
     ho.host_names = m.dir.host_names;
     ho.bind_address = c.bind_address;
@@ -150,6 +160,8 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.queries = m.queries.get();
     ho.c2d = m.c2d.get();
     ho.telemetry = m.telemetry.get();
+    ho.jobs = m.jobs.get();
+    ho.configurations = m.configurations.get();
     net::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
@@ -190,11 +202,15 @@ server::~server() {
     m.stop();
     m.https.reset();
     m.method_channel.reset();
+    if (m.jobs) m.jobs->stop();
+    if (m.configurations) m.configurations->stop();
     if (m.mqtt) m.mqtt->set_c2d_service(nullptr);  // sessions may outlive the server; c2d goes below
     m.mqtt.reset();
     if (m.amqp) m.amqp->set_c2d_service(nullptr);
     if (m.amqp) m.amqp->set_telemetry_service(nullptr);
     m.methods.reset();
+    m.jobs.reset();
+    m.configurations.reset();
     m.c2d.reset();
     m.telemetry.reset();
     m.queries.reset();

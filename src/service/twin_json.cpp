@@ -39,6 +39,7 @@ boost::json::object service_twin_json(const registry::device_identity& d, const 
     o["version"] = t.version;
     o["tags"] = t.tags;
     o["properties"] = twin::properties_json(t);
+    if (!t.configurations.empty()) o["configurations"] = t.configurations;
     o["capabilities"] = boost::json::object{{"iotEdge", d.iot_edge}};
     if (d.device_scope) o["deviceScope"] = *d.device_scope;
     if (!d.parent_scopes.empty()) {
@@ -66,6 +67,7 @@ boost::json::object service_twin_json(const registry::module_identity& m, const 
     o["version"] = t.version;
     o["tags"] = t.tags;
     o["properties"] = twin::properties_json(t);
+    if (!t.configurations.empty()) o["configurations"] = t.configurations;
     return o;
 }
 

@@ -89,6 +89,28 @@ void twin_service::write_twin(store::identity_key id, std::string if_match, cons
     cache_.submit(pipeline_, *e, id.device_id, std::move(b), std::move(apply), std::move(finish), after);
 }
 
+void twin_service::apply_configurations(store::identity_key id, boost::json::value desired_patch,
+                                        boost::json::object configurations,
+                                        std::function<void(result<boost::json::object>)> done) {
+    auto now_t = now();
+    write_twin<boost::json::object>(
+        id, "",
+        [&desired_patch, &configurations, now_t](twin::twin_document& doc) -> result<std::optional<twin::desired_change>> {
+            std::optional<twin::desired_change> change;
+            if (!desired_patch.is_null()) {
+                auto r = twin::apply_service_patch(doc, desired_patch, now_t);
+                if (!r) return r.error();
+                change = std::move(r->desired);
+            } else {
+                ++doc.version;
+            }
+            doc.configurations = configurations;
+            return change;
+        },
+        [this, id](const twin::twin_document&, const device_entry& e) { return cache_.twin_json_of(e, id); },
+        std::move(done));
+}
+
 result<boost::json::object> twin_service::get_twin(const store::identity_key& id) const { return cache_.twin_json(id); }
 
 void twin_service::patch_twin(store::identity_key id, boost::json::value body, std::string if_match,

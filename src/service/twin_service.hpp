@@ -47,6 +47,12 @@ public:
                     std::function<void(result<boost::json::object>)> done);
     void replace_twin(store::identity_key id, boost::json::value body, std::string if_match,
                       std::function<void(result<boost::json::object>)> done);
+    // Automatic device management (jobs/configuration_service.hpp): in one write, merges
+    // `desired_patch` (a PATCH body as above; null: none) and replaces the twin's "configurations"
+    // section. Unconditional; a twin twin version +1 even when only the section changed.
+    void apply_configurations(store::identity_key id, boost::json::value desired_patch,
+                              boost::json::object configurations,
+                              std::function<void(result<boost::json::object>)> done);
     // Device side: flat {"desired":{..,"$version"},"reported":{..,"$version"}}.
     result<boost::json::object> get_device_twin_view(const store::identity_key& id) const;
     // Reported patch from the device; completes with the new reported $version.

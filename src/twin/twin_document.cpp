@@ -214,6 +214,7 @@ json::object to_storage_json(const twin_document& doc) {
     o["etag"] = doc.etag;
     o["version"] = doc.version;
     o["model_id"] = doc.model_id;
+    if (!doc.configurations.empty()) o["configurations"] = doc.configurations;
     return o;
 }
 
@@ -252,6 +253,10 @@ std::string to_storage_text(const twin_document& doc) {
     out.append(",\"model_id\":");
     sr.reset(json::string_view(doc.model_id));
     while (!sr.done()) out.append(sr.read(buf));
+    if (!doc.configurations.empty()) {
+        out.append(",\"configurations\":");
+        put(doc.configurations);
+    }
     out.push_back('}');
     return out;
 }
@@ -297,6 +302,10 @@ result<twin_document> from_storage_json(const json::value& v) {
     const auto* model = o.if_contains("model_id");
     if (!model || !model->is_string()) return corrupt("field 'model_id' is missing or not a string");
     d.model_id = std::string(model->get_string());
+    if (const auto* c = o.if_contains("configurations")) {
+        if (!c->is_object()) return corrupt("field 'configurations' is not an object");
+        d.configurations = c->get_object();
+    }
     return d;
 }
 

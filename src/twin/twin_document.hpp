@@ -27,6 +27,9 @@ struct twin_document {
     std::uint64_t etag = 1;                  // twin etag counter; changes on tags/desired writes
     std::int64_t version = 2;                // twin-wide counter; +1 on every mutation
     std::string model_id;                    // PnP model id announced in the MQTT username
+    // The twin's "configurations" section (automatic device management): {"<id>":{"status":..}}.
+    // Written by the configuration service only; stored only when non-empty.
+    boost::json::object configurations;
 };
 
 // A new twin as created with its identity: both $version 1, etag 1, version 2, root $lastUpdated = t.
