@@ -50,6 +50,11 @@ struct https_options {
     query::query_engine* queries = nullptr;     // serves POST /devices/query when set (see rest_api)
     service::c2d_service* c2d = nullptr;        // serves the C2D routes when set (see rest_api)
     service::telemetry_service* telemetry = nullptr;  // serves the consumer group routes when set
+    // The operator's endpoints (http/ops_api.hpp): /health, /metrics, /console.
+    std::string metrics_token;  // accepted as "Bearer <token>" on /metrics; empty: SAS tokens only
+    std::string store_file;     // the store's file (WAL size metric)
+    std::string data_dir;       // readiness checks its file system's free space
+    std::string console_dir;    // the console's built files; empty: /console answers 404
 };
 
 class https_server {
