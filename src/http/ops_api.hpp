@@ -6,7 +6,8 @@
 //       {"status":"Unhealthy",...} naming the failed check.
 //   /metrics   Prometheus text (rest_health.cpp): `Authorization: Bearer <--metrics-token>` or a
 //       service SAS token whose policy grants ServiceConnect or RegistryRead; 401 otherwise.
-//   /console/...   the web console's static files (console_files.cpp), when console_dir is set.
+//   /console/...   the web console's static files (console_files.cpp), when console_dir is set;
+//   /console/api/...   its C2D send and telemetry read (console_api.cpp), service SAS tokens.
 //
 // Lifetime: the hub_service (and the method router) must outlive the ops_api and every probe in
 // flight. Thread safety: handle() may be called from any thread concurrently.
@@ -22,6 +23,7 @@
 
 namespace twinhub::service {
 class hub_service;
+class c2d_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -36,6 +38,7 @@ struct ops_options {
     std::string data_dir;                 // whose file system's free space readiness checks; may be empty
     std::string console_dir;              // the console's built files; empty: /console answers 404
     methods::method_router* methods = nullptr;  // pending calls (a metric); may be null
+    service::c2d_service* c2d = nullptr;        // the console's C2D send; may be null
 };
 
 class ops_api {
@@ -64,6 +67,7 @@ private:
     void health(bool ready, completion done);
     void metrics(const rest_request& req, completion done);
     void console(const rest_request& req, completion done) const;  // console_files.cpp
+    bool console_api(const rest_request& req, completion& done);   // console_api.cpp
 };
 
 }  // namespace twinhub::http

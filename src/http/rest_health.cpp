@@ -57,6 +57,7 @@ bool ops_api::handle(const rest_request& req, completion& done) {
         metrics(req, std::move(done));
         return true;
     }
+    if (path.starts_with("/console/api/")) return console_api(req, done);
     if (path == "/console" || path.starts_with("/console/")) {
         console(req, std::move(done));
         return true;
