@@ -133,7 +133,7 @@ test('edit desired properties; the device gets them; a reported change arrives l
   await new Promise((resolve, reject) => twin.properties.reported.update({ temperature: 21.5 }, (e) => (e ? reject(e) : resolve())));
   await page.waitForSelector('[data-reported]:has-text("21.5")');
   await page.waitForSelector('td:has-text("reported.temperature")');  // its $metadata timestamp
-  await page.waitForSelector('[data-device-connection]:has-text("Connected")');
+  await page.waitForSelector('[data-device-connection]:text-is("Connected")');
   await screenshot('twin');
 });
 
@@ -191,6 +191,18 @@ test('run a query and see the results as a table', async () => {
   await page.waitForSelector(`[data-query-results] td:has-text("${deviceId}")`);
   assert.ok(await page.isVisible('[data-query-results] td:has-text("lab")'));
   await screenshot('query');
+});
+
+test('the overview counts the connected device and charts its telemetry', async () => {
+  await page.click('a[href="#/overview"]');
+  await page.waitForSelector('[data-stat=Connected]:text-is("1")');
+  // Two polls apart, with messages in between: the rate chart shows them.
+  await page.waitForResponse((r) => r.url().endsWith('/metrics'));
+  for (let i = 0; i < 10; i += 1) await device.sendEvent(new Message(JSON.stringify({ burst: i })));
+  await page.waitForResponse((r) => r.url().endsWith('/metrics'));
+  await waitUntil(async () => !/ 0\/s$/.test(await page.textContent('[data-chart="Telemetry messages"] figcaption')),
+    'a non-zero telemetry rate');
+  await screenshot('overview-traffic');
 });
 
 test('a registryRead policy can look but not change: the hub refuses and the console says so', async () => {
