@@ -6,6 +6,7 @@
 #include "common/log.hpp"
 #include "http/beast_request.hpp"
 #include "http/error_body.hpp"
+#include "http/ops_api.hpp"
 #include "http/request_target.hpp"
 #include "http/rest_api.hpp"
 #include "net/peer_certificates.hpp"
@@ -43,7 +44,9 @@ class session;
 
 struct https_server::state : std::enable_shared_from_this<https_server::state> {
     state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, net::websocket_handlers ws)
-        : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries, o.c2d), opts(std::move(o)), on_websocket(std::move(ws)) {
+        : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries, o.c2d),
+          ops(hub, ops_options{o.host_names, o.metrics_token, o.store_file, o.data_dir, o.console_dir, o.methods, o.c2d}),
+          opts(std::move(o)), on_websocket(std::move(ws)) {
         api.set_telemetry(opts.telemetry);
         api.set_jobs(opts.jobs, opts.configurations);
     }
@@ -51,6 +54,7 @@ struct https_server::state : std::enable_shared_from_this<https_server::state> {
     asio::io_context& ioc;
     asio::ssl::context& tls;
     rest_api api;
+    ops_api ops;
     https_options opts;
     net::websocket_handlers on_websocket;
 
@@ -163,11 +167,13 @@ private:
         // the TLS client certificate.
         if (!rr.authorization) rr.client_certificates = net::peer_certificate_chain(stream_.native_handle());
 
-        st_->api.handle(std::move(rr), [self = shared_from_this(), version, keep_alive](rest_response r) {
+        ops_api::completion done = [self = shared_from_this(), version, keep_alive](rest_response r) {
             asio::post(self->stream_.get_executor(), [self, r = std::move(r), version, keep_alive]() mutable {
                 self->send(std::move(r), version, keep_alive);
             });
-        });
+        };
+        if (st_->ops.handle(rr, done)) return;
+        st_->api.handle(std::move(rr), std::move(done));
     }
 
     void on_upgrade(bhttp::request<bhttp::string_body>&& req) {

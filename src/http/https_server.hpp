@@ -56,6 +56,11 @@ struct https_options {
     service::telemetry_service* telemetry = nullptr;  // serves the consumer group routes when set
     jobs::job_service* jobs = nullptr;                // serves /jobs/v2 when set
     jobs::configuration_service* configurations = nullptr;  // serves /configurations when set
+    // The operator's endpoints (http/ops_api.hpp): /health, /metrics, /console.
+    std::string metrics_token;  // accepted as "Bearer <token>" on /metrics; empty: SAS tokens only
+    std::string store_file;     // the store's file (WAL size metric)
+    std::string data_dir;       // readiness checks its file system's free space
+    std::string console_dir;    // the console's built files; empty: /console answers 404
 };
 
 class https_server {

@@ -15,6 +15,7 @@
 #include "service/certificate_service.hpp"
 #include "service/c2d_service.hpp"
 #include "service/hub_service.hpp"
+#include "service/metrics.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -556,6 +557,7 @@ void rest_api::handle(rest_request req, completion done) const {
         if (r.method == http_method::get) {
             auto t = hub_.get_twin(key);
             if (!t) return fail(t.error());
+            service::metrics().c2d_twin_read_success.inc(), service::metrics().quota_messages.inc();
             if (c2d_ && t->contains("cloudToDeviceMessageCount")) {
                 (*t)["cloudToDeviceMessageCount"] = static_cast<std::int64_t>(c2d_->pending_count(key));
             }
@@ -597,8 +599,12 @@ void rest_api::handle(rest_request req, completion done) const {
         o.connect_timeout = call->connect_timeout;
         std::string name = call->method_name;
         std::string payload = std::move(call->payload);
+        const std::uint64_t request_blocks = service::quota_blocks(payload.size(), 4096);
         methods_->invoke(std::move(key), std::move(name), std::move(payload), o,
-                         [done = std::move(done), c = std::move(*call)](result<methods::method_response> res) {
+                         [done = std::move(done), c = std::move(*call), request_blocks](result<methods::method_response> res) {
+                             auto& m = service::metrics();
+                             if (res) m.c2d_methods_success.inc(), m.quota_messages.inc(request_blocks + service::quota_blocks(res->payload.size(), 4096));
+                             else m.c2d_methods_failure.inc();
                              done(method_result_response(res, c));
                          });
         return;
@@ -638,6 +644,7 @@ void rest_api::handle(rest_request req, completion done) const {
         auto page = query::run_query_request(*queries_, req.body, req.max_item_count, req.continuation);
         if (!page) return fail(page.error());
         rest_response res = json_response(200, page->items);
+        service::metrics().twin_queries_success.inc(), service::metrics().quota_messages.inc(service::quota_blocks(res.body.size(), 512));
         res.headers.emplace_back("x-ms-item-type", page->item_type);
         // Only when more pages exist: Node keeps paging while the header is present (spec 3.7).
         if (page->continuation) res.headers.emplace_back("x-ms-continuation", *page->continuation);

@@ -35,6 +35,12 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     std::string retention = "1d";
     if (const char* v = env("TWINHUB_FAULT_INJECTION")) c.fault_injection = std::string(v) == "1" || std::string(v) == "true";
     if (const char* v = env("TWINHUB_RETENTION")) retention = v;
+    if (const char* v = env("TWINHUB_METRICS_PORT")) c.metrics_port = static_cast<unsigned short>(std::atoi(v));
+    if (const char* v = env("TWINHUB_METRICS_BIND")) c.metrics_bind = v;
+    if (const char* v = env("TWINHUB_METRICS_TOKEN")) c.metrics_token = v;
+    if (const char* v = env("TWINHUB_CONSOLE_DIR")) c.console_dir = v;
+    if (const char* v = env("TWINHUB_CONSOLE")) c.console = !(std::string(v) == "0" || std::string(v) == "false");
+    bool no_console = false;
 
     CLI::App app{"twinhubd: a self-hosted IoT hub that speaks Azure IoT Hub's protocols"};
     std::string data_dir = c.data_dir.string();
@@ -64,6 +70,16 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     app.add_flag("--fault-injection", c.fault_injection,
                  "Let telemetry carrying AzIoTHub_FaultOperationType break its sender's connection, as Azure's "
                  "end-to-end tests ask (test hubs only) [env TWINHUB_FAULT_INJECTION=1]");
+    app.add_option("--metrics-port", c.metrics_port,
+                   "Serve GET /metrics (Prometheus) over plain HTTP on this port, 0 = off [env TWINHUB_METRICS_PORT]")
+        ->capture_default_str();
+    app.add_option("--metrics-bind", c.metrics_bind, "Address of the --metrics-port listener [env TWINHUB_METRICS_BIND]")
+        ->capture_default_str();
+    app.add_option("--metrics-token", c.metrics_token,
+                   "Also serve /metrics on the HTTPS port to 'Authorization: Bearer <token>' [env TWINHUB_METRICS_TOKEN]");
+    app.add_option("--console-dir", c.console_dir,
+                   "The web console's built files [env TWINHUB_CONSOLE_DIR, default: console/ next to twinhubd]");
+    app.add_flag("--no-console", no_console, "Do not serve the web console at /console/ [env TWINHUB_CONSOLE=0]");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -93,6 +109,7 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
         return std::nullopt;
     }
     c.data_dir = data_dir;
+    if (no_console) c.console = false;
     if (!names.empty()) c.host_names = names;
     if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
     exit_code = 0;

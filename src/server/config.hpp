@@ -32,6 +32,15 @@ struct config {
     // Telemetry with AzIoTHub_FaultOperationType breaks the sender's connection as Azure's e2e tests
     // ask (--fault-injection / TWINHUB_FAULT_INJECTION=1); off, so devices cannot disturb a hub.
     bool fault_injection = false;
+    // Prometheus metrics: a plain-HTTP listener on --metrics-bind:--metrics-port (0 = none, the
+    // default), and on the HTTPS port /metrics for "Bearer <--metrics-token>" or a service SAS token.
+    unsigned short metrics_port = 0;           // --metrics-port / TWINHUB_METRICS_PORT
+    std::string metrics_bind = "127.0.0.1";    // --metrics-bind / TWINHUB_METRICS_BIND
+    std::string metrics_token;                 // --metrics-token / TWINHUB_METRICS_TOKEN (never logged)
+    // The web console's files (--console-dir / TWINHUB_CONSOLE_DIR; default: "console" next to
+    // twinhubd when it holds index.html); --no-console / TWINHUB_CONSOLE=0 turns it off.
+    std::string console_dir;
+    bool console = true;
 };
 
 // "90s", "30m", "12h", "2d" (a bare number is days); nullopt when malformed or not in 1s-7d.

@@ -4,6 +4,7 @@
 #include "auth/connection_string.hpp"
 #include "common/log.hpp"
 #include "http/https_server.hpp"
+#include "http/metrics_listener.hpp"
 #include "methods/method_router.hpp"
 #include "amqp/amqp_server.hpp"
 #include "service/c2d_service.hpp"
@@ -18,6 +19,7 @@
 #include "server/server_tls.hpp"
 #include "service/hub_service.hpp"
 #include "store/postgres_store.hpp"
+#include "service/metrics.hpp"
 #include "store/sqlite_store.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -32,6 +34,26 @@
 #include <thread>
 
 namespace twinhub::server {
+
+namespace {
+
+// The console's files: --console-dir, else "console" next to the executable (where the build puts
+// it: build/bin/console); empty when neither holds index.html.
+std::string console_dir(const config& c) {
+    std::error_code ec;
+    if (!c.console_dir.empty()) {
+        if (!std::filesystem::exists(std::filesystem::path(c.console_dir) / "index.html", ec))
+            log::warn("server.console_missing", {{"dir", c.console_dir}});
+        return c.console_dir;
+    }
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return {};
+    auto dir = exe.parent_path() / "console";
+    if (!std::filesystem::exists(dir / "index.html", ec)) return {};
+    return dir.string();
+}
+
+}  // namespace
 
 struct server::impl {
     config cfg;
@@ -55,6 +77,7 @@ struct server::impl {
     std::unique_ptr<amqp::amqp_server> amqp;
     std::unique_ptr<jobs::job_service> jobs;  // uses hub, queries, methods; destroyed before them
     std::unique_ptr<jobs::configuration_service> configurations;
+    std::unique_ptr<http::metrics_listener> metrics_http;  // --metrics-port
     methods::channel_set method_channels;  // MQTT, then AMQP
     bool stopped = false;
 
@@ -75,6 +98,9 @@ struct server::impl {
         if (stopped) return;
         stopped = true;
         log::info("server.stopping");
+        auto& m = service::metrics();
+        m.https_bound = m.mqtt_bound = m.amqp_bound = false;  // readiness fails while draining
+        if (metrics_http) metrics_http->stop();
         if (mqtt) mqtt->stop();
         if (amqp) amqp->stop();
         if (methods) methods->stop();
@@ -129,6 +155,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.mqtt->set_c2d_service(m.c2d.get());
     m.method_channel = std::make_unique<mqtt::mqtt_method_channel>(*m.methods, *m.mqtt);
     if (auto r = m.mqtt->start(); !r) throw std::runtime_error(r.error().message);
+    service::metrics().mqtt_bound = true;
 
     amqp::amqp_options ao;
     ao.host_names = m.dir.host_names;
@@ -145,6 +172,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.method_channels.add(&m.amqp->method_channel());
     m.methods->set_channel(&m.method_channels);
     if (auto r = m.amqp->start(); !r) throw std::runtime_error(r.error().message);
+    service::metrics().amqp_bound = true;
 
     m.jobs = std::make_unique<jobs::job_service>(*m.hub, *m.queries, m.methods.get());
     m.queries->set_job_rows([j = m.jobs.get()] { return j->device_job_rows(); });
@@ -162,9 +190,23 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.telemetry = m.telemetry.get();
     ho.jobs = m.jobs.get();
     ho.configurations = m.configurations.get();
+    ho.metrics_token = c.metrics_token;
+    ho.store_file = m.dir.dir.store_file().string();
+    ho.data_dir = m.dir.dir.root.string();
+    ho.console_dir = c.console ? console_dir(c) : std::string();
     net::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
+    service::metrics().https_bound = true;
+    if (c.metrics_port != 0) {
+        http::metrics_listener_options mlo;
+        mlo.bind_address = c.metrics_bind;
+        mlo.port = c.metrics_port;
+        mlo.store_file = ho.store_file;
+        mlo.methods = m.methods.get();
+        m.metrics_http = std::make_unique<http::metrics_listener>(m.ioc, *m.hub, mlo);
+        if (auto r = m.metrics_http->start(); !r) throw std::runtime_error(r.error().message);
+    }
 
     m.signals.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (!ec) {
@@ -194,12 +236,16 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
                                {"amqp_port", static_cast<std::int64_t>(c.amqp_port)},
                                {"partitions", static_cast<std::int64_t>(m.hub->event_partition_count())},
                                {"retention_s", static_cast<std::int64_t>(c.retention.count())}, {"fault_injection", c.fault_injection},
-                               {"threads", static_cast<std::int64_t>(c.threads)}});
+                               {"threads", static_cast<std::int64_t>(c.threads)},
+                               {"metrics_port", static_cast<std::int64_t>(c.metrics_port)},
+                               {"console", ho.console_dir.empty() ? std::string("off") : "https://" + host + ":" +
+                                                                        std::to_string(c.https_port) + "/console/"}});
 }
 
 server::~server() {
     auto& m = *impl_;
     m.stop();
+    m.metrics_http.reset();
     m.https.reset();
     m.method_channel.reset();
     if (m.jobs) m.jobs->stop();

@@ -1,6 +1,7 @@
 // The C2D message service: see c2d_service.hpp for the contract, c2d_service_impl.hpp for the
 // layout; the feedback queue's members are in c2d_feedback.cpp.
 #include "service/c2d_service_impl.hpp"
+#include "service/metrics.hpp"
 
 namespace twinhub::service {
 
@@ -138,6 +139,7 @@ void c2d_service::send(store::identity_key target, c2d_outgoing m, handler<std::
             }
             p.run(a2);
             if (!r) return done(r.error());
+            metrics().c2d_commands_sent.inc(), metrics().quota_messages.inc(quota_blocks(msg.body.size(), 4096));
             done(msg.sequence_number);
         });
     }
@@ -274,7 +276,10 @@ static void settle_message(c2d_service::impl& p, const store::identity_key& id, 
 }
 
 void c2d_service::complete(const store::identity_key& id, std::string_view lock_token, handler<void> done) {
-    settle_message(*impl_, id, lock_token, settle::complete, std::move(done));
+    settle_message(*impl_, id, lock_token, settle::complete, [done = std::move(done)](result<void> r) {
+        if (r) metrics().c2d_commands_egress_complete.inc();
+        done(std::move(r));
+    });
 }
 void c2d_service::abandon(const store::identity_key& id, std::string_view lock_token, handler<void> done) {
     settle_message(*impl_, id, lock_token, settle::abandon, std::move(done));

@@ -5,6 +5,7 @@
 
 #include "common/log.hpp"
 #include "common/time.hpp"
+#include "service/metrics.hpp"
 #include "service/policy_service.hpp"
 #include "service/record_cache.hpp"
 #include "service/session_service.hpp"
@@ -18,6 +19,20 @@
 #include <algorithm>
 
 namespace twinhub::service {
+
+namespace {
+// Counts a successful completion in `c` (and `quota` messages against the daily quota).
+template <class T>
+handler<T> counted(counter& c, std::uint64_t quota, handler<T> done) {
+    return [&c, quota, done = std::move(done)](result<T> r) {
+        if (r) {
+            c.inc();
+            metrics().quota_messages.inc(quota);
+        }
+        done(std::move(r));
+    };
+}
+}  // namespace
 
 // Declared in dependency order: destroyed in reverse, the services before the pipeline they use.
 struct hub_service::impl {
@@ -166,17 +181,21 @@ result<boost::json::object> hub_service::get_twin(const store::identity_key& id)
 }
 void hub_service::patch_twin(store::identity_key id, boost::json::value body, std::string if_match,
                              handler<boost::json::object> done) {
-    impl_->twins.patch_twin(std::move(id), std::move(body), std::move(if_match), std::move(done));
+    impl_->twins.patch_twin(std::move(id), std::move(body), std::move(if_match),
+                            counted(metrics().c2d_twin_update_success, 1, std::move(done)));
 }
 void hub_service::replace_twin(store::identity_key id, boost::json::value body, std::string if_match,
                                handler<boost::json::object> done) {
-    impl_->twins.replace_twin(std::move(id), std::move(body), std::move(if_match), std::move(done));
+    impl_->twins.replace_twin(std::move(id), std::move(body), std::move(if_match),
+                              counted(metrics().c2d_twin_update_success, 1, std::move(done)));
 }
 result<boost::json::object> hub_service::get_device_twin_view(const store::identity_key& id) const {
-    return impl_->twins.get_device_twin_view(id);
+    auto r = impl_->twins.get_device_twin_view(id);
+    if (r) metrics().d2c_twin_read_success.inc(), metrics().quota_messages.inc();
+    return r;
 }
 void hub_service::patch_reported(store::identity_key id, boost::json::value patch, handler<std::int64_t> done) {
-    impl_->twins.patch_reported(std::move(id), std::move(patch), std::move(done));
+    impl_->twins.patch_reported(std::move(id), std::move(patch), counted(metrics().d2c_twin_update_success, 1, std::move(done)));
 }
 void hub_service::for_each_twin(bool modules, const std::function<bool(const boost::json::object&)>& visit) const {
     impl_->twins.for_each_twin(modules, visit);
@@ -218,6 +237,8 @@ void hub_service::put_setting(std::string key, std::string doc, handler<void> do
 std::uint32_t hub_service::event_partition_count() const noexcept { return impl_->events.partition_count(); }
 std::int64_t hub_service::event_hub_created_ns() const noexcept { return impl_->events.created_ns(); }
 void hub_service::append_event(store::event_record e, handler<void> done) {
+    metrics().d2c_telemetry_ingress_all.inc();
+    done = counted(metrics().d2c_telemetry_ingress_success, quota_blocks(e.body.size(), 4096), std::move(done));
     std::vector<store::event_record> one;
     one.push_back(std::move(e));
     impl_->events.append(std::move(one), std::move(done));

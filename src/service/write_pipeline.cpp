@@ -1,6 +1,9 @@
 #include "service/write_pipeline.hpp"
 
 #include "common/log.hpp"
+#include "service/metrics.hpp"
+
+#include <chrono>
 
 #include <utility>
 
@@ -11,6 +14,21 @@ namespace {
 // a batch inline (e.g. with shutting_down after close()) must not run our completion there,
 // because the completion takes the lock.
 thread_local after_unlock* tl_inline_sink = nullptr;
+
+std::int64_t steady_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// The store's answer to one batch: latency and outcome into the metrics (relaxed atomics).
+void observe_commit(std::int64_t submitted_ns, const result<void>& r) noexcept {
+    auto& m = metrics();
+    const std::int64_t us = (steady_ns() - submitted_ns) / 1000;
+    m.commit_latency_us.observe(us > 0 ? static_cast<std::uint64_t>(us) : 0);
+    const bool ok = r || is_condition_failure(r.error().code);  // a failed condition is not a store failure
+    if (!ok) m.commit_failures.inc();
+    if (m.last_commit_ok.load(std::memory_order_relaxed) != ok) m.last_commit_ok.store(ok, std::memory_order_relaxed);
+}
 
 struct inline_sink_scope {
     after_unlock* prev;
@@ -37,12 +55,14 @@ void write_pipeline::submit(entry_state& e, std::string key, store::write_batch 
     auto w = std::make_shared<pending>();
     w->key = std::move(key);
     w->epoch = e.epoch;
+    w->submitted_ns = steady_ns();
     w->apply = std::move(apply);
     w->finish = std::move(finish);
     ++e.in_flight;
     begin_outstanding();
     inline_sink_scope scope(&after);
     store_.commit(std::move(batch), [this, w](result<void> r) {
+        observe_commit(w->submitted_ns, r);
         if (tl_inline_sink) {
             tl_inline_sink->add([this, w, r] { complete(w, r); });
             return;
@@ -57,7 +77,8 @@ void write_pipeline::commit_plain(store::write_batch batch, std::function<void(r
                                   after_unlock* after) {
     begin_outstanding();
     inline_sink_scope scope(after ? after : tl_inline_sink);
-    store_.commit(std::move(batch), [this, done = std::move(done)](result<void> r) mutable {
+    store_.commit(std::move(batch), [this, done = std::move(done), t0 = steady_ns()](result<void> r) mutable {
+        observe_commit(t0, r);
         if (tl_inline_sink) {
             tl_inline_sink->add([this, done = std::move(done), r] {
                 done(r);
@@ -92,6 +113,7 @@ void write_pipeline::finish_group() {
     std::vector<completed> items;
     items.swap(group_done_);
     const std::size_t n = items.size();
+    metrics().commit_group_size.observe(n);
     std::vector<result<void>> outcomes(n);
     {
         std::unique_lock lock(mu_);
@@ -145,7 +167,13 @@ result<void> write_pipeline::apply_completion(pending& w, const result<void>& r)
 
 // Counted without the lock, except the drop to zero: that happens under it, so the waiter cannot
 // see zero (and destroy us) before the last end_outstanding() is done with the lock.
+void write_pipeline::begin_outstanding() {
+    outstanding_.fetch_add(1, std::memory_order_relaxed);
+    metrics().commits_in_flight.fetch_add(1, std::memory_order_relaxed);
+}
+
 void write_pipeline::end_outstanding() {
+    metrics().commits_in_flight.fetch_sub(1, std::memory_order_relaxed);
     std::size_t n = outstanding_.load(std::memory_order_relaxed);
     while (n > 1)
         if (outstanding_.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) return;

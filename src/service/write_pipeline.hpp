@@ -96,6 +96,7 @@ private:
     struct pending {
         std::string key;
         std::uint64_t epoch = 0;
+        std::int64_t submitted_ns = 0;  // steady clock, for the commit latency histogram
         std::function<void()> apply;
         std::function<void(result<void>)> finish;
     };
@@ -109,7 +110,7 @@ private:
     void finish_group();
     void complete(const std::shared_ptr<pending>& w, result<void> r);
     result<void> apply_completion(pending& w, const result<void>& r);
-    void begin_outstanding() { outstanding_.fetch_add(1, std::memory_order_relaxed); }
+    void begin_outstanding();
     void end_outstanding();
 
     store::store& store_;
