@@ -513,6 +513,7 @@ void amqp_server::connection::on_sender_open(proton::sender& s) {
         senders_[s.name()] = *a;
         return;
     case link_kind::service_feedback:
+    case link_kind::service_file_notifications:
         return c2d_open(s, *a);
     case link_kind::c2d:
         c2d_open(s, *a);
@@ -568,6 +569,7 @@ void amqp_server::connection::link_gone(const std::string& name, bool sender) {
     case link_kind::c2d:
     case link_kind::telemetry:
     case link_kind::service_feedback:
+    case link_kind::service_file_notifications:
         c2d_link_gone(name);
         break;
     default:

@@ -44,6 +44,7 @@ struct https_server::state : std::enable_shared_from_this<https_server::state> {
     state(asio::io_context& io, asio::ssl::context& t, service::hub_service& hub, https_options o, net::websocket_handlers ws)
         : ioc(io), tls(t), api(hub, o.host_names, o.methods, o.queries, o.c2d), opts(std::move(o)), on_websocket(std::move(ws)) {
         api.set_telemetry(opts.telemetry);
+        api.set_file_upload(opts.files);
     }
 
     asio::io_context& ioc;

@@ -26,6 +26,7 @@ namespace twinhub::service {
 class hub_service;
 class c2d_service;
 class telemetry_service;
+class file_upload_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -50,6 +51,7 @@ struct https_options {
     query::query_engine* queries = nullptr;     // serves POST /devices/query when set (see rest_api)
     service::c2d_service* c2d = nullptr;        // serves the C2D routes when set (see rest_api)
     service::telemetry_service* telemetry = nullptr;  // serves the consumer group routes when set
+    service::file_upload_service* files = nullptr;    // serves /devices/{id}/files when set
 };
 
 class https_server {

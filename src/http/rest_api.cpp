@@ -456,6 +456,8 @@ void rest_api::handle(rest_request req, completion done) const {
 
     if (r.kind == route_kind::consumer_groups || r.kind == route_kind::consumer_group)
         return handle_consumer_groups(r, req, std::move(done));
+    if (r.kind == route_kind::digital_twin || r.kind == route_kind::digital_twin_command)
+        return handle_digital_twin(r, req, std::move(done));
 
     if (!r.device_id.empty() || r.kind == route_kind::device || r.kind == route_kind::module) {
         if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
@@ -615,7 +617,11 @@ void rest_api::handle(rest_request req, completion done) const {
     case route_kind::c2d_abandon:
     case route_kind::device_events:
     case route_kind::consumer_groups:
-    case route_kind::consumer_group: break;  // handled above
+    case route_kind::consumer_group:
+    case route_kind::file_upload:
+    case route_kind::file_notification:
+    case route_kind::digital_twin:
+    case route_kind::digital_twin_command: break;  // handled above
     case route_kind::devices_query: {
         if (queries_ == nullptr) return fail(error{errc::not_found, "Twin queries are not served by this hub."});
         auto page = query::run_query_request(*queries_, req.body, req.max_item_count, req.continuation);
@@ -634,7 +640,8 @@ void rest_api::handle(rest_request req, completion done) const {
 // with DeviceConnect whose sr covers it), as on MQTT CONNECT.
 void rest_api::handle_device_route(const route& r, const rest_request& req, completion done) const {
     auto fail = [&done](error e) { done(error_response(e)); };
-    if (c2d_ == nullptr && r.kind != route_kind::device_events) {
+    if (c2d_ == nullptr && r.kind != route_kind::device_events && r.kind != route_kind::file_upload &&
+        r.kind != route_kind::file_notification) {
         return fail(error{errc::not_found, "Cloud-to-device messages are not served by this hub."});
     }
     if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
@@ -658,6 +665,8 @@ void rest_api::handle_device_route(const route& r, const rest_request& req, comp
         if (!res) return done(error_response(res.error()));
         done(no_content());
     };
+    if (r.kind == route_kind::file_upload || r.kind == route_kind::file_notification)
+        return handle_files(r, req, std::move(done));
     switch (r.kind) {
     case route_kind::c2d_receive: {
         auto next = c2d_->lock_next(key, std::chrono::milliseconds(c2d_lock_duration));

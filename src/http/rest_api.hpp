@@ -22,6 +22,7 @@ namespace twinhub::service {
 class hub_service;
 class c2d_service;
 class telemetry_service;
+class file_upload_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -50,6 +51,9 @@ public:
     void handle(rest_request req, completion done) const;
     // The consumer group routes (rest_eventhub.cpp); without it they answer 404. Set before serving.
     void set_telemetry(service::telemetry_service* t) noexcept { telemetry_ = t; }
+    // POST /devices/{id}/files[/notifications] (rest_files.cpp); without it they answer 400
+    // DefaultStorageEndpointNotConfigured. Set before serving.
+    void set_file_upload(service::file_upload_service* f) noexcept { files_ = f; }
 
     // Identities returned by one list call at most (spec 7.3), and the bulk entry limit (spec 3.9).
     static constexpr std::size_t max_top = 1000;
@@ -64,9 +68,12 @@ private:
     query::query_engine* queries_ = nullptr;  // POST /devices/query (spec 3.7); 404 without it
     service::c2d_service* c2d_ = nullptr;
     service::telemetry_service* telemetry_ = nullptr;
+    service::file_upload_service* files_ = nullptr;
 
     void handle_consumer_groups(const route& r, const rest_request& req, completion done) const;
     void handle_device_route(const route& r, const rest_request& req, completion done) const;
+    void handle_files(const route& r, const rest_request& req, completion done) const;          // rest_files.cpp
+    void handle_digital_twin(const route& r, const rest_request& req, completion done) const;   // rest_digitaltwin.cpp
 };
 
 }  // namespace twinhub::http
