@@ -210,8 +210,8 @@ server::~server() {
     if (m.amqp) m.amqp->set_file_upload_service(nullptr);
     m.methods.reset();
     m.c2d.reset();
+    m.storage.reset();  // fails what is queued; its handlers still reach `files`
     m.files.reset();
-    m.storage.reset();
     m.telemetry.reset();
     m.queries.reset();
     m.hub.reset();

@@ -118,6 +118,10 @@ struct file_upload_service::impl {
     bool stopping = false;
     std::condition_variable cv;
     std::thread sweeper;
+    // Store commits whose handlers use this service; the destructor waits for them.
+    std::mutex out_mu;
+    std::condition_variable out_cv;
+    std::size_t outstanding = 0;
 
     impl(hub_service& h, file_upload_options o) : hub(h), opts(std::move(o)) {}
 
@@ -212,6 +216,8 @@ file_upload_service::~file_upload_service() {
     }
     impl_->cv.notify_all();
     if (impl_->sweeper.joinable()) impl_->sweeper.join();
+    std::unique_lock l(impl_->out_mu);
+    impl_->out_cv.wait(l, [&] { return impl_->outstanding == 0; });
 }
 
 bool file_upload_service::configured() const noexcept { return impl_->opts.storage.has_value(); }
@@ -332,8 +338,19 @@ void file_upload_service::finish_upload(const store::identity_key& device, uploa
         n.last_updated_time = props->last_modified.empty() ? format_time(t) : props->last_modified;
         n.enqueued_time = format_time(t);
         n.expiry_ns = ns_of(t + m.opts.notification_ttl);
+        {
+            std::lock_guard l(m.out_mu);
+            ++m.outstanding;
+        }
         m.hub.put_setting(setting_key(n.sequence_number), to_doc(n), [this, n, corr, done](result<void> r) {
             auto& m = *impl_;
+            struct release {
+                impl& m;
+                ~release() {
+                    std::lock_guard l(m.out_mu);
+                    if (--m.outstanding == 0) m.out_cv.notify_all();
+                }
+            } guard{m};
             std::vector<std::shared_ptr<std::function<void()>>> fs;
             {
                 std::lock_guard l(m.mu);
