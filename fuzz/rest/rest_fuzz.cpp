@@ -25,6 +25,7 @@
 #include "query/query_engine.hpp"
 #include "registry/identity.hpp"
 #include "service/c2d_service.hpp"
+#include "service/file_upload_service.hpp"
 #include "service/hub_service.hpp"
 #include "store/memory_store.hpp"
 
@@ -73,6 +74,15 @@ T wait(std::function<void(service::handler<T>)> start) {
     if constexpr (!std::is_void_v<T>) return std::move(*r);
 }
 
+// File upload's storage, answered at once (the fuzzed part is the REST head and the service).
+struct instant_storage final : service::storage_client {
+    void create_container(std::string, service::handler<void> done) override { done(result<void>{}); }
+    void blob_properties_of(std::string url, service::handler<service::blob_properties> done) override {
+        if (url.find("missing") != std::string::npos) return done(error{errc::connection_failed, "no such blob"});
+        done(service::blob_properties{url.size(), "2030-01-02T03:04:05+00:00"});
+    }
+};
+
 // Records the calls the router hands to devices; the fuzz loop answers them afterwards (deliver
 // must not call the router).
 struct recording_channel final : methods::method_channel {
@@ -95,6 +105,8 @@ struct hub {
     std::unique_ptr<query::query_engine> queries;
     recording_channel channel;
     std::unique_ptr<methods::method_router> router;
+    instant_storage storage;
+    std::unique_ptr<service::file_upload_service> files;
     std::unique_ptr<http::rest_api> api;
     std::string last_lock_token;
 
@@ -111,6 +123,19 @@ struct hub {
         router = std::make_unique<methods::method_router>(ioc);
         router->set_channel(&channel);
         api = std::make_unique<http::rest_api>(*svc, std::vector<std::string>{host}, router.get(), queries.get(), c2d.get());
+        {
+            service::file_upload_options fo;
+            fo.storage = *service::parse_storage_connection_string(
+                "AccountName=fuzz;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+                "BlobEndpoint=https://127.0.0.1:1/fuzz",
+                "fileupload");
+            fo.client = &storage;
+            fo.sweep_interval = std::chrono::milliseconds(0);
+            auto f = service::file_upload_service::open(*svc, fo);
+            if (!f) std::abort();
+            files = std::move(*f);
+            api->set_file_upload(files.get());
+        }
 
         for (const char* d : {"dev1", "dev2", "dev3"}) {
             registry::device_identity req;
@@ -137,6 +162,7 @@ struct hub {
         router->stop();
         ioc.poll();
         api.reset();
+        files.reset();
         queries.reset();
         c2d.reset();
         svc.reset();
@@ -259,7 +285,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string path;
     bool module_scoped = false;
     bool twin_path = false;
-    switch (in.range<unsigned>(0, 19)) {
+    switch (in.range<unsigned>(0, 25)) {
     case 0: path = "/devices"; break;
     case 1: path = "/devices/" + d; break;
     case 2: path = "/devices/" + d + "/modules"; break;
@@ -279,6 +305,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 16: path = "/devices/" + d + "/messages/deviceBound/" + lock_token + "/abandon"; break;
     case 17: path = "/devices/" + d + "/messages/events"; break;
     case 18: path = "/devices/" + d + "/modules/" + m + "/messages/events", module_scoped = true; break;
+    case 19: path = "/devices/" + d + "/files"; break;
+    case 20: path = "/devices/" + d + "/files/notifications"; break;
+    case 21: path = "/devices/" + d + "/files/notifications/" + lock_token; break;
+    case 22: path = "/digitaltwins/" + d, twin_path = true; break;
+    case 23: path = "/digitaltwins/" + d + "/commands/" + in.str(12); break;
+    case 24: path = "/digitaltwins/" + d + "/components/" + in.str(12) + "/commands/" + in.str(12); break;
     default: path = in.str(64); break;
     }
     const store::identity_key key{decoded(d), module_scoped ? decoded(m) : std::string()};

@@ -206,5 +206,6 @@ methods::method_channel& amqp_server::method_channel() { return *channel_; }
 void amqp_server::set_method_router(methods::method_router* router) { state_->router.store(router); }
 void amqp_server::set_c2d_service(service::c2d_service* c2d) { state_->c2d.store(c2d); }
 void amqp_server::set_telemetry_service(service::telemetry_service* t) { state_->telemetry.store(t); }
+void amqp_server::set_file_upload_service(service::file_upload_service* f) { state_->files.store(f); }
 
 }  // namespace twinhub::amqp

@@ -43,6 +43,7 @@ namespace twinhub::service {
 class hub_service;
 class c2d_service;
 class telemetry_service;
+class file_upload_service;
 }
 
 namespace twinhub::amqp {
@@ -100,6 +101,8 @@ public:
     void set_c2d_service(service::c2d_service* c2d);
     // The built-in endpoint's consumer groups; without it only $Default exists.
     void set_telemetry_service(service::telemetry_service* t);
+    // Serves /messages/serviceBound/filenotifications (file_links.cpp); without it the link is refused.
+    void set_file_upload_service(service::file_upload_service* f);
 
     struct state;
     class connection;

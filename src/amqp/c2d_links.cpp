@@ -7,13 +7,17 @@
 //   unsettled; accepted = complete, rejected = reject, released or modified = abandon; a link or
 //   connection that ends with deliveries unsettled abandons them;
 // - the service's receiver on /messages/serviceBound/feedback: batches of feedback records as JSON,
-//   removed when accepted, available again when released.
+//   removed when accepted, available again when released;
+// - the service's receiver on /messages/serviceBound/filenotifications: one file upload
+//   notification per message (file_upload_service), removed when accepted, available again when
+//   released (rejected ones are dropped, as feedback).
 // All of it runs on the connection's strand; c2d_service notifications are posted to it.
 #include "amqp/connection.hpp"
 
 #include "amqp/message_codec.hpp"
 #include "common/log.hpp"
 #include "service/c2d_service.hpp"
+#include "service/file_upload_service.hpp"
 
 #include <proton/annotation_key.hpp>
 #include <proton/link.hpp>
@@ -67,6 +71,7 @@ void amqp_server::connection::c2d_open(proton::sender& s, const link_address& a)
     proton::source_options src;
     src.address(s.source().address());
     o.source(src);
+    if (a.kind == link_kind::service_file_notifications) return files_open(s, o);
     auto* c2d = st_->c2d.load();
     if (!c2d) {
         s.open(o);
@@ -87,9 +92,43 @@ void amqp_server::connection::c2d_open(proton::sender& s, const link_address& a)
     log::debug("amqp.c2d_link", {{"conn", log_id_}, {"link", name}, {"feedback", feedback}});
 }
 
+void amqp_server::connection::files_open(proton::sender& s, const proton::sender_options& o) {
+    auto* files = st_->files.load();
+    s.open(o);
+    if (!files) return refuse(s, "amqp:not-implemented", "File upload notifications are not served by this hub.");
+    const std::string name = s.name();
+    std::weak_ptr<connection> weak = shared_from_this();
+    auto notify = [weak, name] {
+        if (auto self = weak.lock()) self->post([self, name] { self->c2d_pump(name); });
+    };
+    c2d_link l{s, {}, false, 0, true};
+    c2d_links_[name] = l;
+    senders_[name] = link_address{link_kind::service_file_notifications, {}};
+    c2d_links_[name].subscription = files->subscribe(notify);
+    log::debug("amqp.files_link", {{"conn", log_id_}, {"link", name}});
+}
+
 void amqp_server::connection::c2d_pump(const std::string& name) {
     auto it = c2d_links_.find(name);
     auto* c2d = st_->c2d.load();
+    if (it != c2d_links_.end() && it->second.files && !closing_) {
+        auto* files = st_->files.load();
+        proton::sender& s = it->second.link;
+        while (files && s.active() && s.credit() > 0) {
+            auto n = files->lock_next(feedback_lock);
+            if (!n) return;
+            proton::message m;
+            m.id(proton::message_id(n->lock_token));
+            m.content_type("application/json");
+            m.content_encoding("utf-8");
+            set_body_bytes(m, service::file_notification_json(n->notification));
+            proton::tracker t = s.send(m);
+            c2d_unsettled u{name, {}, n->lock_token, false};
+            u.files = true;
+            c2d_unsettled_[tag_key(name, t.tag())] = std::move(u);
+        }
+        return;
+    }
     if (it == c2d_links_.end() || !c2d || closing_) return;
     proton::sender& s = it->second.link;
     while (s.active() && s.credit() > 0) {
@@ -118,11 +157,18 @@ void amqp_server::connection::c2d_outcome(proton::tracker& t, int outcome) {
     if (it == c2d_unsettled_.end()) return;
     c2d_unsettled u = std::move(it->second);
     c2d_unsettled_.erase(it);
-    auto* c2d = st_->c2d.load();
-    if (!c2d) return;
     auto logged = [log_id = log_id_](result<void> r) {
         if (!r) log::debug("amqp.c2d_settle_failed", {{"conn", log_id}, {"code", to_string(r.error().code)}});
     };
+    if (u.files) {
+        if (auto* files = st_->files.load()) {
+            if (outcome == 2) (void)files->abandon(u.lock);
+            else files->complete(u.lock, logged);
+        }
+        return;
+    }
+    auto* c2d = st_->c2d.load();
+    if (!c2d) return;
     if (u.feedback) {
         if (outcome == 2) (void)c2d->abandon_feedback(u.lock);
         else c2d->complete_feedback(u.lock, logged);  // rejected feedback is dropped, as accepted
@@ -143,7 +189,12 @@ void amqp_server::connection::c2d_link_gone(const std::string& name) {
     auto it = c2d_links_.find(name);
     if (it == c2d_links_.end()) return;
     auto* c2d = st_->c2d.load();
-    if (c2d) c2d->unsubscribe(it->second.subscription);
+    auto* files = st_->files.load();
+    if (it->second.files) {
+        if (files) files->unsubscribe(it->second.subscription);
+    } else if (c2d) {
+        c2d->unsubscribe(it->second.subscription);
+    }
     c2d_links_.erase(it);
     // Deliveries still unsettled on the link end without completion.
     for (auto u = c2d_unsettled_.begin(); u != c2d_unsettled_.end();) {
@@ -151,7 +202,9 @@ void amqp_server::connection::c2d_link_gone(const std::string& name) {
             ++u;
             continue;
         }
-        if (c2d) {
+        if (u->second.files) {
+            if (files) (void)files->abandon(u->second.lock);
+        } else if (c2d) {
             if (u->second.feedback) (void)c2d->abandon_feedback(u->second.lock);
             else c2d->abandon(u->second.id, u->second.lock, [](result<void>) {});
         }

@@ -435,6 +435,22 @@ void amqp_server::connection::refuse(proton::link l, const char* condition, cons
     l.close(proton::error_condition(condition, why));
 }
 
+namespace {
+// IoT Plug and Play: a device link's attach property com.microsoft:model-id (as the Java and C SDKs
+// send it) announces the device's model, as model-id in the MQTT username does.
+void note_model_id(const proton::link& l, const link_address& a, service::hub_service& hub) {
+    if (a.identity.device_id.empty()) return;
+    try {
+        auto props = l.properties();
+        auto it = props.find(proton::symbol("com.microsoft:model-id"));
+        if (it == props.end() || it->second.type() != proton::STRING) return;
+        auto id = proton::get<std::string>(it->second);
+        if (!id.empty() && id.size() <= 512) hub.set_model_id(a.identity, std::move(id));
+    } catch (const std::exception&) {
+    }
+}
+}  // namespace
+
 void amqp_server::connection::on_receiver_open(proton::receiver& r) {
     // The client's sender: its target names what it sends to.
     const std::string addr = r.target().address();
@@ -466,6 +482,7 @@ void amqp_server::connection::on_receiver_open(proton::receiver& r) {
         r.open(o);
         return refuse(r, "amqp:not-implemented", "Sending to '" + addr + "' is not supported.");
     }
+    note_model_id(r, *a, st_->hub);
     receivers_[r.name()] = {*a, r};
     r.open(o);
     if (a->kind == link_kind::eventhub_management && eh_redirect(r, *a)) receivers_.erase(r.name());
@@ -488,6 +505,7 @@ void amqp_server::connection::on_sender_open(proton::sender& s) {
         s.open(o);
         return refuse(s, "amqp:unauthorized-access", why);
     }
+    note_model_id(s, *a, st_->hub);
     switch (a->kind) {
     case link_kind::cbs:
         s.open(o);
@@ -515,6 +533,7 @@ void amqp_server::connection::on_sender_open(proton::sender& s) {
         senders_[s.name()] = *a;
         return;
     case link_kind::service_feedback:
+    case link_kind::service_file_notifications:
         return c2d_open(s, *a);
     case link_kind::c2d:
         c2d_open(s, *a);
@@ -570,6 +589,7 @@ void amqp_server::connection::link_gone(const std::string& name, bool sender) {
     case link_kind::c2d:
     case link_kind::telemetry:
     case link_kind::service_feedback:
+    case link_kind::service_file_notifications:
         c2d_link_gone(name);
         break;
     default:

@@ -159,14 +159,17 @@ private:
         store::identity_key id;  // device receive links
         bool feedback = false;   // the service's /messages/serviceBound/feedback link
         std::uint64_t subscription = 0;
+        bool files = false;      // the service's /messages/serviceBound/filenotifications link
     };
     struct c2d_unsettled {
         std::string link;
         store::identity_key id;
-        std::string lock;  // message lock token, or feedback batch lock token
+        std::string lock;  // message lock token, or feedback batch lock token, or notification lock
         bool feedback = false;
+        bool files = false;
     };
     void c2d_open(proton::sender& s, const link_address& a);
+    void files_open(proton::sender& s, const proton::sender_options& o);
     void c2d_pump(const std::string& link);
     void c2d_link_gone(const std::string& link);
     void c2d_release_all();

@@ -7,6 +7,7 @@
 namespace twinhub::service {
 class c2d_service;
 class telemetry_service;
+class file_upload_service;
 }
 
 #include <atomic>
@@ -34,6 +35,7 @@ struct amqp_server::state {
     std::atomic<methods::method_router*> router{nullptr};
     std::atomic<service::c2d_service*> c2d{nullptr};
     std::atomic<service::telemetry_service*> telemetry{nullptr};
+    std::atomic<service::file_upload_service*> files{nullptr};
     std::atomic<bool> stopped{false};
     // AMQP connection numbers live above 2^62 so that the method router never confuses them with
     // MQTT's (which count from 1).

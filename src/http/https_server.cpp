@@ -49,6 +49,7 @@ struct https_server::state : std::enable_shared_from_this<https_server::state> {
           opts(std::move(o)), on_websocket(std::move(ws)) {
         api.set_telemetry(opts.telemetry);
         api.set_jobs(opts.jobs, opts.configurations);
+        api.set_file_upload(opts.files);
     }
 
     asio::io_context& ioc;

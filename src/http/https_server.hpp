@@ -26,6 +26,7 @@ namespace twinhub::service {
 class hub_service;
 class c2d_service;
 class telemetry_service;
+class file_upload_service;
 }
 namespace twinhub::jobs {
 class job_service;
@@ -61,6 +62,7 @@ struct https_options {
     std::string store_file;     // the store's file (WAL size metric)
     std::string data_dir;       // readiness checks its file system's free space
     std::string console_dir;    // the console's built files; empty: /console answers 404
+    service::file_upload_service* files = nullptr;    // serves /devices/{id}/files when set
 };
 
 class https_server {

@@ -467,6 +467,8 @@ void rest_api::handle(rest_request req, completion done) const {
     if (r.kind == route_kind::job || r.kind == route_kind::job_cancel || r.kind == route_kind::jobs_query)
         return handle_jobs(r, req, std::move(done));
     if (is_jobs_route(r.kind)) return handle_configurations(r, req, std::move(done));
+    if (r.kind == route_kind::digital_twin || r.kind == route_kind::digital_twin_command)
+        return handle_digital_twin(r, req, std::move(done));
 
     if (!r.device_id.empty() || r.kind == route_kind::device || r.kind == route_kind::module) {
         if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
@@ -639,6 +641,10 @@ void rest_api::handle(rest_request req, completion done) const {
     case route_kind::configuration:
     case route_kind::configurations_test:
     case route_kind::apply_configuration: break;  // handled above
+    case route_kind::file_upload:
+    case route_kind::file_notification:
+    case route_kind::digital_twin:
+    case route_kind::digital_twin_command: break;  // handled above
     case route_kind::devices_query: {
         if (queries_ == nullptr) return fail(error{errc::not_found, "Twin queries are not served by this hub."});
         auto page = query::run_query_request(*queries_, req.body, req.max_item_count, req.continuation);
@@ -658,7 +664,8 @@ void rest_api::handle(rest_request req, completion done) const {
 // with DeviceConnect whose sr covers it), as on MQTT CONNECT.
 void rest_api::handle_device_route(const route& r, const rest_request& req, completion done) const {
     auto fail = [&done](error e) { done(error_response(e)); };
-    if (c2d_ == nullptr && r.kind != route_kind::device_events) {
+    if (c2d_ == nullptr && r.kind != route_kind::device_events && r.kind != route_kind::file_upload &&
+        r.kind != route_kind::file_notification) {
         return fail(error{errc::not_found, "Cloud-to-device messages are not served by this hub."});
     }
     if (auto ok = registry::validate_id(r.device_id, "deviceId"); !ok) return fail(ok.error());
@@ -686,6 +693,8 @@ void rest_api::handle_device_route(const route& r, const rest_request& req, comp
         if (!res) return done(error_response(res.error()));
         done(no_content());
     };
+    if (r.kind == route_kind::file_upload || r.kind == route_kind::file_notification)
+        return handle_files(r, req, std::move(done));
     switch (r.kind) {
     case route_kind::c2d_receive: {
         auto next = c2d_->lock_next(key, std::chrono::milliseconds(c2d_lock_duration));

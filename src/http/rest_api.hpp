@@ -22,6 +22,7 @@ namespace twinhub::service {
 class hub_service;
 class c2d_service;
 class telemetry_service;
+class file_upload_service;
 }
 namespace twinhub::jobs {
 class job_service;
@@ -59,6 +60,9 @@ public:
         jobs_ = j;
         configurations_ = c;
     }
+    // POST /devices/{id}/files[/notifications] (rest_files.cpp); without it they answer 400
+    // DefaultStorageEndpointNotConfigured. Set before serving.
+    void set_file_upload(service::file_upload_service* f) noexcept { files_ = f; }
 
     // Identities returned by one list call at most (spec 7.3), and the bulk entry limit (spec 3.9).
     static constexpr std::size_t max_top = 1000;
@@ -75,6 +79,7 @@ private:
     service::telemetry_service* telemetry_ = nullptr;
     jobs::job_service* jobs_ = nullptr;
     jobs::configuration_service* configurations_ = nullptr;
+    service::file_upload_service* files_ = nullptr;
 
     void handle_consumer_groups(const route& r, const rest_request& req, completion done) const;
     void handle_jobs(const route& r, const rest_request& req, completion done) const;
@@ -82,6 +87,8 @@ private:
     void handle_device_route(const route& r, const rest_request& req, completion done) const;
     // X.509 CA certificates (rest_certificates.cpp).
     void handle_certificates(const route& r, const rest_request& req, completion done) const;
+    void handle_files(const route& r, const rest_request& req, completion done) const;          // rest_files.cpp
+    void handle_digital_twin(const route& r, const rest_request& req, completion done) const;   // rest_digitaltwin.cpp
 };
 
 }  // namespace twinhub::http

@@ -46,6 +46,10 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::configuration: return "GET, PUT, DELETE";
     case route_kind::configurations_test:
     case route_kind::apply_configuration: return "POST";
+    case route_kind::file_upload:
+    case route_kind::file_notification: return "POST";
+    case route_kind::digital_twin: return "GET, PATCH";
+    case route_kind::digital_twin_command: return "POST";
     }
     return "";
 }
@@ -58,7 +62,7 @@ bool is_jobs_route(route_kind k) noexcept {
 
 bool is_device_route(route_kind k) noexcept {
     return k == route_kind::c2d_receive || k == route_kind::c2d_settle || k == route_kind::c2d_abandon ||
-           k == route_kind::device_events;
+           k == route_kind::device_events || k == route_kind::file_upload || k == route_kind::file_notification;
 }
 
 namespace {
@@ -101,6 +105,10 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::jobs_query:
     case route_kind::configurations: return in({get});
     case route_kind::configuration: return in({get, put, delete_});
+    case route_kind::file_upload:
+    case route_kind::file_notification:
+    case route_kind::digital_twin_command: return in({post});
+    case route_kind::digital_twin: return in({get, patch});
     }
     return false;
 }
@@ -120,6 +128,16 @@ bool match_c2d(const std::vector<std::string>& s, std::size_t at, route& r) {
     const std::size_t left = s.size() - at;
     if (left == 1 && s[at] == "commands") {
         r.kind = route_kind::c2d_purge;
+        return true;
+    }
+    if (left >= 1 && left <= 3 && s[at] == "files" && at == 2) {
+        if (left == 1) {
+            r.kind = route_kind::file_upload;
+            return true;
+        }
+        if (s[at + 1] != "notifications") return false;
+        r.kind = route_kind::file_notification;
+        if (left == 3) r.lock_token = s[at + 2];
         return true;
     }
     if (left == 2 && s[at] == "messages" && s[at + 1] == "events") {
@@ -249,6 +267,21 @@ result<route> match_route(std::string_view method, const std::vector<std::string
             r.lock_token = s[1];
         }
         found = true;
+    } else if (n >= 2 && iequals(s[0], "digitaltwins")) {
+        r.device_id = s[1];
+        if (n == 2) {
+            r.kind = route_kind::digital_twin;
+            found = true;
+        } else if (n == 4 && s[2] == "commands") {
+            r.kind = route_kind::digital_twin_command;
+            r.command = s[3];
+            found = true;
+        } else if (n == 6 && s[2] == "components" && s[4] == "commands") {
+            r.kind = route_kind::digital_twin_command;
+            r.component = s[3];
+            r.command = s[5];
+            found = true;
+        }
     } else if (n == 2 && s[0] == "statistics") {
         if (s[1] == "devices") {
             r.kind = route_kind::registry_statistics;
@@ -304,6 +337,11 @@ std::uint32_t required_permission(const route& r) noexcept {
     case route_kind::configurations_test: return registry_read;
     case route_kind::configuration: return r.method == http_method::get ? registry_read : registry_write;
     case route_kind::apply_configuration: return registry_write;
+    case route_kind::file_upload:
+    case route_kind::file_notification: return device_connect;
+    case route_kind::digital_twin:
+        return r.method == http_method::get ? (service_connect | registry_read) : service_connect;
+    case route_kind::digital_twin_command: return service_connect;
     }
     return service_connect;
 }

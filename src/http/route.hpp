@@ -35,6 +35,12 @@ enum class route_kind {
     c2d_settle,          // .../messages/deviceBound/{lockToken}  DELETE (complete; ?reject: reject)
     c2d_abandon,         // .../messages/deviceBound/{lockToken}/abandon  POST
     device_events,       // /devices/{id}[/modules/{mid}]/messages/events  POST (telemetry, single or batch)
+    // File upload (device credentials; rest_files.cpp):
+    file_upload,         // /devices/{id}/files  POST {blobName} -> SAS URI
+    file_notification,   // /devices/{id}/files/notifications[/{correlationId}]  POST
+    // IoT Plug and Play digital twins (service; rest_digitaltwin.cpp):
+    digital_twin,        // /digitaltwins/{id}  GET, PATCH
+    digital_twin_command,  // /digitaltwins/{id}[/components/{c}]/commands/{name}  POST
     // The built-in endpoint's consumer groups (Azure manages them through ARM; twinhub here):
     consumer_groups,     // /eventHubEndpoints/events/consumerGroups         GET
     consumer_group,      // /eventHubEndpoints/events/consumerGroups/{name}  GET, PUT, DELETE
@@ -65,7 +71,10 @@ struct route {
     http_method method = http_method::get;
     std::string device_id;  // decoded; empty when the route has none
     std::string module_id;
-    std::string lock_token;  // c2d_settle, c2d_abandon; consumer_group: the group's name
+    std::string lock_token;  // c2d_settle, c2d_abandon; consumer_group: the group's name;
+                             // file_notification: the correlation id in the path (may be empty)
+    std::string component;   // digital_twin_command: the component (empty: the default component)
+    std::string command;     // digital_twin_command: the command name
 };
 
 // Matches decoded path segments (request_target::segments) and a method. Fails with not_found for a

@@ -41,6 +41,11 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     if (const char* v = env("TWINHUB_CONSOLE_DIR")) c.console_dir = v;
     if (const char* v = env("TWINHUB_CONSOLE")) c.console = !(std::string(v) == "0" || std::string(v) == "false");
     bool no_console = false;
+    if (const char* v = env("TWINHUB_STORAGE_CONNECTION_STRING")) c.storage_connection_string = v;
+    if (const char* v = env("TWINHUB_STORAGE_CONTAINER")) c.storage_container = v;
+    if (const char* v = env("TWINHUB_STORAGE_CA_FILE")) c.storage_ca_file = v;
+    std::string sas_ttl = "1h";
+    if (const char* v = env("TWINHUB_FILE_UPLOAD_SAS_TTL")) sas_ttl = v;
 
     CLI::App app{"twinhubd: a self-hosted IoT hub that speaks Azure IoT Hub's protocols"};
     std::string data_dir = c.data_dir.string();
@@ -80,6 +85,17 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
     app.add_option("--console-dir", c.console_dir,
                    "The web console's built files [env TWINHUB_CONSOLE_DIR, default: console/ next to twinhubd]");
     app.add_flag("--no-console", no_console, "Do not serve the web console at /console/ [env TWINHUB_CONSOLE=0]");
+    app.add_option("--storage-connection-string", c.storage_connection_string,
+                   "Azure Storage (or Azurite, https) connection string for file upload; prefer the environment, "
+                   "argv is visible to other users [env TWINHUB_STORAGE_CONNECTION_STRING]");
+    app.add_option("--storage-container", c.storage_container,
+                   "Blob container for file upload, created if missing [env TWINHUB_STORAGE_CONTAINER]")
+        ->capture_default_str();
+    app.add_option("--storage-ca-file", c.storage_ca_file,
+                   "Extra CA certificate (PEM) to trust for the storage endpoint [env TWINHUB_STORAGE_CA_FILE]");
+    app.add_option("--file-upload-sas-ttl", sas_ttl,
+                   "How long a file upload SAS URI is valid: 90s, 30m, 1h... at most 24h [env TWINHUB_FILE_UPLOAD_SAS_TTL]")
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -105,6 +121,13 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code) {
         c.retention = *r;
     } else {
         std::cerr << "twinhubd: --retention '" << retention << "' is not a period between 1s and 7d (e.g. 90s, 12h, 1d)\n";
+        exit_code = 2;
+        return std::nullopt;
+    }
+    if (auto r = parse_retention(sas_ttl); r && *r <= std::chrono::hours(24)) {
+        c.file_upload_sas_ttl = *r;
+    } else {
+        std::cerr << "twinhubd: --file-upload-sas-ttl '" << sas_ttl << "' is not a period between 1s and 24h\n";
         exit_code = 2;
         return std::nullopt;
     }

@@ -41,6 +41,15 @@ struct config {
     // twinhubd when it holds index.html); --no-console / TWINHUB_CONSOLE=0 turns it off.
     std::string console_dir;
     bool console = true;
+    // File upload (README "File upload"): the Azure Storage account (or Azurite) devices upload to
+    // (--storage-connection-string / TWINHUB_STORAGE_CONNECTION_STRING; empty: file upload off), the
+    // container (--storage-container / TWINHUB_STORAGE_CONTAINER), an extra CA to trust for the storage
+    // endpoint (--storage-ca-file / TWINHUB_STORAGE_CA_FILE; the system CAs and the hub's own CA are
+    // trusted anyway) and how long a blob SAS lasts (--file-upload-sas-ttl / TWINHUB_FILE_UPLOAD_SAS_TTL).
+    std::string storage_connection_string;
+    std::string storage_container = "fileupload";
+    std::string storage_ca_file;
+    std::chrono::seconds file_upload_sas_ttl{3600};
 };
 
 // "90s", "30m", "12h", "2d" (a bare number is days); nullopt when malformed or not in 1s-7d.

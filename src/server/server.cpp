@@ -8,6 +8,8 @@
 #include "methods/method_router.hpp"
 #include "amqp/amqp_server.hpp"
 #include "service/c2d_service.hpp"
+#include "service/file_upload_service.hpp"
+#include "server/storage_https.hpp"
 #include "service/telemetry_service.hpp"
 #include "methods/channel_set.hpp"
 #include "mqtt/mqtt_method_channel.hpp"
@@ -63,6 +65,8 @@ struct server::impl {
     std::unique_ptr<service::hub_service> hub;
     std::unique_ptr<service::c2d_service> c2d;  // observes hub; destroyed before it
     std::unique_ptr<service::telemetry_service> telemetry;  // uses hub; destroyed before it
+    std::unique_ptr<storage_https> storage;                // file upload's storage client
+    std::unique_ptr<service::file_upload_service> files;  // uses hub and storage; destroyed before them
     std::unique_ptr<query::query_engine> queries;  // registered with hub; destroyed before it
     boost::asio::io_context ioc;
     // MQTT/TLS sessions: one io_context per thread (see io_pool.hpp); the shared `ioc` runs the
@@ -142,6 +146,22 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
         to.routing_file = m.dir.dir.root / "routing.json";
         m.telemetry = std::make_unique<service::telemetry_service>(*m.hub, to);
     }
+    {
+        service::file_upload_options fo;
+        fo.sas_ttl = c.file_upload_sas_ttl;
+        if (!c.storage_connection_string.empty()) {
+            auto a = service::parse_storage_connection_string(c.storage_connection_string, c.storage_container);
+            if (!a) throw std::runtime_error("--storage-connection-string: " + a.error().message);
+            fo.storage = std::move(*a);
+            std::vector<std::filesystem::path> cas{m.dir.dir.ca_certificate()};
+            if (!c.storage_ca_file.empty()) cas.emplace_back(c.storage_ca_file);
+            m.storage = std::make_unique<storage_https>(std::move(cas));
+            fo.client = m.storage.get();
+        }
+        auto files = service::file_upload_service::open(*m.hub, std::move(fo));
+        if (!files) throw std::runtime_error("cannot load the file upload notifications: " + files.error().message);
+        m.files = std::move(*files);
+    }
     m.configure_tls();
     m.methods = std::make_unique<methods::method_router>(m.ioc);
 
@@ -168,6 +188,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.amqp->set_method_router(m.methods.get());
     m.amqp->set_c2d_service(m.c2d.get());
     m.amqp->set_telemetry_service(m.telemetry.get());
+    m.amqp->set_file_upload_service(m.files.get());
     m.method_channels.add(m.method_channel.get());
     m.method_channels.add(&m.amqp->method_channel());
     m.methods->set_channel(&m.method_channels);
@@ -194,6 +215,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.store_file = m.dir.dir.store_file().string();
     ho.data_dir = m.dir.dir.root.string();
     ho.console_dir = c.console ? console_dir(c) : std::string();
+    ho.files = m.files.get();
     net::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
@@ -236,6 +258,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
                                {"amqp_port", static_cast<std::int64_t>(c.amqp_port)},
                                {"partitions", static_cast<std::int64_t>(m.hub->event_partition_count())},
                                {"retention_s", static_cast<std::int64_t>(c.retention.count())}, {"fault_injection", c.fault_injection},
+                               {"file_upload", m.files->configured()},
                                {"threads", static_cast<std::int64_t>(c.threads)},
                                {"metrics_port", static_cast<std::int64_t>(c.metrics_port)},
                                {"console", ho.console_dir.empty() ? std::string("off") : "https://" + host + ":" +
@@ -254,10 +277,13 @@ server::~server() {
     m.mqtt.reset();
     if (m.amqp) m.amqp->set_c2d_service(nullptr);
     if (m.amqp) m.amqp->set_telemetry_service(nullptr);
+    if (m.amqp) m.amqp->set_file_upload_service(nullptr);
     m.methods.reset();
     m.jobs.reset();
     m.configurations.reset();
     m.c2d.reset();
+    m.storage.reset();  // fails what is queued; its handlers still reach `files`
+    m.files.reset();
     m.telemetry.reset();
     m.queries.reset();
     m.hub.reset();
