@@ -7,7 +7,7 @@
 // etag), query string, headers; the rest of the input is the body.
 //
 // Properties: no crash or sanitizer report; `done` runs exactly once per request; every status is
-// 2xx/4xx, or 504 from a direct method that timed out (the only 5xx the REST head documents); an
+// 2xx/4xx, or 504 from a direct method (or PnP command) that timed out (the only 5xx the REST head documents); an
 // error response has the IoT Hub error JSON ({"Message":"ErrorCode:<Name>;...","ExceptionMessage":..}
 // with a matching iothub-errorcode header, or the direct-method form whose Message holds a JSON
 // object); a 200 from any route except C2D receive is JSON; 204 has no body.
@@ -228,7 +228,8 @@ struct outcome {
 void check(const http::rest_response& r, const std::optional<http::route>& route, const std::string& method) {
     const int s = r.status;
     const bool method_route =
-        route && (route->kind == http::route_kind::device_methods || route->kind == http::route_kind::module_methods);
+        route && (route->kind == http::route_kind::device_methods || route->kind == http::route_kind::module_methods ||
+                  route->kind == http::route_kind::digital_twin_command);  // a PnP command is a direct method
     if (s < 200 || s > 599) fail("status out of range", s, r.body);
     if (s >= 500 && !(s == 504 && method_route)) fail("undocumented 5xx", s, r.body);
     if (s == 204) {
