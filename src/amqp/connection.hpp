@@ -49,6 +49,8 @@ void reject_with(const proton::delivery& d, const char* condition, const std::st
 std::optional<std::string> selector_filter(const proton::sender& s);
 // "dev1" or "dev1/mod1", for logs and error texts.
 std::string describe(const store::identity_key& id);
+// Seconds since the Unix epoch (SAS token expiry checks).
+std::int64_t unix_now();
 
 class amqp_server::connection : public std::enable_shared_from_this<connection>, private proton::messaging_handler {
 public:
