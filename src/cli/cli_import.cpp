@@ -66,7 +66,7 @@ void add_import_command(CLI::App* device_identity, cli_state& s) {
         auto hub = open_hub(s.a);
         progress bar("import", "devices");
         const std::size_t total = devices.size();
-        bar.update(0, total, true);
+        bar.update(0, total);
         boost::json::array errors;
         std::size_t done = 0;
         for (std::size_t i = 0; i < total; i += static_cast<std::size_t>(s.batch_size)) {

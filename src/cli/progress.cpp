@@ -14,11 +14,9 @@ progress::~progress() {
     if (tty_ && drawn_ && !finished_) std::fputs("\r\033[K", stderr);  // an error follows: leave no half line
 }
 
-void progress::update(std::size_t done, std::size_t total, bool force) {
+void progress::update(std::size_t done, std::size_t total) {
     if (!tty_ || finished_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (!force && drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
-    last_ = now;
     drawn_ = true;
     const double secs = std::chrono::duration<double>(now - start_).count();
     const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;

@@ -30,7 +30,9 @@ public:
             p.resize(cut);
         }
     }
+    // The first key given twice in one object (empty: none), and the line of its second occurrence.
     const std::string& duplicate() const { return duplicate_; }
+    int duplicate_line() const { return duplicate_line_; }
 
 private:
     char at(std::size_t i) const { return i < t_.size() ? t_[i] : '\0'; }
@@ -73,7 +75,7 @@ private:
                 int line = line_;
                 std::string key = string();
                 std::string p = path.empty() ? key : path + "." + key;
-                if (!lines_.emplace(p, line).second && duplicate_.empty()) duplicate_ = p;
+                if (!lines_.emplace(p, line).second && duplicate_.empty()) duplicate_ = p, duplicate_line_ = line;
                 space();
                 ++i_;  // ':'
                 value(p);
@@ -104,6 +106,7 @@ private:
     int line_ = 1;
     std::map<std::string, int> lines_;
     std::string duplicate_;
+    int duplicate_line_ = 0;
 };
 
 class reader {
@@ -207,7 +210,9 @@ void apply_config_file(config& c, std::string_view text, const std::string& file
     json::value root = p.release();
     line_map lines(text);
     reader r(file, lines);
-    if (!lines.duplicate().empty()) r.fail(lines.duplicate(), "given twice");
+    if (!lines.duplicate().empty())
+        throw config_error("config error: " + file + ":" + std::to_string(lines.duplicate_line()) + ": " + lines.duplicate() +
+                           ": given twice");
 
     auto period = [&r](const std::string& k, const json::value& v, std::chrono::seconds max) {
         std::string s = r.string(k, v);

@@ -32,8 +32,10 @@ int main(int argc, char** argv) {
         twinhub::server::server s(*cfg);
         s.run();
     } catch (const std::exception& e) {
-        std::cerr << "twinhubd: " << e.what() << "\n";
-        return 1;
+        // Configuration checked by the services (inline routing, consumer groups) reads like the file's errors.
+        const std::string what = e.what();
+        std::cerr << (what.rfind("config error: ", 0) == 0 ? "" : "twinhubd: ") << what << "\n";
+        return what.rfind("config error: ", 0) == 0 ? 2 : 1;
     }
     return 0;
 }

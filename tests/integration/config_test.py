@@ -78,6 +78,16 @@ def main(bin_dir):
         check(p.returncode == 2 and p.stderr.startswith(f"config error: {bad}:3: metrics.prot: unknown key"),
               f"an unknown key stops the start ({p.stderr.strip()})")
 
+        # Inline routing is checked by the hub at start, with the line of telemetry.routing.
+        with open(bad, "w") as f:
+            f.write('{\n  "data_dir": "%s",\n  "ports": {"https": %d, "mqtt": %d, "amqp": %d},\n'
+                    '  "telemetry": {\n    "routing": {"routes": [{"name": "r", "source": "DeviceMessages", "condition": "true",'
+                    ' "endpointNames": ["nowhere"], "isEnabled": true}]}\n  }\n}\n' % (os.path.join(work, "bad-hub"), https, mqtt, amqp))
+        p = subprocess.run([twinhubd, "--config", bad], capture_output=True, text=True, env=env, timeout=60)
+        last = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+        check(p.returncode == 2 and last.startswith(f"config error: {bad}:5: telemetry.routing: ") and "nowhere" in last,
+              f"a route to an unknown endpoint stops the start naming the routing's line ({p.returncode}: {last})")
+
         # The hub serves where the file says.
         h = hub(bin_dir, work, ["--config", conf], https, env)
         try:

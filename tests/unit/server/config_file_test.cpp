@@ -91,8 +91,7 @@ TEST_F(config_file, comments_and_trailing_commas_are_allowed) {
 }
 
 TEST_F(config_file, syntax_error_names_its_line) {
-    EXPECT_EQ(error_of("{\n  \"ports\": {\n    \"https\": 8443\n    \"mqtt\": 1\n  }\n}\n").substr(0, 38),
-              "config error: hub.json:4: (syntax): n");
+    EXPECT_EQ(error_of("{\n  \"ports\": {\n    \"https\": 8443\n    \"mqtt\": 1\n  }\n}\n").rfind("config error: hub.json:4: (syntax): not valid JSON", 0), 0u);
 }
 
 TEST_F(config_file, unknown_key_names_key_and_line) {
@@ -125,8 +124,9 @@ TEST_F(config_file, values_out_of_range_name_key_and_line) {
               "config error: hub.json:1: log_level: 'loud' is not one of debug, info, warn, error, off");
     EXPECT_EQ(error_of("{\"store\": \"/var/db\"}"),
               "config error: hub.json:1: store: must be \"sqlite\" or a postgresql:// URL");
-    EXPECT_EQ(error_of("{\"telemetry\": {\"consumer_groups\": [\"ok\",\n\"-bad\"]}}").substr(0, 68),
-              "config error: hub.json:2: telemetry.consumer_groups[1]: '-bad' is not");
+    EXPECT_EQ(error_of("{\"telemetry\": {\"consumer_groups\": [\"ok\",\n\"-bad\"]}}")
+                  .rfind("config error: hub.json:2: telemetry.consumer_groups[1]: '-bad' is not a consumer group name", 0),
+              0u);
     EXPECT_EQ(error_of("{\"tls\": {\"certificate_file\": \"/c.pem\"}}"),
               "config error: hub.json:1: tls: give both certificate_file and key_file, or neither");
 }
