@@ -133,6 +133,33 @@ def main(bin_dir):
         stopped = [l for l in h.stderr().splitlines() if "server.stopped" in l]
         check(len(stopped) == 1 and re.search(r"uptime_s=\d+", stopped[0]) and "commits_flushed_at_stop=" in stopped[0],
               "server.stopped says the uptime and what was flushed: " + (stopped[0] if stopped else "(none)"))
+
+        # tls.certificate_file / key_file: the hub serves that certificate instead of its CA's.
+        cert, key = os.path.join(work, "own.pem"), os.path.join(work, "own.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=own.test",
+                        "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+        conf2 = os.path.join(work, "tls.json")
+        data2 = os.path.join(work, "hub2")
+        with open(conf2, "w") as f:
+            json.dump({"data_dir": data2, "ports": {"https": https, "mqtt": mqtt, "amqp": amqp},
+                       "tls": {"certificate_file": cert, "key_file": key}}, f)
+        h2 = hub(bin_dir, os.path.join(work), ["--config", conf2], https, env)
+        try:
+            check(h2.running(), "twinhubd starts with its own TLS files")
+            own = ssl.create_default_context(cafile=cert)
+            s, _, _ = request(f"https://localhost:{https}/health/live", ctx=own)
+            check(s == 200, "HTTPS serves tls.certificate_file (trusted as its own CA)")
+            hub_ca = ssl.create_default_context(cafile=os.path.join(data2, "tls", "ca.pem"))
+            try:
+                request(f"https://localhost:{https}/health/live", ctx=hub_ca)
+                refused = False
+            except Exception:  # noqa: BLE001 - the generated CA must not verify the served certificate
+                refused = True
+            check(refused, "the generated CA's certificate is not the one served")
+        finally:
+            h2.stop()
+
         if failures:
             print("twinhubd stderr (last lines):\n" + "\n".join(h.stderr().splitlines()[-20:]))
     finally:
