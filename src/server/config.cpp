@@ -6,6 +6,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <boost/json/serialize.hpp>
+
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -155,6 +159,12 @@ std::optional<config> parse_config(int argc, char** argv, int& exit_code, env_lo
             return std::nullopt;
         }
         c.config_file = config_file;
+        // A file holding secrets (they would be redacted) should be readable by its owner only.
+        struct stat st {};
+        if (::stat(config_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0 &&
+            boost::json::serialize(to_json(c)).find("<redacted>") != std::string::npos)
+            log::warn("config.secrets_readable", {{"file", config_file},
+                                                  {"hint", "the file holds secrets and others can read it: chmod 600"}});
     }
     std::string retention_text, sas_ttl_text;  // from the environment or a flag: checked below
 

@@ -65,6 +65,15 @@ def main(bin_dir):
                            env=dict(env, TWINHUB_CONFIG=conf), timeout=30)
         check(p.returncode == 0 and json.loads(p.stdout)["ports"]["https"] == https, "TWINHUB_CONFIG names the file")
 
+        # A file with secrets that others can read gets a warning (not the secret); 0600 none.
+        os.chmod(conf, 0o644)
+        p = subprocess.run([twinhubd, "--config", conf, "--print-config"], capture_output=True, text=True, env=env, timeout=30)
+        check("config.secrets_readable" in p.stderr and "metrics-s3cret" not in p.stderr,
+              f"a world-readable file holding the metrics token is warned about: {p.stderr.strip()}")
+        os.chmod(conf, 0o600)
+        p = subprocess.run([twinhubd, "--config", conf, "--print-config"], capture_output=True, text=True, env=env, timeout=30)
+        check(p.returncode == 0 and p.stderr == "", f"a 0600 file gets no warning: {p.stderr.strip()}")
+
         # A bad file: exit 2, "config error: FILE:LINE: KEY: WHAT".
         bad = os.path.join(work, "bad.json")
         with open(bad, "w") as f:
