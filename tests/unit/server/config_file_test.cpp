@@ -2,6 +2,7 @@
 // precedence flag > environment > file > default, and --print-config's redaction.
 #include "server/config.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -263,6 +265,34 @@ TEST_F(config_file, printed_configuration_reads_back_as_a_configuration_file) {
     EXPECT_EQ(back.retention, c->retention);
     EXPECT_EQ(back.consumer_groups, c->consumer_groups);
     EXPECT_EQ(back.https_port, c->https_port);
+}
+
+// docs/twinhubd.schema.json names exactly the keys the parser takes (every key --print-config
+// prints, plus $schema and the routing_file/routing alternative).
+TEST_F(config_file, the_json_schema_names_every_key_and_no_other) {
+    std::ifstream in(TWINHUB_SOURCE_DIR "/docs/twinhubd.schema.json");
+    ASSERT_TRUE(in);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto schema = boost::json::parse(text).as_object();
+    std::set<std::string> in_schema;
+    for (auto& [k, v] : schema.at("properties").as_object()) {
+        in_schema.insert(std::string(k));
+        if (auto* p = v.as_object().if_contains("properties"))
+            for (auto& [k2, v2] : p->as_object()) in_schema.insert(std::string(k) + "." + std::string(k2));
+    }
+    config c;
+    c.data_dir = "/d";
+    std::set<std::string> printed{"$schema", "telemetry.routing"};
+    for (auto& [k, v] : to_json(c)) {
+        printed.insert(std::string(k));
+        if (v.is_object())
+            for (auto& [k2, v2] : v.as_object()) printed.insert(std::string(k) + "." + std::string(k2));
+    }
+    EXPECT_EQ(in_schema, printed);
+    // And the parser takes each of them: a file with every schema key set to its printed value.
+    auto full = to_json(c);
+    full["$schema"] = "docs/twinhubd.schema.json";
+    EXPECT_EQ(error_of(boost::json::serialize(full)), "");
 }
 
 TEST(config_redaction, url_without_password_is_unchanged) {
