@@ -106,6 +106,13 @@ public:
     result<device_twin> replace_module_twin(std::string_view device_id, std::string_view module_id,
                                      const boost::json::object& document, std::string_view etag = "*");
 
+    // ---- bulk registry operations (POST /devices, at most 100 entries) ----
+    // ExportImportDevice objects (id, importMode create|update|updateIfMatchETag|delete|
+    // deleteIfMatchETag, authentication, status, ...). Each entry is its own write: the answer is
+    // IoT Hub's {"isSuccessful", "errors": [{"deviceId", "errorCode", "errorStatus"}], "warnings"}
+    // whether or not every entry succeeded; an error only when the request as a whole was refused.
+    result<boost::json::object> bulk(const boost::json::array& devices);
+
     // ---- queries (POST /devices/query) ----
     // One page. page_size 0 lets the hub choose; pass the previous page's continuation for the next.
     result<query_page> query(std::string_view sql, int page_size = 0, std::string_view continuation = {});

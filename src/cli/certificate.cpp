@@ -1,6 +1,6 @@
 #include "cli/certificate.hpp"
 
-#include "cli/json_print.hpp"
+#include "common/json_print.hpp"
 #include "common/encoding.hpp"
 
 #include <boost/json/parse.hpp>

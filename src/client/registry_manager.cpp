@@ -326,6 +326,18 @@ result<query_page> registry_manager::query(std::string_view sql, int page_size, 
     return page;
 }
 
+result<boost::json::object> registry_manager::bulk(const boost::json::array& devices) {
+    auto r = impl_->call("POST", "/devices?" + std::string(api), boost::json::serialize(devices));
+    if (!r) return r.error();
+    if (r->status == 200 || r->status == 400) {
+        boost::system::error_code ec;
+        auto v = boost::json::parse(r->body, ec);
+        if (!ec && v.is_object() && v.as_object().contains("isSuccessful")) return std::move(v.as_object());
+    }
+    if (r->status >= 300) return client::parse_rest_error(r->status, r->body, r->header("iothub-errorcode"));
+    return error{errc::format_error, "the hub's bulk answer is not IoT Hub's bulk result"};
+}
+
 result<boost::json::array> registry_manager::query_all(std::string_view sql, std::size_t max_items, int page_size) {
     boost::json::array all;
     std::string continuation;

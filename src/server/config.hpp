@@ -1,10 +1,15 @@
-// twinhubd's configuration: command-line flags, each with an environment fallback
-// (flag > environment > default). Start-up code only.
+// twinhubd's configuration: a JSON configuration file (--config / TWINHUB_CONFIG, schema in
+// docs/configuration.md), environment variables and command-line flags, each setting in all three
+// (flag > environment > file > default). Start-up code only; parse errors are reported on stderr.
 #pragma once
+
+#include <boost/json/value.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -50,12 +55,55 @@ struct config {
     std::string storage_container = "fileupload";
     std::string storage_ca_file;
     std::chrono::seconds file_upload_sas_ttl{3600};
+    // A server certificate chain and its private key (PEM) to serve instead of the one issued by the
+    // hub's generated CA (--tls-cert-file, --tls-key-file / TWINHUB_TLS_CERT_FILE, TWINHUB_TLS_KEY_FILE;
+    // both or neither).
+    std::string tls_certificate_file;
+    std::string tls_key_file;
+    // Consumer groups of the built-in endpoint created at start when missing (file only: never
+    // deleted because they are left out; the CLI and REST manage them at run time).
+    std::vector<std::string> consumer_groups;
+    // Message routing (file only): an inline ARM "routing" object replaces DIR/routing.json (and is
+    // not re-read); or routing_file names the routing file to read and watch instead of it.
+    std::optional<boost::json::value> routing;
+    std::string routing_file;
+    // Where each came from, for messages: "FILE:LINE" of telemetry.routing and consumer_groups.
+    std::string routing_origin, consumer_groups_origin;
+    // The configuration file read (empty: none) and whether to print the configuration and exit.
+    std::string config_file;
+    bool print_config = false;
 };
+
+// The configuration file: applies FILE's settings (JSON text) to c. Throws config_error, whose
+// what() is "config error: FILE:LINE: KEY: WHAT" (KEY dotted: "ports.https", "host_names[1]"), for
+// text that is not JSON, a key the schema does not know, a value of the wrong type or out of range,
+// and a key given twice.
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+void apply_config_file(config& c, std::string_view text, const std::string& file);
+
+// The effective configuration in the configuration file's shape (what --print-config prints), with
+// secrets redacted: the metrics token, the password of the store URL, keys and signatures in
+// connection strings (the storage connection string, routing endpoints) become "<redacted>".
+boost::json::object to_json(const config& c);
+
+// "postgresql://user:secret@host/db?password=x" -> "postgresql://user:<redacted>@host/db?password=<redacted>".
+std::string redact_url(std::string_view url);
+// "AccountName=a;AccountKey=secret" -> "AccountName=a;AccountKey=<redacted>" (any part whose name
+// holds key, password, secret, signature or token, case-insensitive).
+std::string redact_connection_string(std::string_view cs);
+
+// The environment as parse_config reads it (a function so tests need not touch the process's).
+using env_lookup = const char* (*)(const char* name);
 
 // "90s", "30m", "12h", "2d" (a bare number is days); nullopt when malformed or not in 1s-7d.
 std::optional<std::chrono::seconds> parse_retention(const std::string& text);
 
-// Parses argv. Returns nullopt after printing help or an error (exit_code says which).
-std::optional<config> parse_config(int argc, char** argv, int& exit_code);
+// Parses argv, reads the configuration file it or the environment names and applies the layers
+// (default < file < environment < flag). Returns nullopt after printing help or an error (exit_code
+// says which: 0 for --help, 2 for a usage or configuration error). --print-config is returned as
+// print_config = true; the caller prints to_json(c).
+std::optional<config> parse_config(int argc, char** argv, int& exit_code, env_lookup env = nullptr);
 
 }  // namespace twinhub::server

@@ -1,4 +1,5 @@
 // twinhubd: the hub server.
+#include "common/json_print.hpp"
 #include "common/log.hpp"
 #include "server/config.hpp"
 #include "server/data_dir.hpp"
@@ -17,6 +18,10 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     auto cfg = twinhub::server::parse_config(argc, argv, exit_code);
     if (!cfg) return exit_code;
+    if (cfg->print_config) {
+        std::cout << twinhub::pretty_json(twinhub::server::to_json(*cfg)) << std::endl;
+        return 0;
+    }
     twinhub::log::level lvl;
     if (!twinhub::log::parse_level(cfg->log_level, lvl)) {
         std::cerr << "twinhubd: unknown --log-level '" << cfg->log_level << "' (debug, info, warn, error, off)\n";
@@ -27,8 +32,10 @@ int main(int argc, char** argv) {
         twinhub::server::server s(*cfg);
         s.run();
     } catch (const std::exception& e) {
-        std::cerr << "twinhubd: " << e.what() << "\n";
-        return 1;
+        // Configuration checked by the services (inline routing, consumer groups) reads like the file's errors.
+        const std::string what = e.what();
+        std::cerr << (what.rfind("config error: ", 0) == 0 ? "" : "twinhubd: ") << what << "\n";
+        return what.rfind("config error: ", 0) == 0 ? 2 : 1;
     }
     return 0;
 }

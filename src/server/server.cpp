@@ -30,6 +30,8 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <future>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
@@ -84,18 +86,24 @@ struct server::impl {
     std::unique_ptr<http::metrics_listener> metrics_http;  // --metrics-port
     methods::channel_set method_channels;  // MQTT, then AMQP
     bool stopped = false;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::int64_t commits_in_flight_at_stop = 0;
+    std::int64_t connected_at_stop = 0;
 
     explicit impl(const config& c) : cfg(c), ioc(static_cast<int>(c.threads)), mqtt_pool(c.threads) {}
 
     // The one server context: the HTTPS head (and MQTT over WebSocket behind it) and the MQTT/TLS
     // head both terminate TLS with it.
+    // The certificate is the one issued by the hub's CA, or the configured tls files.
     void configure_tls() {
         apply_server_tls_policy(tls);
+        const bool own = !cfg.tls_certificate_file.empty();
+        const std::string cert = own ? cfg.tls_certificate_file : dir.dir.server_certificate().string();
+        const std::string key = own ? cfg.tls_key_file : dir.dir.server_key().string();
         boost::system::error_code ec;
-        tls.use_certificate_chain_file(dir.dir.server_certificate().string(), ec);
-        if (!ec) tls.use_private_key_file(dir.dir.server_key().string(), boost::asio::ssl::context::pem, ec);
-        if (ec) throw std::runtime_error("cannot load the server certificate from " + dir.dir.root.string() + "/tls: " +
-                                         ec.message());
+        tls.use_certificate_chain_file(cert, ec);
+        if (!ec) tls.use_private_key_file(key, boost::asio::ssl::context::pem, ec);
+        if (ec) throw std::runtime_error("cannot load the server certificate " + cert + " and key " + key + ": " + ec.message());
     }
 
     void stop() {
@@ -103,6 +111,8 @@ struct server::impl {
         stopped = true;
         log::info("server.stopping");
         auto& m = service::metrics();
+        commits_in_flight_at_stop = m.commits_in_flight.load();
+        connected_at_stop = hub ? static_cast<std::int64_t>(hub->connected_device_count()) : 0;
         m.https_bound = m.mqtt_bound = m.amqp_bound = false;  // readiness fails while draining
         if (metrics_http) metrics_http->stop();
         if (mqtt) mqtt->stop();
@@ -143,8 +153,25 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
         service::telemetry_options to;
         to.retention = c.retention;
         to.hub_name = auth::event_hub_name(m.dir.host_names.front());
-        to.routing_file = m.dir.dir.root / "routing.json";
+        // Routing: inline in the configuration file (not re-read), else the routing file, watched.
+        if (!c.routing) to.routing_file = c.routing_file.empty() ? m.dir.dir.root / "routing.json" : std::filesystem::path(c.routing_file);
+        std::error_code fe;
+        if (!c.routing_file.empty() && !std::filesystem::exists(to.routing_file, fe))
+            throw std::runtime_error("config error: telemetry.routing_file: " + c.routing_file + " does not exist");
         m.telemetry = std::make_unique<service::telemetry_service>(*m.hub, to);
+        if (c.routing)
+            if (auto r = m.telemetry->configure_routing(*c.routing); !r)
+                throw std::runtime_error("config error: " + c.routing_origin + ": telemetry.routing: " + r.error().message);
+        for (const auto& name : c.consumer_groups) {
+            std::promise<result<service::telemetry_service::consumer_group>> p;
+            auto f = p.get_future();
+            m.telemetry->create_consumer_group(name, [&p](result<service::telemetry_service::consumer_group> g) {
+                p.set_value(std::move(g));
+            });
+            if (auto g = f.get(); !g)
+                throw std::runtime_error("config error: " + c.consumer_groups_origin + ": telemetry.consumer_groups: '" + name +
+                                         "': " + g.error().message);
+        }
     }
     {
         service::file_upload_options fo;
@@ -252,10 +279,20 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
                       << std::endl;
         }
     }
-    log::info("server.ready", {{"host", host},
+    // The one-line start summary (the store URL only redacted: it may hold a password).
+    std::string names;
+    for (const auto& n : m.dir.host_names) names += (names.empty() ? "" : ",") + n;
+    const std::string store_desc = c.store.empty() ? "sqlite:" + std::filesystem::absolute(m.dir.dir.store_file()).lexically_normal().string()
+                                                   : redact_url(c.store);
+    log::info("server.ready", {{"host_names", names},
                                {"https_port", static_cast<std::int64_t>(c.https_port)},
                                {"mqtt_port", static_cast<std::int64_t>(c.mqtt_port)},
                                {"amqp_port", static_cast<std::int64_t>(c.amqp_port)},
+                               {"bind", c.bind_address},
+                               {"data_dir", std::filesystem::absolute(c.data_dir).lexically_normal().string()},
+                               {"store", store_desc},
+                               {"config", c.config_file.empty() ? std::string("none") : c.config_file},
+                               {"tls", c.tls_certificate_file.empty() ? std::string("generated CA") : c.tls_certificate_file},
                                {"partitions", static_cast<std::int64_t>(m.hub->event_partition_count())},
                                {"retention_s", static_cast<std::int64_t>(c.retention.count())}, {"fault_injection", c.fault_injection},
                                {"file_upload", m.files->configured()},
@@ -288,7 +325,19 @@ server::~server() {
     m.queries.reset();
     m.hub.reset();
     if (m.store) m.store->close();
-    log::info("server.stopped");
+    // The one-line shutdown summary: what ran, and what the store flushed before closing (the
+    // commits still queued when the stop began completed; every acknowledged write is durable).
+    auto& mt = service::metrics();
+    std::uint64_t commits = 0;
+    for (const auto& b : mt.commit_latency_us.buckets) commits += b.load(std::memory_order_relaxed);
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - m.started);
+    log::info("server.stopped", {{"uptime_s", static_cast<std::int64_t>(uptime.count())},
+                                 {"commits", static_cast<std::int64_t>(commits)},
+                                 {"commits_flushed_at_stop", m.commits_in_flight_at_stop},
+                                 {"commit_failures", static_cast<std::int64_t>(mt.commit_failures.get())},
+                                 {"connections_closed", m.connected_at_stop},
+                                 {"telemetry_stored", static_cast<std::int64_t>(mt.d2c_telemetry_ingress_success.get())},
+                                 {"store", m.cfg.store.empty() ? std::string("sqlite closed") : std::string("postgresql closed")}});
 }
 
 void server::run() {

@@ -1,8 +1,8 @@
-#include "cli/json_print.hpp"
+#include "common/json_print.hpp"
 
 #include <boost/json/serialize.hpp>
 
-namespace twinhub::cli {
+namespace twinhub {
 namespace {
 
 void print(const boost::json::value& v, std::string& out, int indent) {
@@ -54,4 +54,4 @@ std::string pretty_json(const boost::json::value& v) {
     return out;
 }
 
-}  // namespace twinhub::cli
+}  // namespace twinhub

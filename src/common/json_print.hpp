@@ -1,4 +1,4 @@
-// Indented JSON output for the CLI (Boost.JSON 1.81 has no pretty printer).
+// Indented JSON output for the CLI and twinhubd --print-config (Boost.JSON 1.81 has no pretty printer).
 // Thread safety: pure function.
 #pragma once
 
@@ -6,9 +6,9 @@
 
 #include <string>
 
-namespace twinhub::cli {
+namespace twinhub {
 
 // `v` with two-space indentation, keys in document order, as az prints it.
 std::string pretty_json(const boost::json::value& v);
 
-}  // namespace twinhub::cli
+}  // namespace twinhub
