@@ -8,6 +8,7 @@
 #include "store/store.hpp"
 
 #include <cstdint>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -23,7 +24,8 @@ enum q : int {
     twin_update, twin_get, twin_insert, session_put, session_delete, event_put, event_trim, setting_put,
     setting_delete, c2d_put, c2d_counter, c2d_update, c2d_delete, feedback_put, feedback_counter, feedback_delete,
     load_policies, load_devices, load_modules, load_sessions, load_settings, load_c2d, load_feedback, load_counters,
-    read_events, event_bounds, event_max,
+    read_events, event_bounds, event_counter_lock, event_counter_set, counter_lock,
+    counter_set, change_put, change_read, change_trim, counter_get, node_beat, node_delete,
     statement_count
 };
 const std::vector<pg_statement>& statements();
@@ -38,6 +40,7 @@ struct pending {
 class postgres_store final : public store {
 public:
     postgres_store(std::unique_ptr<pg_db> writer, std::vector<std::unique_ptr<pg_db>> readers,
+                   std::unique_ptr<pg_db> feed, std::string node_id, std::uint64_t last_change,
                    std::vector<std::uint64_t> next_seq);
     ~postgres_store() override { close(); }
 
@@ -49,6 +52,10 @@ public:
     result<partition_info> event_partition_info(std::uint32_t partition) override;
     result<c2d_state> load_c2d() override;
     void set_change_listener(change_listener l) override;
+    bool allocates_sequence_numbers() const noexcept override { return true; }
+    bool is_shared() const noexcept override { return true; }
+    void set_remote_listener(remote_listener l) override;
+    std::string node_id() const override { return node_id_; }
     void close() override;
 
 private:
@@ -64,11 +71,40 @@ private:
                                                 std::string_view what);
     result<void> run_text(q s, std::string_view what, std::initializer_list<std::string_view> args);
     result<void> identity_exists(const identity_key& id);
+    // Right after BEGIN, before any batch: locks (FOR UPDATE, in one fixed order, so that nodes do
+    // not deadlock on them) the counter rows the group needs, and reads next_seq_, next_c2d_ and
+    // next_feedback_ from them. Another node's commit that needs a row waits for this one's COMMIT,
+    // so numbers are allocated in commit order and never twice.
+    result<void> lock_counters(const std::vector<pending>& group);
+    // Before COMMIT: writes the advanced event and change counters back.
+    result<void> store_counters();
+    // A change feed row for a record write of this transaction (kind: remote_change::kind).
+    result<void> record_change(remote_change::kind k, std::string_view device_id, std::string_view module_id,
+                               std::string_view doc, std::string_view patch);
+    // postgres_feed.cpp: the feed thread polls other nodes' changes and beats this node's heartbeat.
+    void feed_loop();
+    result<void> poll_changes();
 
     std::unique_ptr<pg_db> w_;  // writer thread only
     pg_pool readers_;
     std::vector<std::uint64_t> next_seq_;  // per partition (stream); writer thread only
     std::vector<std::uint32_t> seq_undo_;  // partitions whose next_seq_ this group advanced
+    // The event partitions whose counter rows this group locked, with the value read.
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> locked_parts_;
+    std::uint64_t next_c2d_ = 0, next_feedback_ = 0;  // valid while this group holds the rows
+    bool change_locked_ = false;
+    std::uint64_t change_at_lock_ = 0, next_change_ = 0;  // the 'change' counter + 1, while locked
+    std::int64_t group_ns_ = 0;                           // this group's wall clock (change rows)
+
+    const std::string node_id_;
+    std::unique_ptr<pg_db> feed_;  // feed thread only
+    std::uint64_t last_change_;    // feed thread only: the last change id applied
+    std::mutex feed_m_;
+    std::condition_variable feed_cv_;
+    bool feed_stop_ = false;
+    remote_listener remote_;  // under feed_m_
+    std::mutex remote_call_m_;  // held while remote_ runs, so that replacing it waits for that
+    std::thread feed_thread_;
     std::mutex listener_m_;
     change_listener listener_;
     std::mutex close_m_;
