@@ -13,6 +13,7 @@
 #include "service/settings_service.hpp"
 #include "service/twin_service.hpp"
 #include "service/write_pipeline.hpp"
+#include "store/cluster_link.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -66,6 +67,7 @@ hub_service::hub_service(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 hub_service::~hub_service() {
     // Waits for a feed delivery that is running (store.hpp: set_remote_listener).
     if (impl_->st.is_shared()) impl_->st.set_remote_listener({});
+    if (auto* link = dynamic_cast<store::cluster_link*>(&impl_->st)) link->set_presence_handler({});
     impl_->pipeline.wait_idle();
 }
 
@@ -122,6 +124,14 @@ result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_opti
             apply_remote_changes(changes, raw->cache, raw->policies, raw->st, raw->notifier);
         });
         log::info("service.shared_store", {{"node", s.node_id()}});
+    }
+    if (auto* link = dynamic_cast<store::cluster_link*>(&s)) {
+        // Presence across nodes: connectionState follows whichever node holds the session.
+        p->presence.set_cluster([link](const store::identity_key& id, bool c) { link->publish_presence(id, c); },
+                                [link](const store::identity_key& id) { return !link->node_of(id).empty(); });
+        link->set_presence_handler([raw = p.get()](const store::identity_key& id, const std::string& node) {
+            raw->presence.apply_remote_presence(id, !node.empty());
+        });
     }
     return std::unique_ptr<hub_service>(new hub_service(std::move(p)));
 }

@@ -1,7 +1,10 @@
 // The PostgreSQL backend's change feed reader (several nodes on one database, issue 18 item 2):
 // one thread and one connection per store poll the `changes` table for rows other nodes committed,
 // hand them to the remote listener in id (= commit) order, and keep this node's heartbeat row in
-// `nodes` fresh. Also trims feed rows older than feed_retention.
+// `nodes` fresh. Also trims feed rows older than feed_retention, writes this node's presence
+// (store/cluster_link.hpp: the `presence` table, with a change row of kind `presence_kind` for
+// each change, so that the other nodes learn it in commit order) and clears the sessions of nodes
+// whose heartbeat stopped.
 #include "common/log.hpp"
 #include "store/postgres_internal.hpp"
 #include "store/store_codec.hpp"
@@ -16,6 +19,9 @@ constexpr auto heartbeat_interval = std::chrono::seconds(1);
 constexpr auto trim_interval = std::chrono::seconds(60);
 constexpr std::int64_t feed_retention_ns = 600'000'000'000;  // 10 minutes
 constexpr int poll_limit = 1000;
+constexpr auto sweep_interval = std::chrono::seconds(2);
+// Change rows of presence: doc is the node now holding the session, "" for none.
+constexpr std::int64_t presence_kind = 6;
 
 std::int64_t wall_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -82,7 +88,10 @@ result<void> postgres_store::poll_changes() {
         std::vector<remote_change> out;
         for (int i = 0; i < rows->size(); ++i) {
             const auto id = static_cast<std::uint64_t>(rows->i64(i, 0));
-            if (rows->bytes(i, 1) != node_id_) {
+            if (rows->bytes(i, 1) != node_id_ && rows->i64(i, 2) == presence_kind) {
+                presence_seen({std::string(rows->bytes(i, 3)), std::string(rows->bytes(i, 4))},
+                              std::string(rows->bytes(i, 5)));
+            } else if (rows->bytes(i, 1) != node_id_) {
                 auto c = change_of(*rows, i);
                 if (!c) {
                     // A row this binary cannot read: skip it rather than stall the feed forever.
@@ -106,16 +115,181 @@ result<void> postgres_store::poll_changes() {
     }
 }
 
+void postgres_store::publish_presence(const identity_key& id, bool connected) {
+    if (connected) {
+        std::lock_guard l(presence_m_);
+        node_of_.erase(id);  // this node holds it now
+    }
+    {
+        std::lock_guard l(feed_m_);
+        out_presence_.emplace_back(id, connected);
+    }
+    feed_cv_.notify_all();
+}
+
+void postgres_store::set_presence_handler(presence_handler h) {
+    std::lock_guard call(remote_call_m_);
+    std::map<identity_key, std::string> now;
+    {
+        std::lock_guard l(presence_m_);
+        presence_h_ = std::move(h);
+        now = node_of_;
+    }
+    if (presence_h_)
+        for (auto& [id, node] : now) presence_h_(id, node);
+}
+
+std::string postgres_store::node_of(const identity_key& id) const {
+    std::lock_guard l(presence_m_);
+    auto it = node_of_.find(id);
+    return it == node_of_.end() ? std::string() : it->second;
+}
+
+// On the feed thread. Callers of the handler hold remote_call_m_ (set_presence_handler waits).
+void postgres_store::presence_seen(const identity_key& id, const std::string& node) {
+    std::lock_guard call(remote_call_m_);
+    presence_handler h;
+    {
+        std::lock_guard l(presence_m_);
+        if (node.empty()) node_of_.erase(id);
+        else node_of_[id] = node;
+        h = presence_h_;
+    }
+    if (h) h(id, node);
+}
+
+result<void> postgres_store::load_presence() {
+    auto rows = feed_->run(presence_load, {}, "reading presence");
+    if (!rows) return rows.error();
+    std::lock_guard l(presence_m_);
+    for (int i = 0; i < rows->size(); ++i)
+        if (rows->bytes(i, 2) != node_id_)
+            node_of_[{std::string(rows->bytes(i, 0)), std::string(rows->bytes(i, 1))}] = std::string(rows->bytes(i, 2));
+    return {};
+}
+
+namespace {
+
+// One feed-thread transaction that writes change rows numbered from the locked 'change' counter.
+class change_txn {
+public:
+    change_txn(pg_db& db, const std::string& node) : db_(db), node_(node) {}
+    ~change_txn() {
+        if (open_) (void)db_.exec("ROLLBACK", "rolling back");
+    }
+    result<void> begin() {
+        if (auto r = db_.exec("BEGIN", "starting a presence write"); !r) return r;
+        open_ = true;
+        pg_params p;
+        p.text("change");
+        auto r = db_.run(counter_lock, p, "numbering changes");
+        if (!r) return r.error();
+        if (r->size() != 1) return error{errc::corrupt_data, "The store's counter 'change' is missing."};
+        next_ = static_cast<std::uint64_t>(r->i64(0, 0)) + 1;
+        first_ = next_;
+        return {};
+    }
+    result<void> presence_row(const identity_key& id, std::string_view holder) {
+        pg_params p;
+        p.i64(static_cast<std::int64_t>(next_++)).text(node_).i64(presence_kind).text(id.device_id).text(id.module_id);
+        p.text(holder).text("").i64(wall_ns());
+        auto r = db_.run(change_put, p, "recording presence");
+        if (!r) return r.error();
+        return {};
+    }
+    result<void> commit() {
+        if (next_ != first_) {
+            pg_params p;
+            p.text("change").i64(static_cast<std::int64_t>(next_ - 1));
+            if (auto r = db_.run(counter_set, p, "numbering changes"); !r) return r.error();
+        }
+        open_ = false;
+        return db_.commit();
+    }
+
+private:
+    pg_db& db_;
+    const std::string& node_;
+    bool open_ = false;
+    std::uint64_t next_ = 0, first_ = 0;
+};
+
+}  // namespace
+
+result<void> postgres_store::write_presence(std::vector<std::pair<identity_key, bool>>& batch) {
+    change_txn t(*feed_, node_id_);
+    if (auto r = t.begin(); !r) return r;
+    for (auto& [id, connected] : batch) {
+        pg_params p;
+        p.text(id.device_id).text(id.module_id).text(node_id_);
+        auto r = feed_->run(connected ? presence_put : presence_delete, p, "writing presence");
+        if (!r) return r.error();
+        // A disconnect tells the others only when this node still held the session (another node
+        // may have taken it over since).
+        if (connected || r->changed() == 1)
+            if (auto x = t.presence_row(id, connected ? std::string_view(node_id_) : std::string_view()); !x) return x;
+    }
+    return t.commit();
+}
+
+result<void> postgres_store::clear_node(const std::string& node) {
+    std::vector<identity_key> cleared;
+    {
+        change_txn t(*feed_, node_id_);
+        if (auto r = t.begin(); !r) return r;
+        pg_params p;
+        p.text(node);
+        auto rows = feed_->run(presence_clear, p, "clearing a node's sessions");
+        if (!rows) return rows.error();
+        for (int i = 0; i < rows->size(); ++i) {
+            cleared.push_back({std::string(rows->bytes(i, 0)), std::string(rows->bytes(i, 1))});
+            if (auto x = t.presence_row(cleared.back(), ""); !x) return x;
+        }
+        if (auto r = feed_->run(node_delete, p, "clearing a node"); !r) return r.error();
+        if (auto r = t.commit(); !r) return r;
+    }
+    if (node != node_id_) {
+        // This node's own change rows never come back through its feed: apply them here.
+        log::warn("store.node_expired", {{"node", node}, {"sessions", cleared.size()}});
+        for (auto& id : cleared)
+            if (this->node_of(id) == node) presence_seen(id, "");
+    }
+    return {};
+}
+
+result<void> postgres_store::sweep_dead_nodes() {
+    pg_params p;
+    const auto before = wall_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(dead_node_after).count();
+    p.i64(before).text(node_id_);
+    auto rows = feed_->run(nodes_dead, p, "finding dead nodes");
+    if (!rows) return rows.error();
+    std::vector<std::string> dead;
+    for (int i = 0; i < rows->size(); ++i) dead.emplace_back(rows->bytes(i, 0));
+    for (auto& n : dead)
+        if (auto r = clear_node(n); !r) return r;
+    return {};
+}
+
 void postgres_store::feed_loop() {
     using clock = std::chrono::steady_clock;
     const auto started_ns = wall_ns();
-    auto next_beat = clock::now(), next_trim = clock::now() + trim_interval;
+    auto next_beat = clock::now(), next_trim = clock::now() + trim_interval, next_sweep = clock::now() + sweep_interval;
+    if (auto r = load_presence(); !r) log::warn("store.presence_failed", {{"message", r.error().message}});
+    std::vector<std::pair<identity_key, bool>> presence;
     std::unique_lock lock(feed_m_);
     while (!feed_stop_) {
-        feed_cv_.wait_for(lock, poll_interval, [&] { return feed_stop_; });
+        feed_cv_.wait_for(lock, poll_interval, [&] { return feed_stop_ || !out_presence_.empty(); });
         if (feed_stop_) break;
         const bool listening = static_cast<bool>(remote_);
+        presence.insert(presence.end(), out_presence_.begin(), out_presence_.end());
+        out_presence_.clear();
         lock.unlock();
+        if (!presence.empty() && feed_->healthy()) {
+            if (auto r = write_presence(presence); !r)
+                log::warn("store.presence_failed", {{"message", r.error().message}});  // kept, tried again
+            else
+                presence.clear();
+        }
         if (!feed_->healthy()) {
             if (auto r = feed_->reconnect(); !r) {
                 lock.lock();
@@ -134,6 +308,10 @@ void postgres_store::feed_loop() {
             if (auto r = feed_->run(node_beat, p, "beating the node's heartbeat"); !r)
                 log::warn("store.heartbeat_failed", {{"message", r.error().message}});
         }
+        if (now >= next_sweep) {
+            next_sweep = now + sweep_interval;
+            if (auto r = sweep_dead_nodes(); !r) log::warn("store.sweep_failed", {{"message", r.error().message}});
+        }
         if (now >= next_trim) {
             next_trim = now + trim_interval;
             pg_params p;
@@ -144,11 +322,10 @@ void postgres_store::feed_loop() {
         lock.lock();
     }
     lock.unlock();
-    if (feed_->healthy()) {
-        pg_params p;
-        p.text(node_id_);
-        (void)feed_->run(node_delete, p, "leaving the node table");
-    }
+    // A clean stop: this node's sessions end with it (the others learn it at once, not after
+    // dead_node_after), and it leaves the node table.
+    if (feed_->healthy())
+        if (auto r = clear_node(node_id_); !r) log::warn("store.presence_failed", {{"message", r.error().message}});
 }
 
 }  // namespace twinhub::store::pg

@@ -3,11 +3,13 @@
 // Thread safety: as store.hpp.
 #pragma once
 
+#include "store/cluster_link.hpp"
 #include "store/commit_queue.hpp"
 #include "store/pg_conn.hpp"
 #include "store/store.hpp"
 
 #include <cstdint>
+#include <map>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -26,6 +28,7 @@ enum q : int {
     load_policies, load_devices, load_modules, load_sessions, load_settings, load_c2d, load_feedback, load_counters,
     read_events, event_bounds, event_counter_lock, event_counter_set, counter_lock,
     counter_set, change_put, change_read, change_trim, counter_get, node_beat, node_delete,
+    presence_put, presence_delete, presence_load, presence_clear, nodes_dead,
     statement_count
 };
 const std::vector<pg_statement>& statements();
@@ -37,7 +40,7 @@ struct pending {
     commit_handler done;
 };
 
-class postgres_store final : public store {
+class postgres_store final : public store, public cluster_link {
 public:
     postgres_store(std::unique_ptr<pg_db> writer, std::vector<std::unique_ptr<pg_db>> readers,
                    std::unique_ptr<pg_db> feed, std::string node_id, std::uint64_t last_change,
@@ -56,6 +59,10 @@ public:
     bool is_shared() const noexcept override { return true; }
     void set_remote_listener(remote_listener l) override;
     std::string node_id() const override { return node_id_; }
+    // cluster_link (postgres_feed.cpp)
+    void publish_presence(const identity_key& id, bool connected) override;
+    void set_presence_handler(presence_handler h) override;
+    std::string node_of(const identity_key& id) const override;
     void close() override;
 
 private:
@@ -84,6 +91,14 @@ private:
     // postgres_feed.cpp: the feed thread polls other nodes' changes and beats this node's heartbeat.
     void feed_loop();
     result<void> poll_changes();
+    // The feed thread's transactions of presence: this node's queued connects/disconnects, and
+    // the sessions of a node (dead, or this one at close) cleared.
+    result<void> write_presence(std::vector<std::pair<identity_key, bool>>& batch);
+    result<void> clear_node(const std::string& node);
+    result<void> sweep_dead_nodes();
+    result<void> load_presence();
+    // Another node's presence change: records it, tells the handler.
+    void presence_seen(const identity_key& id, const std::string& node);
 
     std::unique_ptr<pg_db> w_;  // writer thread only
     pg_pool readers_;
@@ -104,6 +119,10 @@ private:
     bool feed_stop_ = false;
     remote_listener remote_;  // under feed_m_
     std::mutex remote_call_m_;  // held while remote_ runs, so that replacing it waits for that
+    std::vector<std::pair<identity_key, bool>> out_presence_;  // under feed_m_
+    mutable std::mutex presence_m_;                            // guards the two below
+    std::map<identity_key, std::string> node_of_;              // other nodes' sessions
+    presence_handler presence_h_;                              // called under remote_call_m_
     std::thread feed_thread_;
     std::mutex listener_m_;
     change_listener listener_;

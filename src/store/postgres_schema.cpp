@@ -55,6 +55,10 @@ INSERT INTO counters (name, value) VALUES ('change', 0);
 -- The nodes sharing the database, with their last heartbeat.
 CREATE TABLE nodes (node TEXT PRIMARY KEY, started_ns BIGINT NOT NULL, heartbeat_ns BIGINT NOT NULL,
                     change_id BIGINT NOT NULL);
+-- Which node holds each connected identity's session (store/cluster_link.hpp).
+CREATE TABLE presence (device_id TEXT NOT NULL, module_id TEXT NOT NULL, node TEXT NOT NULL,
+                       PRIMARY KEY (device_id, module_id));
+CREATE INDEX presence_by_node ON presence (node);
 )sql"},
 };
 static_assert(migrations[std::size(migrations) - 1].version == postgres_schema_version);
@@ -114,6 +118,12 @@ const std::vector<pg_statement>& statements() {
                        "ON CONFLICT (node) DO UPDATE SET heartbeat_ns = excluded.heartbeat_ns, "
                        "change_id = excluded.change_id", "tiii");
         set(node_delete, "DELETE FROM nodes WHERE node = $1", "t");
+        set(presence_put, "INSERT INTO presence (device_id, module_id, node) VALUES ($1, $2, $3) "
+                          "ON CONFLICT (device_id, module_id) DO UPDATE SET node = excluded.node", "ttt");
+        set(presence_delete, "DELETE FROM presence WHERE device_id = $1 AND module_id = $2 AND node = $3", "ttt");
+        set(presence_load, "SELECT device_id, module_id, node FROM presence", "");
+        set(presence_clear, "DELETE FROM presence WHERE node = $1 RETURNING device_id, module_id", "t");
+        set(nodes_dead, "SELECT node FROM nodes WHERE heartbeat_ns < $1 AND node <> $2", "it");
         set(setting_put, "INSERT INTO settings (key, doc) VALUES ($1, $2) "
                          "ON CONFLICT (key) DO UPDATE SET doc = excluded.doc", "tt");
         set(setting_delete, "DELETE FROM settings WHERE key = $1", "t");

@@ -2,7 +2,7 @@
 # Two twinhubd nodes on one PostgreSQL (issue 18 item 2), driven by the official Node SDKs: node A
 # on the SDKs' fixed ports (443 HTTPS, 8883 MQTT, 5671 AMQP), node B on free high ports, both with
 # the store in $TWINHUB_STORE (tests/pgtest's pg_cluster_run sets it) and one hub identity (node B
-# gets a copy of node A's TLS directory: the same CA and server certificate). Devices reach node B
+# gets a copy of node A's tls/ and hub.json: the same CA, server certificate and host names). Devices reach node B
 # through the connection string's GatewayHostName=localhost:PORT. Usage:
 #   pg_cluster_run -- run_multinode.sh BIN_DIR TEST_FILES...
 set -euo pipefail
@@ -48,7 +48,7 @@ hub_start "$bin" "$data_a" 443 8883
 https_b="$(free_port)"; mqtt_b="$(free_port)"; amqp_b="$(free_port)"
 mkdir -p "$data_b"
 chmod 700 "$data_b"
-cp -a "$data_a/tls" "$data_b/tls"
+cp -a "$data_a/tls" "$data_a/hub.json" "$data_b/"
 TWINHUB_LOG_LEVEL="${TWINHUB_LOG_LEVEL:-warn}" "$bin/twinhubd" --data-dir "$data_b" --https-port "$https_b" \
   --mqtt-port "$mqtt_b" --amqp-port "$amqp_b" >"$data_b.stdout" 2>"$data_b.stderr" &
 pid_b=$!

@@ -93,6 +93,19 @@ test('reported properties a device writes on node B are read through node A', as
   }
 });
 
+test('connectionState read through node A follows a session on node B', async () => {
+  const d = await newDevice();
+  const state = async () => (await registry.get(d.id)).responseBody.connectionState;
+  assert.equal(await state(), 'Disconnected');
+  const client = await openOnB(d);
+  try {
+    await until('Connected through node A', async () => (await state()) === 'Connected', 5000);
+  } finally {
+    await client.close();
+  }
+  await until('Disconnected through node A', async () => (await state()) === 'Disconnected', 5000);
+});
+
 test('node B killed with SIGKILL mid-load loses no reported write it acknowledged', async () => {
   const d = await newDevice();
   const client = await openOnB(d);
@@ -100,6 +113,8 @@ test('node B killed with SIGKILL mid-load loses no reported write it acknowledge
   const twin = await client.getTwin();
   let acked = 0;
   let stop = false;
+  await until('Connected through node A', async () =>
+    (await registry.get(d.id)).responseBody.connectionState === 'Connected', 5000);
   const writer = (async () => {
     for (let i = 1; !stop; ++i) {
       try {
@@ -112,6 +127,7 @@ test('node B killed with SIGKILL mid-load loses no reported write it acknowledge
   })();
   await until('a first batch of acknowledged writes', () => acked >= 30);
   process.kill(Number(process.env.TWINHUB_NODE_B_PID), 'SIGKILL');
+  const killedAt = Date.now();
   stop = true;
   await Promise.race([writer, new Promise((r) => setTimeout(r, 3000))]);
   const last = acked;
@@ -123,5 +139,11 @@ test('node B killed with SIGKILL mid-load loses no reported write it acknowledge
     return t.properties.reported.seq >= last ? t : null;
   });
   assert.ok(got.properties.reported.seq <= last + 1, `seq ${got.properties.reported.seq} was never sent`);
+  // Its sessions' presence is cleared by node A once node B's heartbeat is 10 s old (swept every 2 s).
+  assert.equal((await registry.get(d.id)).responseBody.connectionState, 'Connected');
+  await until('Disconnected after node B died', async () =>
+    (await registry.get(d.id)).responseBody.connectionState === 'Disconnected', 20000);
+  const after = Date.now() - killedAt;
+  assert.ok(after <= 15000, `presence cleared after ${after} ms`);
   client.close().catch(() => {});
 });

@@ -1,0 +1,37 @@
+// What a store shared by several hub nodes (PostgreSQL) offers beyond store.hpp: presence across
+// nodes (issue 18 item 2). A node publishes the sessions it holds; every other node learns, through
+// the database's change feed, which node holds which identity's session. A node whose heartbeat
+// row is older than dead_node_after (killed, cut off) has its sessions cleared by whichever node
+// notices first, within dead_node_after plus one sweep interval.
+// Obtained with dynamic_cast<cluster_link*>(&store); stores of one node do not implement it.
+// Thread safety: every member from any thread; the handler runs on the store's feed thread.
+#pragma once
+
+#include "common/identity_key.hpp"
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace twinhub::store {
+
+inline constexpr std::chrono::seconds dead_node_after{10};
+
+class cluster_link {
+public:
+    virtual ~cluster_link() = default;
+
+    // This node now holds (connected) or no longer holds a session of `id`. Asynchronous: the
+    // feed thread writes it within one poll interval.
+    virtual void publish_presence(const identity_key& id, bool connected) = 0;
+
+    // Another node now holds a session of `id` (`node` its id) or none does (`node` empty).
+    using presence_handler = std::function<void(const identity_key& id, const std::string& node)>;
+    // Also called, once set, for every session other nodes held when this node started.
+    virtual void set_presence_handler(presence_handler h) = 0;
+
+    // The other node holding a session of `id`, or "".
+    virtual std::string node_of(const identity_key& id) const = 0;
+};
+
+}  // namespace twinhub::store
