@@ -3,6 +3,8 @@
 // the database's change feed, which node holds which identity's session. A node whose heartbeat
 // row is older than dead_node_after (killed, cut off) has its sessions cleared by whichever node
 // notices first, within dead_node_after plus one sweep interval.
+// Direct methods cross nodes the same way: a call for an identity whose session another node holds
+// is written for that node, which invokes it on its session and writes the result back.
 // Obtained with dynamic_cast<cluster_link*>(&store); stores of one node do not implement it.
 // Thread safety: every member from any thread; the handler runs on the store's feed thread.
 #pragma once
@@ -10,6 +12,7 @@
 #include "common/identity_key.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -32,6 +35,32 @@ public:
 
     // The other node holding a session of `id`, or "".
     virtual std::string node_of(const identity_key& id) const = 0;
+
+    // A direct-method call forwarded to the node holding the session.
+    struct method_call {
+        std::string origin;  // the calling node
+        identity_key target;
+        std::string method, rid, payload;
+        std::uint64_t connection = 0;  // the origin's name for this forwarded call
+    };
+    // Its outcome, sent back to the origin: the device's answer, or delivered = false when the
+    // holding node could not reach the session (it is gone; the origin fails the call).
+    struct method_result {
+        identity_key target;
+        std::string rid;
+        std::uint64_t connection = 0;
+        bool delivered = true;
+        int status = 0;
+        std::string payload;
+    };
+    // Asynchronous: the feed thread writes them within one poll interval.
+    virtual void send_method_call(const std::string& node, method_call c) = 0;
+    virtual void send_method_result(const std::string& origin, method_result r) = 0;
+    // Called on the feed thread with calls for this node and results of this node's calls.
+    virtual void set_method_handlers(std::function<void(method_call)> on_call,
+                                     std::function<void(method_result)> on_result) = 0;
+    // This node's id (calls name it as their origin).
+    virtual std::string self() const = 0;
 };
 
 }  // namespace twinhub::store

@@ -10,6 +10,7 @@
 #include "store/store_codec.hpp"
 
 #include <chrono>
+#include <random>
 
 namespace twinhub::store::pg {
 namespace {
@@ -158,6 +159,89 @@ void postgres_store::presence_seen(const identity_key& id, const std::string& no
     if (h) h(id, node);
 }
 
+void postgres_store::send_method_call(const std::string& node, method_call c) {
+    {
+        std::lock_guard l(feed_m_);
+        out_calls_.emplace_back(node, std::move(c));
+    }
+    feed_cv_.notify_all();
+}
+
+void postgres_store::send_method_result(const std::string& origin, method_result r) {
+    {
+        std::lock_guard l(feed_m_);
+        out_results_.emplace_back(origin, std::move(r));
+    }
+    feed_cv_.notify_all();
+}
+
+void postgres_store::set_method_handlers(std::function<void(method_call)> on_call,
+                                         std::function<void(method_result)> on_result) {
+    std::lock_guard call(remote_call_m_);
+    std::lock_guard l(presence_m_);
+    on_call_ = std::move(on_call);
+    on_result_ = std::move(on_result);
+}
+
+result<void> postgres_store::exchange_methods(std::vector<std::pair<std::string, method_call>>& calls,
+                                              std::vector<std::pair<std::string, method_result>>& results) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    auto row_id = [] { return static_cast<std::int64_t>(rng() >> 1); };
+    // What was written leaves the queues at once, so that a failure part way does not send it twice.
+    while (!calls.empty()) {
+        auto& [node, c] = calls.front();
+        pg_params p;
+        p.i64(row_id()).text(node).text(c.origin).text(c.target.device_id).text(c.target.module_id).text(c.method);
+        p.text(c.rid).text(c.payload).i64(static_cast<std::int64_t>(c.connection));
+        if (auto r = feed_->run(method_call_put, p, "forwarding a method call"); !r) return r.error();
+        calls.erase(calls.begin());
+    }
+    while (!results.empty()) {
+        auto& [node, m] = results.front();
+        pg_params p;
+        p.i64(row_id()).text(node).text(m.target.device_id).text(m.target.module_id).text(m.rid);
+        p.i64(static_cast<std::int64_t>(m.connection)).i64(m.delivered ? 1 : 0).i64(m.status).text(m.payload);
+        if (auto r = feed_->run(method_result_put, p, "returning a method result"); !r) return r.error();
+        results.erase(results.begin());
+    }
+    std::function<void(method_call)> on_call;
+    std::function<void(method_result)> on_result;
+    {
+        std::lock_guard l(presence_m_);
+        on_call = on_call_;
+        on_result = on_result_;
+    }
+    if (!on_call) return {};  // not serving yet: the calls wait in the table
+    pg_params me;
+    me.text(node_id_);
+    auto in = feed_->run(method_call_take, me, "taking method calls");
+    if (!in) return in.error();
+    auto back = feed_->run(method_result_take, me, "taking method results");
+    if (!back) return back.error();
+    std::lock_guard call(remote_call_m_);
+    for (int i = 0; i < in->size(); ++i) {
+        method_call c;
+        c.origin = std::string(in->bytes(i, 0));
+        c.target = {std::string(in->bytes(i, 1)), std::string(in->bytes(i, 2))};
+        c.method = std::string(in->bytes(i, 3));
+        c.rid = std::string(in->bytes(i, 4));
+        c.payload = std::string(in->bytes(i, 5));
+        c.connection = static_cast<std::uint64_t>(in->i64(i, 6));
+        on_call(std::move(c));
+    }
+    for (int i = 0; i < back->size(); ++i) {
+        method_result m;
+        m.target = {std::string(back->bytes(i, 0)), std::string(back->bytes(i, 1))};
+        m.rid = std::string(back->bytes(i, 2));
+        m.connection = static_cast<std::uint64_t>(back->i64(i, 3));
+        m.delivered = back->i64(i, 4) != 0;
+        m.status = static_cast<int>(back->i64(i, 5));
+        m.payload = std::string(back->bytes(i, 6));
+        on_result(std::move(m));
+    }
+    return {};
+}
+
 result<void> postgres_store::load_presence() {
     auto rows = feed_->run(presence_load, {}, "reading presence");
     if (!rows) return rows.error();
@@ -276,13 +360,21 @@ void postgres_store::feed_loop() {
     auto next_beat = clock::now(), next_trim = clock::now() + trim_interval, next_sweep = clock::now() + sweep_interval;
     if (auto r = load_presence(); !r) log::warn("store.presence_failed", {{"message", r.error().message}});
     std::vector<std::pair<identity_key, bool>> presence;
+    std::vector<std::pair<std::string, method_call>> calls;
+    std::vector<std::pair<std::string, method_result>> results;
     std::unique_lock lock(feed_m_);
     while (!feed_stop_) {
-        feed_cv_.wait_for(lock, poll_interval, [&] { return feed_stop_ || !out_presence_.empty(); });
+        feed_cv_.wait_for(lock, poll_interval, [&] {
+            return feed_stop_ || !out_presence_.empty() || !out_calls_.empty() || !out_results_.empty();
+        });
         if (feed_stop_) break;
         const bool listening = static_cast<bool>(remote_);
         presence.insert(presence.end(), out_presence_.begin(), out_presence_.end());
         out_presence_.clear();
+        for (auto& c : out_calls_) calls.push_back(std::move(c));
+        out_calls_.clear();
+        for (auto& r : out_results_) results.push_back(std::move(r));
+        out_results_.clear();
         lock.unlock();
         if (!presence.empty() && feed_->healthy()) {
             if (auto r = write_presence(presence); !r)
@@ -297,6 +389,9 @@ void postgres_store::feed_loop() {
                 continue;
             }
         }
+        if (feed_->healthy())
+            if (auto r = exchange_methods(calls, results); !r)
+                log::warn("store.methods_failed", {{"message", r.error().message}});
         // Until the hub listens, the feed stays where it was at open: nothing is skipped.
         if (listening)
             if (auto r = poll_changes(); !r) log::warn("store.feed_failed", {{"message", r.error().message}});

@@ -29,6 +29,7 @@ enum q : int {
     read_events, event_bounds, event_counter_lock, event_counter_set, counter_lock,
     counter_set, change_put, change_read, change_trim, counter_get, node_beat, node_delete,
     presence_put, presence_delete, presence_load, presence_clear, nodes_dead,
+    method_call_put, method_call_take, method_result_put, method_result_take,
     statement_count
 };
 const std::vector<pg_statement>& statements();
@@ -63,6 +64,11 @@ public:
     void publish_presence(const identity_key& id, bool connected) override;
     void set_presence_handler(presence_handler h) override;
     std::string node_of(const identity_key& id) const override;
+    void send_method_call(const std::string& node, method_call c) override;
+    void send_method_result(const std::string& origin, method_result r) override;
+    void set_method_handlers(std::function<void(method_call)> on_call,
+                             std::function<void(method_result)> on_result) override;
+    std::string self() const override { return node_id_; }
     void close() override;
 
 private:
@@ -97,6 +103,9 @@ private:
     result<void> clear_node(const std::string& node);
     result<void> sweep_dead_nodes();
     result<void> load_presence();
+    // Writes the queued method calls and results; takes this node's.
+    result<void> exchange_methods(std::vector<std::pair<std::string, method_call>>& calls,
+                                  std::vector<std::pair<std::string, method_result>>& results);
     // Another node's presence change: records it, tells the handler.
     void presence_seen(const identity_key& id, const std::string& node);
 
@@ -123,6 +132,10 @@ private:
     mutable std::mutex presence_m_;                            // guards the two below
     std::map<identity_key, std::string> node_of_;              // other nodes' sessions
     presence_handler presence_h_;                              // called under remote_call_m_
+    std::vector<std::pair<std::string, method_call>> out_calls_;      // under feed_m_
+    std::vector<std::pair<std::string, method_result>> out_results_;  // under feed_m_
+    std::function<void(method_call)> on_call_;                        // under presence_m_
+    std::function<void(method_result)> on_result_;                    // under presence_m_
     std::thread feed_thread_;
     std::mutex listener_m_;
     change_listener listener_;

@@ -59,6 +59,15 @@ CREATE TABLE nodes (node TEXT PRIMARY KEY, started_ns BIGINT NOT NULL, heartbeat
 CREATE TABLE presence (device_id TEXT NOT NULL, module_id TEXT NOT NULL, node TEXT NOT NULL,
                        PRIMARY KEY (device_id, module_id));
 CREATE INDEX presence_by_node ON presence (node);
+-- Direct methods between nodes: calls for the node holding the session, results for the caller.
+CREATE TABLE method_calls (id BIGINT PRIMARY KEY, node TEXT NOT NULL, origin TEXT NOT NULL, device_id TEXT NOT NULL,
+                           module_id TEXT NOT NULL, method TEXT NOT NULL, rid TEXT NOT NULL, payload TEXT NOT NULL,
+                           conn BIGINT NOT NULL);
+CREATE INDEX method_calls_by_node ON method_calls (node);
+CREATE TABLE method_results (id BIGINT PRIMARY KEY, node TEXT NOT NULL, device_id TEXT NOT NULL, module_id TEXT NOT NULL,
+                             rid TEXT NOT NULL, conn BIGINT NOT NULL, delivered BIGINT NOT NULL, status BIGINT NOT NULL,
+                             payload TEXT NOT NULL);
+CREATE INDEX method_results_by_node ON method_results (node);
 )sql"},
 };
 static_assert(migrations[std::size(migrations) - 1].version == postgres_schema_version);
@@ -124,6 +133,14 @@ const std::vector<pg_statement>& statements() {
         set(presence_load, "SELECT device_id, module_id, node FROM presence", "");
         set(presence_clear, "DELETE FROM presence WHERE node = $1 RETURNING device_id, module_id", "t");
         set(nodes_dead, "SELECT node FROM nodes WHERE heartbeat_ns < $1 AND node <> $2", "it");
+        set(method_call_put, "INSERT INTO method_calls (id, node, origin, device_id, module_id, method, rid, payload, conn) "
+                             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", "ittttttti");
+        set(method_call_take, "DELETE FROM method_calls WHERE node = $1 RETURNING origin, device_id, module_id, method, "
+                              "rid, payload, conn", "t");
+        set(method_result_put, "INSERT INTO method_results (id, node, device_id, module_id, rid, conn, delivered, "
+                               "status, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", "ittttiiit");
+        set(method_result_take, "DELETE FROM method_results WHERE node = $1 RETURNING device_id, module_id, rid, conn, "
+                                "delivered, status, payload", "t");
         set(setting_put, "INSERT INTO settings (key, doc) VALUES ($1, $2) "
                          "ON CONFLICT (key) DO UPDATE SET doc = excluded.doc", "tt");
         set(setting_delete, "DELETE FROM settings WHERE key = $1", "t");

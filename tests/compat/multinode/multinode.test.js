@@ -4,12 +4,13 @@
 // and what one node commits is seen through the other.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { Registry } = require('azure-iothub');
+const { Registry, Client: ServiceClient } = require('azure-iothub');
 const { Client } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
 const { connectionString, uniqueId } = require('../lib/hub');
 
 const registry = Registry.fromConnectionString(connectionString());
+const service = ServiceClient.fromConnectionString(connectionString());
 const hostName = /HostName=([^;]+)/.exec(connectionString())[1];
 const nodeB = process.env.TWINHUB_NODE_B_MQTT;
 
@@ -104,6 +105,48 @@ test('connectionState read through node A follows a session on node B', async ()
     await client.close();
   }
   await until('Disconnected through node A', async () => (await state()) === 'Disconnected', 5000);
+});
+
+test('a direct method invoked through node A runs on a device on node B, with one-node error codes', async () => {
+  const d = await newDevice();
+  const client = await openOnB(d);
+  try {
+    client.onDeviceMethod('echo', (req, res) => res.send(201, { got: req.payload, on: 'B' }));
+    client.onDeviceMethod('silent', () => {});
+    // The method subscription and node B's presence reach node A within the feed's interval.
+    const r = await until('the method through node A', async () => {
+      try {
+        return await service.invokeDeviceMethod(d.id, { methodName: 'echo', payload: { n: 7 }, responseTimeoutInSeconds: 5 });
+      } catch (e) {
+        if (e.response && e.response.statusCode === 404) return null;
+        throw e;
+      }
+    }, 5000);
+    assert.equal(r.result.status, 201);
+    assert.deepEqual(r.result.payload, { got: { n: 7 }, on: 'B' });
+    // No answer: 504101 after the caller's timeout, as on one node.
+    const t0 = Date.now();
+    let err;
+    try {
+      await service.invokeDeviceMethod(d.id, { methodName: 'silent', payload: null, responseTimeoutInSeconds: 5 });
+    } catch (e) { err = e; }
+    assert.ok(err, 'the silent method must fail');
+    assert.equal(err.response.statusCode, 504);
+    assert.match(String(err.responseBody), /504101/);
+    assert.ok(Date.now() - t0 >= 4500, 'waited for the response timeout');
+  } finally {
+    await client.close();
+  }
+  // Nobody holds a session: 404103, as on one node.
+  await until('Disconnected through node A', async () =>
+    (await registry.get(d.id)).responseBody.connectionState === 'Disconnected', 5000);
+  let err;
+  try {
+    await service.invokeDeviceMethod(d.id, { methodName: 'echo', payload: null, responseTimeoutInSeconds: 5 });
+  } catch (e) { err = e; }
+  assert.ok(err, 'a method on a disconnected device must fail');
+  assert.equal(err.response.statusCode, 404);
+  assert.match(String(err.responseBody), /404103/);
 });
 
 test('node B killed with SIGKILL mid-load loses no reported write it acknowledged', async () => {
