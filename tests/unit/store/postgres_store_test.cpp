@@ -336,7 +336,8 @@ TEST(postgres_store, the_event_counter_migration_continues_after_the_stored_even
         for (int i = 0; i < 3; ++i) w.append_event(event_of("old" + std::to_string(i), 2));
         ASSERT_TRUE((*s)->commit_sync(std::move(w)));
     }
-    sql(url, "DROP TABLE event_counters, changes, nodes; DELETE FROM counters WHERE name = 'change'; "
+    sql(url, "DROP TABLE event_counters, changes, nodes, presence, method_calls, method_results; "
+             "DELETE FROM counters WHERE name = 'change'; "
              "UPDATE schema_version SET version = 1");
     auto s = open_postgres_store(url);
     ASSERT_TRUE(s) << s.error().message;
