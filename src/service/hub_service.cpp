@@ -67,7 +67,10 @@ hub_service::hub_service(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 hub_service::~hub_service() {
     // Waits for a feed delivery that is running (store.hpp: set_remote_listener).
     if (impl_->st.is_shared()) impl_->st.set_remote_listener({});
-    if (auto* link = dynamic_cast<store::cluster_link*>(&impl_->st)) link->set_presence_handler({});
+    if (auto* link = dynamic_cast<store::cluster_link*>(&impl_->st)) {
+        link->set_presence_handler({});
+        link->set_events_handler({});
+    }
     impl_->pipeline.wait_idle();
 }
 
@@ -132,6 +135,8 @@ result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_opti
         link->set_presence_handler([raw = p.get()](const store::identity_key& id, const std::string& node) {
             raw->presence.apply_remote_presence(id, !node.empty());
         });
+        // Event Hubs readers on this node wake for events any node appended.
+        link->set_events_handler([raw = p.get()](std::uint32_t stream) { raw->notifier.events_appended(stream); });
     }
     return std::unique_ptr<hub_service>(new hub_service(std::move(p)));
 }

@@ -61,6 +61,10 @@ public:
                                      std::function<void(method_result)> on_result) = 0;
     // This node's id (calls name it as their origin).
     virtual std::string self() const = 0;
+
+    // Called on the feed thread with each event stream (store.hpp: event_record::partition) whose
+    // sequence counter advanced since the last poll, whichever node appended: readers wake up.
+    virtual void set_events_handler(std::function<void(std::uint32_t stream)> h) = 0;
 };
 
 }  // namespace twinhub::store

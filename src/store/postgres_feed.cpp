@@ -242,6 +242,39 @@ result<void> postgres_store::exchange_methods(std::vector<std::pair<std::string,
     return {};
 }
 
+void postgres_store::set_events_handler(std::function<void(std::uint32_t)> h) {
+    std::lock_guard call(remote_call_m_);
+    std::lock_guard l(presence_m_);
+    on_events_ = std::move(h);
+}
+
+result<void> postgres_store::poll_event_counters() {
+    auto rows = feed_->run(event_counters_all, {}, "reading event counters");
+    if (!rows) return rows.error();
+    std::vector<std::uint32_t> advanced;
+    for (int i = 0; i < rows->size(); ++i) {
+        const auto part = rows->i64(i, 0), next = rows->i64(i, 1);
+        auto [it, added] = seen_counters_.try_emplace(part, next);
+        if (!added && it->second < next) {
+            it->second = next;
+            advanced.push_back(static_cast<std::uint32_t>(part));
+        } else if (added && counters_seen_ && next > 0) {
+            advanced.push_back(static_cast<std::uint32_t>(part));
+        }
+    }
+    counters_seen_ = true;
+    if (advanced.empty()) return {};
+    std::lock_guard call(remote_call_m_);
+    std::function<void(std::uint32_t)> h;
+    {
+        std::lock_guard l(presence_m_);
+        h = on_events_;
+    }
+    if (h)
+        for (auto p : advanced) h(p);
+    return {};
+}
+
 result<void> postgres_store::load_presence() {
     auto rows = feed_->run(presence_load, {}, "reading presence");
     if (!rows) return rows.error();
@@ -392,6 +425,8 @@ void postgres_store::feed_loop() {
         if (feed_->healthy())
             if (auto r = exchange_methods(calls, results); !r)
                 log::warn("store.methods_failed", {{"message", r.error().message}});
+        if (listening && feed_->healthy())
+            if (auto r = poll_event_counters(); !r) log::warn("store.feed_failed", {{"message", r.error().message}});
         // Until the hub listens, the feed stays where it was at open: nothing is skipped.
         if (listening)
             if (auto r = poll_changes(); !r) log::warn("store.feed_failed", {{"message", r.error().message}});

@@ -29,7 +29,7 @@ enum q : int {
     read_events, event_bounds, event_counter_lock, event_counter_set, counter_lock,
     counter_set, change_put, change_read, change_trim, counter_get, node_beat, node_delete,
     presence_put, presence_delete, presence_load, presence_clear, nodes_dead,
-    method_call_put, method_call_take, method_result_put, method_result_take,
+    method_call_put, method_call_take, method_result_put, method_result_take, event_counters_all,
     statement_count
 };
 const std::vector<pg_statement>& statements();
@@ -69,6 +69,7 @@ public:
     void set_method_handlers(std::function<void(method_call)> on_call,
                              std::function<void(method_result)> on_result) override;
     std::string self() const override { return node_id_; }
+    void set_events_handler(std::function<void(std::uint32_t)> h) override;
     void close() override;
 
 private:
@@ -103,6 +104,8 @@ private:
     result<void> clear_node(const std::string& node);
     result<void> sweep_dead_nodes();
     result<void> load_presence();
+    // Compares event_counters with the last poll; tells the events handler what advanced.
+    result<void> poll_event_counters();
     // Writes the queued method calls and results; takes this node's.
     result<void> exchange_methods(std::vector<std::pair<std::string, method_call>>& calls,
                                   std::vector<std::pair<std::string, method_result>>& results);
@@ -136,6 +139,9 @@ private:
     std::vector<std::pair<std::string, method_result>> out_results_;  // under feed_m_
     std::function<void(method_call)> on_call_;                        // under presence_m_
     std::function<void(method_result)> on_result_;                    // under presence_m_
+    std::function<void(std::uint32_t)> on_events_;                    // under presence_m_
+    std::map<std::int64_t, std::int64_t> seen_counters_;              // feed thread only
+    bool counters_seen_ = false;                                      // feed thread only
     std::thread feed_thread_;
     std::mutex listener_m_;
     change_listener listener_;

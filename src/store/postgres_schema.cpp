@@ -133,6 +133,7 @@ const std::vector<pg_statement>& statements() {
         set(presence_load, "SELECT device_id, module_id, node FROM presence", "");
         set(presence_clear, "DELETE FROM presence WHERE node = $1 RETURNING device_id, module_id", "t");
         set(nodes_dead, "SELECT node FROM nodes WHERE heartbeat_ns < $1 AND node <> $2", "it");
+        set(event_counters_all, "SELECT part, next FROM event_counters", "");
         set(method_call_put, "INSERT INTO method_calls (id, node, origin, device_id, module_id, method, rid, payload, conn) "
                              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", "ittttttti");
         set(method_call_take, "DELETE FROM method_calls WHERE node = $1 RETURNING origin, device_id, module_id, method, "

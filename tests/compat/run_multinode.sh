@@ -65,6 +65,9 @@ export TWINHUB_NODE_A_PID="$HUB_PID"
 export TWINHUB_NODE_B_PID="$pid_b"
 export TWINHUB_NODE_B_MQTT="localhost:$mqtt_b"
 export TWINHUB_NODE_B_HTTPS="localhost:$https_b"
+export TWINHUB_NODE_B_AMQP="localhost:$amqp_b"
+export TWINHUB_BIN_DIR="$bin"
+export TWINHUB_DATA_DIR="$data_a"
 status=0
 node --test --test-concurrency=1 "$@" || status=$?
 if [ $status -ne 0 ]; then

@@ -5,7 +5,10 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { Registry, Client: ServiceClient } = require('azure-iothub');
-const { Client } = require('azure-iot-device');
+const { Client, Message } = require('azure-iot-device');
+const { EventHubConsumerClient } = require('@azure/event-hubs');
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
 const { Mqtt } = require('azure-iot-device-mqtt');
 const { connectionString, uniqueId } = require('../lib/hub');
 
@@ -147,6 +150,47 @@ test('a direct method invoked through node A runs on a device on node B, with on
   assert.ok(err, 'a method on a disconnected device must fail');
   assert.equal(err.response.statusCode, 404);
   assert.match(String(err.responseBody), /404103/);
+});
+
+test('an Event Hubs reader on node B wakes for telemetry a device sends through node A', async () => {
+  const cs = execFileSync(path.join(process.env.TWINHUB_BIN_DIR, 'twinhub'),
+    ['hub', 'connection-string', 'show', '--eventhub', '--policy-name', 'service', '--data-dir',
+      process.env.TWINHUB_DATA_DIR], { encoding: 'utf8' }).trim();
+  const consumer = new EventHubConsumerClient('$Default', cs,
+    { customEndpointAddress: `amqps://${process.env.TWINHUB_NODE_B_AMQP}` });
+  const d = await newDevice();
+  const got = [];
+  let sub;
+  try {
+    const all = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${got.length} of 3 events reached node B's reader`)), 15000);
+      sub = consumer.subscribe({
+        processEvents: async (events) => {
+          for (const e of events)
+            if (e.systemProperties['iothub-connection-device-id'] === d.id) got.push(e.body.toString());
+          if (got.length >= 3) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+        processError: async () => {},
+      }, { startPosition: { enqueuedOn: new Date() } });
+    });
+    // The reader's links are open and waiting before anything is sent.
+    await new Promise((r) => setTimeout(r, 2000));
+    const client = Client.fromConnectionString(`HostName=${hostName};DeviceId=${d.id};SharedAccessKey=${d.key}`, Mqtt);
+    await client.open();
+    try {
+      for (let i = 1; i <= 3; ++i) await client.sendEvent(new Message(`via-a-${i}`));
+    } finally {
+      await client.close();
+    }
+    await all;
+    assert.deepEqual(got, ['via-a-1', 'via-a-2', 'via-a-3']);
+  } finally {
+    if (sub) await sub.close();
+    await consumer.close();
+  }
 });
 
 test('node B killed with SIGKILL mid-load loses no reported write it acknowledged', async () => {
