@@ -12,6 +12,8 @@
 #include "server/storage_https.hpp"
 #include "service/telemetry_service.hpp"
 #include "methods/channel_set.hpp"
+#include "server/remote_methods.hpp"
+#include "store/cluster_link.hpp"
 #include "mqtt/mqtt_method_channel.hpp"
 #include "mqtt/mqtt_server.hpp"
 #include "jobs/configuration_service.hpp"
@@ -78,6 +80,7 @@ struct server::impl {
     boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
     std::unique_ptr<http::https_server> https;
     std::unique_ptr<methods::method_router> methods;
+    std::unique_ptr<remote_methods> cross_node_methods;  // several nodes: uses methods and store
     std::unique_ptr<mqtt::mqtt_server> mqtt;
     std::unique_ptr<mqtt::mqtt_method_channel> method_channel;
     std::unique_ptr<amqp::amqp_server> amqp;
@@ -218,6 +221,10 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.amqp->set_file_upload_service(m.files.get());
     m.method_channels.add(m.method_channel.get());
     m.method_channels.add(&m.amqp->method_channel());
+    if (auto* link = dynamic_cast<store::cluster_link*>(m.store.get())) {
+        m.cross_node_methods = std::make_unique<remote_methods>(*link, *m.methods);
+        m.method_channels.add(m.cross_node_methods.get());
+    }
     m.methods->set_channel(&m.method_channels);
     if (auto r = m.amqp->start(); !r) throw std::runtime_error(r.error().message);
     service::metrics().amqp_bound = true;

@@ -120,11 +120,14 @@ void c2d_service::send(store::identity_key target, c2d_outgoing m, handler<std::
                                   (target.module_id.empty() ? "" : "/" + target.module_id) + "' holds its maximum of " +
                                   std::to_string(p.opts_.max_queue_depth) + " messages."});
         ++q.enqueuing;
-        msg.sequence_number = p.next_seq_++;
+        // A store shared by several nodes numbers the message inside its commit (store.hpp).
+        auto assigned = p.st_.allocates_sequence_numbers() ? std::make_shared<std::uint64_t>(0) : nullptr;
+        msg.sequence_number = assigned ? 0 : p.next_seq_++;
         store::write_batch b;
-        b.enqueue_c2d(msg);
-        a.commits.emplace_back(std::move(b), [&p, msg = std::move(msg), generation = std::move(generation),
-                                              done = std::move(done)](result<void> r) {
+        b.enqueue_c2d(msg, assigned);
+        a.commits.emplace_back(std::move(b), [&p, msg = std::move(msg), assigned, generation = std::move(generation),
+                                              done = std::move(done)](result<void> r) mutable {
+            if (assigned) msg.sequence_number = *assigned;
             impl::after a2;
             {
                 std::lock_guard l(p.mu_);

@@ -145,7 +145,7 @@ struct c2d_service::impl final : change_observer {
 
     store::feedback_record make_feedback(const store::c2d_message& m, std::string status, std::string description) {
         store::feedback_record f;
-        f.sequence_number = next_fb_seq_++;
+        f.sequence_number = st_.allocates_sequence_numbers() ? 0 : next_fb_seq_++;
         f.original_message_id = m.message_id;
         f.description = std::move(description);
         f.device_id = m.target.device_id;
@@ -173,8 +173,11 @@ struct c2d_service::impl final : change_observer {
             if (qit->second.messages.empty() && qit->second.enqueuing == 0) queues_.erase(qit);
         }
         b.delete_c2d(seq);
-        if (fb) b.append_feedback(*fb);
-        a.commits.emplace_back(std::move(b), [this, fb, finish = std::move(finish)](result<void> r) {
+        // A store shared by several nodes numbers the record inside its commit (store.hpp).
+        auto assigned = fb && st_.allocates_sequence_numbers() ? std::make_shared<std::uint64_t>(0) : nullptr;
+        if (fb) b.append_feedback(*fb, assigned);
+        a.commits.emplace_back(std::move(b), [this, fb, assigned, finish = std::move(finish)](result<void> r) mutable {
+            if (fb && assigned) fb->sequence_number = *assigned;
             if (r && fb) {
                 after a2;
                 {

@@ -8,10 +8,12 @@
 #include "service/metrics.hpp"
 #include "service/policy_service.hpp"
 #include "service/record_cache.hpp"
+#include "service/remote_changes.hpp"
 #include "service/session_service.hpp"
 #include "service/settings_service.hpp"
 #include "service/twin_service.hpp"
 #include "service/write_pipeline.hpp"
+#include "store/cluster_link.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -37,7 +39,8 @@ handler<T> counted(counter& c, std::uint64_t quota, handler<T> done) {
 // Declared in dependency order: destroyed in reverse, the services before the pipeline they use.
 struct hub_service::impl {
     impl(store::store& s, const hub_options& o, std::uint32_t partitions, std::int64_t created_ns)
-        : cache(notifier),
+        : st(s),
+          cache(notifier),
           pipeline(s, cache.mu, cache),
           sessions(pipeline),
           settings(pipeline),
@@ -47,6 +50,7 @@ struct hub_service::impl {
           twins(cache, pipeline, notifier, events),
           presence(cache) {}
 
+    store::store& st;
     change_notifier notifier;
     record_cache cache;
     write_pipeline pipeline;
@@ -60,7 +64,15 @@ struct hub_service::impl {
 };
 
 hub_service::hub_service(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
-hub_service::~hub_service() { impl_->pipeline.wait_idle(); }
+hub_service::~hub_service() {
+    // Waits for a feed delivery that is running (store.hpp: set_remote_listener).
+    if (impl_->st.is_shared()) impl_->st.set_remote_listener({});
+    if (auto* link = dynamic_cast<store::cluster_link*>(&impl_->st)) {
+        link->set_presence_handler({});
+        link->set_events_handler({});
+    }
+    impl_->pipeline.wait_idle();
+}
 
 result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_options opts) {
     auto snap = s.load();
@@ -109,6 +121,23 @@ result<std::unique_ptr<hub_service>> hub_service::open(store::store& s, hub_opti
     p->cache.load(std::move(snap->devices), std::move(snap->modules));
     p->sessions.load(std::move(snap->sessions));
     log::info("service.opened", {{"devices", p->cache.devices.size()}, {"policies", p->policies.size()}});
+    if (s.is_shared()) {
+        // Other nodes' committed changes (docs/architecture.md, "Several nodes").
+        s.set_remote_listener([raw = p.get()](std::vector<store::remote_change>& changes) {
+            apply_remote_changes(changes, raw->cache, raw->policies, raw->st, raw->notifier);
+        });
+        log::info("service.shared_store", {{"node", s.node_id()}});
+    }
+    if (auto* link = dynamic_cast<store::cluster_link*>(&s)) {
+        // Presence across nodes: connectionState follows whichever node holds the session.
+        p->presence.set_cluster([link](const store::identity_key& id, bool c) { link->publish_presence(id, c); },
+                                [link](const store::identity_key& id) { return !link->node_of(id).empty(); });
+        link->set_presence_handler([raw = p.get()](const store::identity_key& id, const std::string& node) {
+            raw->presence.apply_remote_presence(id, !node.empty());
+        });
+        // Event Hubs readers on this node wake for events any node appended.
+        link->set_events_handler([raw = p.get()](std::uint32_t stream) { raw->notifier.events_appended(stream); });
+    }
     return std::unique_ptr<hub_service>(new hub_service(std::move(p)));
 }
 

@@ -20,6 +20,12 @@ void policy_service::load(std::vector<auth::shared_access_policy> policies) {
     for (auto& p : policies) policies_[p.key_name] = std::move(p);
 }
 
+void policy_service::replace_all(std::vector<auth::shared_access_policy> policies) {
+    std::lock_guard lock(mu_);
+    policies_.clear();
+    for (auto& p : policies) policies_[p.key_name] = std::move(p);
+}
+
 std::vector<auth::shared_access_policy> policy_service::policies() const {
     std::lock_guard lock(mu_);
     std::vector<auth::shared_access_policy> out;

@@ -27,6 +27,8 @@ public:
     policy_service(write_pipeline& p, const change_notifier& n) : pipeline_(p), notifier_(n) {}
 
     void load(std::vector<auth::shared_access_policy> policies);  // before serving
+    // The set another node committed (service/remote_changes.hpp) replaces the committed set.
+    void replace_all(std::vector<auth::shared_access_policy> policies);
 
     std::vector<auth::shared_access_policy> policies() const;
     std::size_t size() const;

@@ -39,7 +39,32 @@ bool presence_service::with_presence(const store::identity_key& id, F&& f) {
     return true;
 }
 
+void presence_service::set_cluster(std::function<void(const store::identity_key&, bool)> publish,
+                                   std::function<bool(const store::identity_key&)> remote_holds) {
+    publish_ = std::move(publish);
+    remote_holds_ = std::move(remote_holds);
+}
+
 void presence_service::set_connection_state(const store::identity_key& id, bool connected) {
+    if (!publish_) return set_state(id, connected);
+    {
+        std::lock_guard l(local_m_);
+        if (connected) local_.insert(id);
+        else local_.erase(id);
+    }
+    publish_(id, connected);
+    set_state(id, connected || remote_holds_(id));
+}
+
+void presence_service::apply_remote_presence(const store::identity_key& id, bool connected) {
+    {
+        std::lock_guard l(local_m_);
+        if (local_.contains(id)) return;
+    }
+    set_state(id, connected);
+}
+
+void presence_service::set_state(const store::identity_key& id, bool connected) {
     const time_point t = now();
     const auto state = connected ? registry::connection_state::connected : registry::connection_state::disconnected;
     with_presence(id, [&](auto& identity) {

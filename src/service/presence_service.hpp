@@ -14,6 +14,9 @@
 #include "store/store.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <mutex>
+#include <set>
 #include <string>
 
 namespace twinhub::service {
@@ -39,11 +42,25 @@ public:
     void set_model_id(const store::identity_key& id, std::string model_id);
     std::int64_t connected_device_count() const;
 
+    // Several nodes on one store (store/cluster_link.hpp), before serving: this node's connects
+    // and disconnects also go to `publish`; `remote_holds` tells whether another node holds a
+    // session of an identity (then a local disconnect leaves it Connected).
+    void set_cluster(std::function<void(const store::identity_key&, bool)> publish,
+                     std::function<bool(const store::identity_key&)> remote_holds);
+    // Another node took (connected) or dropped the session of `id`; ignored while this node
+    // holds one.
+    void apply_remote_presence(const store::identity_key& id, bool connected);
+
 private:
     template <class F>
     bool with_presence(const store::identity_key& id, F&& f);
+    void set_state(const store::identity_key& id, bool connected);
 
     record_cache& cache_;
+    std::function<void(const store::identity_key&, bool)> publish_;  // empty: one node
+    std::function<bool(const store::identity_key&)> remote_holds_;
+    std::mutex local_m_;
+    std::set<store::identity_key> local_;  // sessions this node holds (only with publish_)
 };
 
 }  // namespace twinhub::service

@@ -7,6 +7,8 @@
 #include "service/twin_json.hpp"
 #include "twin/twin_document.hpp"
 
+#include <boost/json/serialize.hpp>
+
 #include <mutex>
 
 namespace twinhub::service {
@@ -71,14 +73,18 @@ void twin_service::write_twin(store::identity_key id, std::string if_match, cons
     (*ts)->head = written;
 
     store::write_batch b;
-    b.put_twin(id, written, store::expect::revision(base));
+    // A shared store carries the desired patch to the other nodes' sessions (remote_changes.hpp).
+    std::string desired_patch;
+    if (*changed && pipeline_.store().is_shared()) desired_patch = boost::json::serialize((*changed)->patch);
+    b.put_twin(id, written, store::expect::revision(base), std::move(desired_patch));
     auto result_value = std::make_shared<std::optional<T>>();
     auto apply = [id, written, make_result = std::move(make_result), result_value](device_entry& e) {
         auto& s = record_cache::twin_slot_of(e, id);
         // modelId is presence (set at connect, kept in memory): the committed value wins. The
         // store has serialized `written` by now, and readers never saw it.
         if (s.committed) written->model_id = s.committed->model_id;
-        s.committed = written;
+        // Several nodes: another node's newer write may have been applied first (remote_changes).
+        if (!s.committed || s.committed->version < written->version) s.committed = written;
         *result_value = make_result(*s.committed, e);  // the identity mirrors as of commit
     };
     auto finish = [this, id, done = std::move(done), result_value, change = std::move(*changed)](result<void> r) {

@@ -4,6 +4,8 @@
 #include "store/postgres_internal.hpp"
 #include "store/store_codec.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <unordered_set>
 
@@ -33,9 +35,11 @@ constexpr std::size_t max_pipelined = 256;
 }  // namespace
 
 postgres_store::postgres_store(std::unique_ptr<pg_db> writer, std::vector<std::unique_ptr<pg_db>> readers,
+                               std::unique_ptr<pg_db> feed, std::string node_id, std::uint64_t last_change,
                                std::vector<std::uint64_t> next_seq)
     : w_(std::move(writer)), readers_(std::move(readers)), next_seq_(std::move(next_seq)),
-      writer_thread_([this] { run(); }) {}
+      node_id_(std::move(node_id)), feed_(std::move(feed)), last_change_(last_change),
+      feed_thread_([this] { feed_loop(); }), writer_thread_([this] { run(); }) {}
 
 void postgres_store::set_change_listener(change_listener l) {
     std::lock_guard lock(listener_m_);
@@ -46,6 +50,12 @@ void postgres_store::close() {
     queue_.close();
     std::lock_guard lock(close_m_);
     if (writer_thread_.joinable() && writer_thread_.get_id() != std::this_thread::get_id()) writer_thread_.join();
+    {
+        std::lock_guard l(feed_m_);
+        feed_stop_ = true;
+    }
+    feed_cv_.notify_all();
+    if (feed_thread_.joinable() && feed_thread_.get_id() != std::this_thread::get_id()) feed_thread_.join();
 }
 
 void postgres_store::commit(write_batch batch, commit_handler done) {
@@ -100,6 +110,7 @@ void postgres_store::commit_group(std::vector<pending>& group, std::vector<resul
         log::warn("store.reconnected", {{"backend", "postgresql"}});
         if (auto x = w_->exec("BEGIN", "starting a transaction"); !x) return fail_all(x.error());
     }
+    if (auto r = lock_counters(group); !r) return abandon(r.error());
     bool savepoint = false;
     // One ordinary batch; false when the transaction is lost (abandoned).
     auto ordinary = [&](std::size_t i) -> bool {
@@ -154,18 +165,119 @@ void postgres_store::commit_group(std::vector<pending>& group, std::vector<resul
             return commit_group(group, results, false);
         }
         unchanged.clear();
-        for (std::size_t k = i; k < j; ++k)
-            if ((*changed)[k - i] != 1) unchanged.push_back(k);
+        params.clear();
+        for (std::size_t k = i; k < j; ++k) {
+            if ((*changed)[k - i] != 1) {
+                unchanged.push_back(k);
+                continue;
+            }
+            auto& op = std::get<write_batch::put_twin_op>(group[k].batch.ops()[0]);
+            auto& p = params.emplace_back();
+            p.i64(static_cast<std::int64_t>(next_change_++)).text(node_id_).i64(static_cast<int>(remote_change::kind::twin));
+            p.text(op.id.device_id).text(op.id.module_id).text(group[k].docs[0]).text(op.desired_patch).i64(group_ns_);
+        }
+        if (!params.empty()) {
+            if (auto c = w_->run_pipelined(change_put, params, "recording changes"); !c) {
+                log::warn("store.pipeline_failed", {{"message", c.error().message}, {"batches", group.size()}});
+                if (w_->healthy()) (void)w_->exec("ROLLBACK", "rolling back");
+                undo_seq_to(0);
+                for (auto& r : results) r = result<void>{};
+                return commit_group(group, results, false);
+            }
+        }
         for (auto k : unchanged)
             if (!ordinary(k)) return;
         i = j;
     }
     if (w_->in_failed_transaction()) return abandon(error{errc::storage_error, "The transaction failed."});
+    if (auto r = store_counters(); !r) return abandon(r.error());
     if (auto r = w_->commit(); !r) {
         log::error("store.commit_failed", {{"message", r.error().message}, {"batches", group.size()}});
         if (w_->healthy()) (void)w_->exec("ROLLBACK", "rolling back");
         return fail_all(r.error());
     }
+}
+
+result<void> postgres_store::lock_counters(const std::vector<pending>& group) {
+    locked_parts_.clear();
+    bool c2d = false, feedback = false, change = false;
+    for (const auto& p : group)
+        for (const auto& o : p.batch.ops()) {
+            if (auto* e = std::get_if<write_batch::append_event_op>(&o)) {
+                if (e->e.partition < next_seq_.size()) locked_parts_.emplace_back(e->e.partition, 0);
+            } else if (std::holds_alternative<write_batch::enqueue_c2d_op>(o)) {
+                c2d = true;
+            } else if (std::holds_alternative<write_batch::append_feedback_op>(o)) {
+                feedback = true;
+            } else if (std::holds_alternative<write_batch::put_twin_op>(o) ||
+                       std::holds_alternative<write_batch::put_device_op>(o) ||
+                       std::holds_alternative<write_batch::delete_device_op>(o) ||
+                       std::holds_alternative<write_batch::put_module_op>(o) ||
+                       std::holds_alternative<write_batch::delete_module_op>(o) ||
+                       std::holds_alternative<write_batch::put_policy_op>(o) ||
+                       std::holds_alternative<write_batch::delete_policy_op>(o)) {
+                change = true;
+            }
+        }
+    change_locked_ = change;
+    group_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+    std::sort(locked_parts_.begin(), locked_parts_.end());
+    locked_parts_.erase(std::unique(locked_parts_.begin(), locked_parts_.end()), locked_parts_.end());
+    for (auto& [part, value] : locked_parts_) {
+        pg_params p;
+        p.i64(part);
+        auto r = w_->run(event_counter_lock, p, "allocating event sequence numbers");
+        if (!r) return r.error();
+        if (r->size() != 1) return error{errc::storage_error, "The event counter row is missing."};
+        value = static_cast<std::uint64_t>(r->i64(0, 0));
+        next_seq_[part] = value;
+    }
+    auto counter = [&](const char* name, std::uint64_t& next) -> result<void> {
+        pg_params p;
+        p.text(name);
+        auto r = w_->run(counter_lock, p, "allocating sequence numbers");
+        if (!r) return r.error();
+        if (r->size() != 1) return error{errc::corrupt_data, std::string("The store's counter '") + name + "' is missing."};
+        next = static_cast<std::uint64_t>(r->i64(0, 0)) + 1;
+        return {};
+    };
+    if (c2d)
+        if (auto r = counter("c2d", next_c2d_); !r) return r;
+    if (feedback)
+        if (auto r = counter("feedback", next_feedback_); !r) return r;
+    // Last: every writer takes the rows in this one order (event partitions ascending, c2d,
+    // feedback, change), so two nodes never deadlock on them.
+    if (change) {
+        if (auto r = counter("change", next_change_); !r) return r;
+        change_at_lock_ = next_change_;
+    }
+    return {};
+}
+
+result<void> postgres_store::record_change(remote_change::kind k, std::string_view device_id,
+                                           std::string_view module_id, std::string_view doc, std::string_view patch) {
+    pg_params p;
+    p.i64(static_cast<std::int64_t>(next_change_++)).text(node_id_).i64(static_cast<int>(k));
+    p.text(device_id).text(module_id).text(doc).text(patch).i64(group_ns_);
+    auto r = w_->run(change_put, p, "recording a change");
+    if (!r) return r.error();
+    return {};
+}
+
+result<void> postgres_store::store_counters() {
+    for (const auto& [part, value] : locked_parts_) {
+        if (next_seq_[part] == value) continue;
+        pg_params p;
+        p.i64(part).i64(static_cast<std::int64_t>(next_seq_[part]));
+        if (auto r = w_->run(event_counter_set, p, "allocating event sequence numbers"); !r) return r.error();
+    }
+    if (change_locked_ && next_change_ != change_at_lock_) {
+        pg_params p;
+        p.text("change").i64(static_cast<std::int64_t>(next_change_ - 1));
+        if (auto r = w_->run(counter_set, p, "numbering changes"); !r) return r.error();
+    }
+    return {};
 }
 
 result<void> postgres_store::apply(pending& p) {
@@ -218,7 +330,7 @@ result<void> postgres_store::apply_twin(write_batch::put_twin_op& op, const std:
         else p.null();
         auto n = w_->run(twin_update, p, "writing a twin");
         if (!n) return n.error();
-        if (n->changed() == 1) return {};
+        if (n->changed() == 1) return record_change(remote_change::kind::twin, id.device_id, id.module_id, doc, op.desired_patch);
     }
     // Slow path: find out which rule fails, or insert a twin that was never written.
     if (auto r = identity_exists(id); !r) return r;
@@ -229,7 +341,7 @@ result<void> postgres_store::apply_twin(write_batch::put_twin_op& op, const std:
     pg_params p;
     p.text(id.device_id).text(id.module_id).i64(static_cast<std::int64_t>(op.t->version)).text(doc);
     if (auto r = w_->run(twin_insert, p, "writing a twin"); !r) return r.error();
-    return {};
+    return record_change(remote_change::kind::twin, id.device_id, id.module_id, doc, op.desired_patch);
 }
 
 result<void> postgres_store::apply_op(write_batch::op& o, const std::string& doc) {
@@ -246,7 +358,8 @@ result<void> postgres_store::apply_op(write_batch::op& o, const std::string& doc
         if (auto r = check_condition(op->e, as_rev(*cur), device_kind(op->d.device_id)); !r) return r;
         pg_params p;
         p.text(op->d.device_id).i64(static_cast<std::int64_t>(op->d.etag)).text(doc);
-        return run_p(device_put, p, "writing a device");
+        if (auto r = run_p(device_put, p, "writing a device"); !r) return r;
+        return record_change(remote_change::kind::device, op->d.device_id, "", doc, "");
     }
     if (auto* op = std::get_if<wb::delete_device_op>(&o)) {
         auto cur = get_int(device_get, op->device_id, std::nullopt, "reading a device");
@@ -255,7 +368,8 @@ result<void> postgres_store::apply_op(write_batch::op& o, const std::string& doc
         for (auto s : {device_delete, device_modules_delete, device_twins_delete, device_sessions_delete,
                        device_c2d_delete})
             if (auto r = run_text(s, "deleting a device", {op->device_id}); !r) return r;
-        return {};
+        if (!*cur) return {};
+        return record_change(remote_change::kind::device_deleted, op->device_id, "", "", "");
     }
     if (auto* op = std::get_if<wb::put_module_op>(&o)) {
         auto dev = get_int(device_get, op->m.device_id, std::nullopt, "reading a device");
@@ -266,7 +380,8 @@ result<void> postgres_store::apply_op(write_batch::op& o, const std::string& doc
         if (auto r = check_condition(op->e, as_rev(*cur), module_kind(op->m.device_id, op->m.module_id)); !r) return r;
         pg_params p;
         p.text(op->m.device_id).text(op->m.module_id).i64(static_cast<std::int64_t>(op->m.etag)).text(doc);
-        return run_p(module_put, p, "writing a module");
+        if (auto r = run_p(module_put, p, "writing a module"); !r) return r;
+        return record_change(remote_change::kind::module, op->m.device_id, op->m.module_id, doc, "");
     }
     if (auto* op = std::get_if<wb::delete_module_op>(&o)) {
         auto dev = get_int(device_get, op->device_id, std::nullopt, "reading a device");
@@ -281,22 +396,27 @@ result<void> postgres_store::apply_op(write_batch::op& o, const std::string& doc
         for (auto s : {module_delete, twin_delete, module_c2d_delete})
             if (auto r = run_text(s, "deleting a module", {op->device_id, op->module_id}); !r) return r;
         std::string client = op->device_id + "/" + op->module_id;
-        return run_text(session_delete, "deleting a module", {client});
+        if (auto r = run_text(session_delete, "deleting a module", {client}); !r) return r;
+        if (!*cur) return {};
+        return record_change(remote_change::kind::module_deleted, op->device_id, op->module_id, "", "");
     }
     if (auto* op = std::get_if<wb::trim_events_op>(&o)) {
-        if (op->partition >= next_seq_.size() || next_seq_[op->partition] == 0) return {};
+        if (op->partition >= next_seq_.size()) return {};
         pg_params p;
-        p.i64(op->partition).i64(op->before_ns).i64(static_cast<std::int64_t>(next_seq_[op->partition] - 1));
-        p.i64(op->max_rows);
+        p.i64(op->partition).i64(op->before_ns).i64(op->max_rows);
         return run_p(event_trim, p, "trimming events");
     }
     if (auto* op = std::get_if<wb::put_setting_op>(&o)) return run_text(setting_put, "writing a setting", {op->key, doc});
     if (auto* op = std::get_if<wb::delete_setting_op>(&o))
         return run_text(setting_delete, "deleting a setting", {op->key});
-    if (auto* op = std::get_if<wb::put_policy_op>(&o))
-        return run_text(policy_put, "writing a policy", {op->p.key_name, doc});
-    if (auto* op = std::get_if<wb::delete_policy_op>(&o))
-        return run_text(policy_delete, "deleting a policy", {op->key_name});
+    if (auto* op = std::get_if<wb::put_policy_op>(&o)) {
+        if (auto r = run_text(policy_put, "writing a policy", {op->p.key_name, doc}); !r) return r;
+        return record_change(remote_change::kind::policies, "", "", "", "");
+    }
+    if (auto* op = std::get_if<wb::delete_policy_op>(&o)) {
+        if (auto r = run_text(policy_delete, "deleting a policy", {op->key_name}); !r) return r;
+        return record_change(remote_change::kind::policies, "", "", "", "");
+    }
     if (auto* op = std::get_if<wb::put_session_op>(&o))
         return run_text(session_put, "writing a session", {op->s.client_id, device_of_client(op->s.client_id), doc});
     if (auto* op = std::get_if<wb::delete_session_op>(&o))
@@ -315,8 +435,11 @@ result<void> postgres_store::apply_op(write_batch::op& o, const std::string& doc
         return {};
     }
     if (auto* op = std::get_if<wb::enqueue_c2d_op>(&o)) {
-        const auto& m = op->m;
+        auto& m = op->m;
         if (auto r = identity_exists(m.target); !r) return r;
+        // next_c2d_ is the locked counter + 1 (lock_counters), advanced past caller-given numbers.
+        if (op->assigned) *op->assigned = m.sequence_number = next_c2d_;
+        next_c2d_ = std::max(next_c2d_, m.sequence_number + 1);
         pg_params p;
         p.i64(static_cast<std::int64_t>(m.sequence_number)).text(m.target.device_id).text(m.target.module_id);
         p.i64(m.enqueued_time_ns).i64(m.expiry_time_ns).i64(static_cast<std::int64_t>(m.ack));
@@ -339,6 +462,8 @@ result<void> postgres_store::apply_op(write_batch::op& o, const std::string& doc
     if (auto* op = std::get_if<wb::delete_feedback_op>(&o))
         return by_seq(feedback_delete, op->seq, std::nullopt, "deleting a feedback record");
     if (auto* op = std::get_if<wb::append_feedback_op>(&o)) {
+        if (op->assigned) *op->assigned = op->f.sequence_number = next_feedback_;
+        next_feedback_ = std::max(next_feedback_, op->f.sequence_number + 1);
         pg_params p;
         p.i64(static_cast<std::int64_t>(op->f.sequence_number)).text(doc);
         if (auto r = run_p(feedback_put, p, "appending a feedback record"); !r) return r;

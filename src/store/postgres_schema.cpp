@@ -4,6 +4,7 @@
 #include "store/postgres_store.hpp"
 
 #include <charconv>
+#include <random>
 
 namespace twinhub::store {
 namespace pg {
@@ -39,6 +40,34 @@ CREATE TABLE feedback (seq BIGINT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO counters (name, value) VALUES ('c2d', 0), ('feedback', 0);
 CREATE TABLE settings (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
+)sql"},
+    // Several nodes on one database (issue 18 item 2): each partition's next event sequence number
+    // lives in a row that the writer locks for the whole commit, instead of in memory.
+    {2, R"sql(
+CREATE TABLE event_counters (part BIGINT PRIMARY KEY, next BIGINT NOT NULL);
+INSERT INTO event_counters (part, next) SELECT part, MAX(seq) + 1 FROM events GROUP BY part;
+-- The change feed: every committed record write (twin, identity, policy), numbered in commit order
+-- from the 'change' counter row, which each writing transaction locks until its COMMIT. Every node
+-- polls it for other nodes' rows and applies them to its memory (docs/architecture.md).
+CREATE TABLE changes (id BIGINT PRIMARY KEY, node TEXT NOT NULL, kind BIGINT NOT NULL, device_id TEXT NOT NULL,
+                      module_id TEXT NOT NULL, doc TEXT NOT NULL, patch TEXT NOT NULL, at_ns BIGINT NOT NULL);
+INSERT INTO counters (name, value) VALUES ('change', 0);
+-- The nodes sharing the database, with their last heartbeat.
+CREATE TABLE nodes (node TEXT PRIMARY KEY, started_ns BIGINT NOT NULL, heartbeat_ns BIGINT NOT NULL,
+                    change_id BIGINT NOT NULL);
+-- Which node holds each connected identity's session (store/cluster_link.hpp).
+CREATE TABLE presence (device_id TEXT NOT NULL, module_id TEXT NOT NULL, node TEXT NOT NULL,
+                       PRIMARY KEY (device_id, module_id));
+CREATE INDEX presence_by_node ON presence (node);
+-- Direct methods between nodes: calls for the node holding the session, results for the caller.
+CREATE TABLE method_calls (id BIGINT PRIMARY KEY, node TEXT NOT NULL, origin TEXT NOT NULL, device_id TEXT NOT NULL,
+                           module_id TEXT NOT NULL, method TEXT NOT NULL, rid TEXT NOT NULL, payload TEXT NOT NULL,
+                           conn BIGINT NOT NULL);
+CREATE INDEX method_calls_by_node ON method_calls (node);
+CREATE TABLE method_results (id BIGINT PRIMARY KEY, node TEXT NOT NULL, device_id TEXT NOT NULL, module_id TEXT NOT NULL,
+                             rid TEXT NOT NULL, conn BIGINT NOT NULL, delivered BIGINT NOT NULL, status BIGINT NOT NULL,
+                             payload TEXT NOT NULL);
+CREATE INDEX method_results_by_node ON method_results (node);
 )sql"},
 };
 static_assert(migrations[std::size(migrations) - 1].version == postgres_schema_version);
@@ -77,9 +106,42 @@ const std::vector<pg_statement>& statements() {
         set(session_delete, "DELETE FROM sessions WHERE client_id = $1", "t");
         set(event_put, "INSERT INTO events (part, seq, device_id, module_id, enqueued_ns, body, props) "
                        "VALUES ($1, $2, $3, $4, $5, $6, $7)", "iittibb");
-        // Retention: the oldest rows before a time, never the partition's last ($3 is its number).
+        // Retention: the oldest rows before a time, never the partition's last.
         set(event_trim, "DELETE FROM events WHERE part = $1 AND seq IN (SELECT seq FROM events WHERE part = $1 "
-                        "AND seq < $3 AND enqueued_ns < $2 ORDER BY seq LIMIT $4)", "iiii");
+                        "AND seq < (SELECT MAX(seq) FROM events WHERE part = $1) AND enqueued_ns < $2 "
+                        "ORDER BY seq LIMIT $3)", "iii");
+        // Locks a partition's counter row until COMMIT (creating it) and reads the next number.
+        set(event_counter_lock, "INSERT INTO event_counters (part, next) VALUES ($1, 0) ON CONFLICT (part) "
+                                "DO UPDATE SET next = event_counters.next RETURNING next", "i");
+        set(event_counter_set, "UPDATE event_counters SET next = $2 WHERE part = $1", "ii");
+        set(counter_lock, "SELECT value FROM counters WHERE name = $1 FOR UPDATE", "t");
+        set(counter_set, "UPDATE counters SET value = $2 WHERE name = $1", "ti");
+        set(change_put, "INSERT INTO changes (id, node, kind, device_id, module_id, doc, patch, at_ns) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", "ititttti");
+        set(change_read, "SELECT id, node, kind, device_id, module_id, doc, patch FROM changes WHERE id > $1 "
+                         "ORDER BY id LIMIT $2", "ii");
+        set(change_trim, "DELETE FROM changes WHERE id IN (SELECT id FROM changes WHERE at_ns < $1 ORDER BY id LIMIT $2)",
+            "ii");
+        set(counter_get, "SELECT value FROM counters WHERE name = $1", "t");
+        set(node_beat, "INSERT INTO nodes (node, started_ns, heartbeat_ns, change_id) VALUES ($1, $2, $3, $4) "
+                       "ON CONFLICT (node) DO UPDATE SET heartbeat_ns = excluded.heartbeat_ns, "
+                       "change_id = excluded.change_id", "tiii");
+        set(node_delete, "DELETE FROM nodes WHERE node = $1", "t");
+        set(presence_put, "INSERT INTO presence (device_id, module_id, node) VALUES ($1, $2, $3) "
+                          "ON CONFLICT (device_id, module_id) DO UPDATE SET node = excluded.node", "ttt");
+        set(presence_delete, "DELETE FROM presence WHERE device_id = $1 AND module_id = $2 AND node = $3", "ttt");
+        set(presence_load, "SELECT device_id, module_id, node FROM presence", "");
+        set(presence_clear, "DELETE FROM presence WHERE node = $1 RETURNING device_id, module_id", "t");
+        set(nodes_dead, "SELECT node FROM nodes WHERE heartbeat_ns < $1 AND node <> $2", "it");
+        set(event_counters_all, "SELECT part, next FROM event_counters", "");
+        set(method_call_put, "INSERT INTO method_calls (id, node, origin, device_id, module_id, method, rid, payload, conn) "
+                             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", "ittttttti");
+        set(method_call_take, "DELETE FROM method_calls WHERE node = $1 RETURNING origin, device_id, module_id, method, "
+                              "rid, payload, conn", "t");
+        set(method_result_put, "INSERT INTO method_results (id, node, device_id, module_id, rid, conn, delivered, "
+                               "status, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", "ittttiiit");
+        set(method_result_take, "DELETE FROM method_results WHERE node = $1 RETURNING device_id, module_id, rid, conn, "
+                                "delivered, status, payload", "t");
         set(setting_put, "INSERT INTO settings (key, doc) VALUES ($1, $2) "
                          "ON CONFLICT (key) DO UPDATE SET doc = excluded.doc", "tt");
         set(setting_delete, "DELETE FROM settings WHERE key = $1", "t");
@@ -108,7 +170,6 @@ const std::vector<pg_statement>& statements() {
                          "WHERE part = $1 AND seq >= $2 ORDER BY seq LIMIT $3", "iii");
         set(event_bounds, "SELECT (SELECT MIN(seq) FROM events WHERE part = $1), seq, enqueued_ns FROM events "
                           "WHERE part = $1 ORDER BY seq DESC LIMIT 1", "i");
-        set(event_max, "SELECT part, MAX(seq) FROM events GROUP BY part", "");
         return s;
     }();
     return all;
@@ -152,6 +213,15 @@ result<void> migrate(pg_db& db) {
         return r;
     }
     return {};
+}
+
+// A node's name in the shared database: random, new for each open (a restarted node is a new node).
+std::string new_node_id() {
+    std::random_device rd;
+    static const char hex[] = "0123456789abcdef";
+    std::string id = "n-";
+    for (int i = 0; i < 12; ++i) id += hex[rd() % 16];
+    return id;
 }
 
 // Removes twinhub's own query parameter `pool` from `url`; returns its value (0 when absent, -1
@@ -200,23 +270,30 @@ result<std::unique_ptr<store>> open_postgres_store(const std::string& url) {
     }
     auto w = pg_db::connect(conninfo, pg::statements());
     if (!w) return w.error();
+    // Filled from event_counters by each commit that appends (the rows are locked while it runs).
     std::vector<std::uint64_t> next_seq(max_event_streams, 0);
-    {
-        auto rows = (*w)->run(pg::event_max, {}, "reading event sequence numbers");
-        if (!rows) return rows.error();
-        for (int i = 0; i < rows->size(); ++i) {
-            auto part = rows->i64(i, 0);
-            if (part >= 0 && part < static_cast<std::int64_t>(max_event_streams))
-                next_seq[static_cast<std::size_t>(part)] = static_cast<std::uint64_t>(rows->i64(i, 1)) + 1;
-        }
-    }
     std::vector<std::unique_ptr<pg_db>> readers;
     for (int i = 0; i < pool; ++i) {
         auto r = pg_db::connect(conninfo, pg::statements());
         if (!r) return r.error();
         readers.push_back(std::move(*r));
     }
-    return std::unique_ptr<store>(new pg::postgres_store(std::move(*w), std::move(readers), std::move(next_seq)));
+    // The change feed starts at the newest change committed before this open: load() (which the
+    // hub runs next) sees everything up to it, and the feed everything after (some changes may be
+    // seen by both; the hub applies a record only when it is newer than what it holds).
+    auto feed = pg_db::connect(conninfo, pg::statements());
+    if (!feed) return feed.error();
+    std::uint64_t last_change = 0;
+    {
+        pg_params p;
+        p.text("change");
+        auto rows = (*feed)->run(pg::counter_get, p, "reading the change feed position");
+        if (!rows) return rows.error();
+        if (rows->size() != 1) return error{errc::corrupt_data, "The store's counter 'change' is missing."};
+        last_change = static_cast<std::uint64_t>(rows->i64(0, 0));
+    }
+    return std::unique_ptr<store>(new pg::postgres_store(std::move(*w), std::move(readers), std::move(*feed),
+                                                         pg::new_node_id(), last_change, std::move(next_seq)));
 }
 
 }  // namespace twinhub::store

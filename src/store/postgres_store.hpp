@@ -23,7 +23,7 @@
 
 namespace twinhub::store {
 
-inline constexpr int postgres_schema_version = 1;
+inline constexpr int postgres_schema_version = 2;
 inline constexpr int default_postgres_pool = 4;
 
 // "postgresql://..." or "postgres://...": a store URL rather than a path.

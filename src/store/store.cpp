@@ -22,11 +22,12 @@ void write_batch::delete_module(std::string device_id, std::string module_id, ex
 }
 
 void write_batch::put_twin(identity_key id, twin::twin_document t, expect e) {
-    ops_.emplace_back(put_twin_op{std::move(id), std::make_shared<const twin::twin_document>(std::move(t)), e});
+    ops_.emplace_back(put_twin_op{std::move(id), std::make_shared<const twin::twin_document>(std::move(t)), e, {}});
 }
 
-void write_batch::put_twin(identity_key id, std::shared_ptr<const twin::twin_document> t, expect e) {
-    ops_.emplace_back(put_twin_op{std::move(id), std::move(t), e});
+void write_batch::put_twin(identity_key id, std::shared_ptr<const twin::twin_document> t, expect e,
+                          std::string desired_patch) {
+    ops_.emplace_back(put_twin_op{std::move(id), std::move(t), e, std::move(desired_patch)});
 }
 
 void write_batch::put_session(session_record s) { ops_.emplace_back(put_session_op{std::move(s)}); }
@@ -43,7 +44,9 @@ void write_batch::put_setting(std::string key, std::string doc) { ops_.emplace_b
 
 void write_batch::delete_setting(std::string key) { ops_.emplace_back(delete_setting_op{std::move(key)}); }
 
-void write_batch::enqueue_c2d(c2d_message m) { ops_.emplace_back(enqueue_c2d_op{std::move(m)}); }
+void write_batch::enqueue_c2d(c2d_message m, std::shared_ptr<std::uint64_t> assigned) {
+    ops_.emplace_back(enqueue_c2d_op{std::move(m), std::move(assigned)});
+}
 
 void write_batch::update_c2d_delivery_count(std::uint64_t seq, std::uint32_t delivery_count) {
     ops_.emplace_back(update_c2d_op{seq, delivery_count});
@@ -51,7 +54,9 @@ void write_batch::update_c2d_delivery_count(std::uint64_t seq, std::uint32_t del
 
 void write_batch::delete_c2d(std::uint64_t seq) { ops_.emplace_back(delete_c2d_op{seq}); }
 
-void write_batch::append_feedback(feedback_record f) { ops_.emplace_back(append_feedback_op{std::move(f)}); }
+void write_batch::append_feedback(feedback_record f, std::shared_ptr<std::uint64_t> assigned) {
+    ops_.emplace_back(append_feedback_op{std::move(f), std::move(assigned)});
+}
 
 void write_batch::delete_feedback(std::uint64_t seq) { ops_.emplace_back(delete_feedback_op{seq}); }
 

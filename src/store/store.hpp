@@ -143,7 +143,10 @@ public:
     // Twin writes; the identity must exist (in the store or earlier in this batch).
     void put_twin(identity_key id, twin::twin_document t, expect e = expect::any());
     // The same, sharing a document the caller keeps (hub_service's head and committed value).
-    void put_twin(identity_key id, std::shared_ptr<const twin::twin_document> t, expect e = expect::any());
+    // `desired_patch` (only for a store whose is_shared() is true): the device-facing desired
+    // patch this write makes (JSON with "$version"), carried to the other nodes' remote_listener.
+    void put_twin(identity_key id, std::shared_ptr<const twin::twin_document> t, expect e = expect::any(),
+                  std::string desired_patch = {});
 
     void put_session(session_record s);
     void delete_session(std::string client_id);
@@ -160,10 +163,14 @@ public:
     // C2D queue writes. enqueue_c2d needs the target identity (device_not_found /
     // module_not_found otherwise); a sequence number already stored is storage_error. The others
     // are no-ops for a sequence number that is not stored (a purge or a device delete won).
-    void enqueue_c2d(c2d_message m);
+    // With `assigned` (only for a store whose allocates_sequence_numbers() is true), the store
+    // ignores m.sequence_number (and f.sequence_number for append_feedback) and allocates the next
+    // number in the database, inside the commit; it writes the number to *assigned before the
+    // batch's completion runs (several nodes on one database never collide).
+    void enqueue_c2d(c2d_message m, std::shared_ptr<std::uint64_t> assigned = {});
     void update_c2d_delivery_count(std::uint64_t sequence_number, std::uint32_t delivery_count);
     void delete_c2d(std::uint64_t sequence_number);
-    void append_feedback(feedback_record f);
+    void append_feedback(feedback_record f, std::shared_ptr<std::uint64_t> assigned = {});
     void delete_feedback(std::uint64_t sequence_number);
 
     bool empty() const noexcept { return ops_.empty(); }
@@ -175,17 +182,17 @@ public:
     struct delete_device_op { std::string device_id; expect e; };
     struct put_module_op { registry::module_identity m; expect e; };
     struct delete_module_op { std::string device_id, module_id; expect e; };
-    struct put_twin_op { identity_key id; std::shared_ptr<const twin::twin_document> t; expect e; };
+    struct put_twin_op { identity_key id; std::shared_ptr<const twin::twin_document> t; expect e; std::string desired_patch; };
     struct put_session_op { session_record s; };
     struct delete_session_op { std::string client_id; };
     struct append_event_op { event_record e; };
     struct trim_events_op { std::uint32_t partition; std::int64_t before_ns; std::uint32_t max_rows; };
     struct put_setting_op { std::string key, doc; };
     struct delete_setting_op { std::string key; };
-    struct enqueue_c2d_op { c2d_message m; };
+    struct enqueue_c2d_op { c2d_message m; std::shared_ptr<std::uint64_t> assigned; };
     struct update_c2d_op { std::uint64_t seq; std::uint32_t delivery_count; };
     struct delete_c2d_op { std::uint64_t seq; };
-    struct append_feedback_op { feedback_record f; };
+    struct append_feedback_op { feedback_record f; std::shared_ptr<std::uint64_t> assigned; };
     struct delete_feedback_op { std::uint64_t seq; };
     using op = std::variant<put_policy_op, delete_policy_op, put_device_op, delete_device_op, put_module_op,
                             delete_module_op, put_twin_op, put_session_op, delete_session_op, append_event_op,
@@ -223,6 +230,21 @@ struct snapshot {
 };
 
 using commit_handler = std::function<void(result<void>)>;
+
+// A record change another node committed to a shared store, read back from the database's change
+// feed (issue 18 item 2; docs/architecture.md "Several nodes"). The record's state is as of that
+// commit; changes arrive in commit order (per twin: in version order), each once.
+struct remote_change {
+    enum class kind : std::uint8_t { twin, device, device_deleted, module, module_deleted, policies };
+    kind k = kind::twin;
+    identity_key id;
+    std::optional<twin::twin_document> twin;             // kind::twin
+    std::string desired_patch;                           // kind::twin: "" or the desired patch (JSON)
+    std::optional<registry::device_identity> device;     // kind::device
+    std::optional<registry::module_identity> module;     // kind::module
+};
+// Called on a store-owned thread with each batch of other nodes' changes, in commit order.
+using remote_listener = std::function<void(std::vector<remote_change>&)>;
 
 // Called after each committed batch, on the store's thread, before the batch's own completion
 // handler. (With several nodes on one PostgreSQL, issue 18 item 2, it is to see the batches other
@@ -262,6 +284,20 @@ public:
     virtual result<c2d_state> load_c2d() = 0;
 
     virtual void set_change_listener(change_listener l) = 0;
+
+    // True when several hub nodes may share this store (PostgreSQL): event sequence numbers are
+    // then allocated from counter rows inside each commit, and C2D and feedback writers pass
+    // `assigned` (write_batch::enqueue_c2d) instead of numbering from memory. False (memory,
+    // SQLite): the single-node paths, unchanged.
+    virtual bool allocates_sequence_numbers() const noexcept { return false; }
+
+    // True when other nodes may write this store too: it then records each committed record write
+    // in a change feed in the same transaction, and passes other nodes' changes to the remote
+    // listener (polled; set before serving). False (memory, SQLite): never called.
+    virtual bool is_shared() const noexcept { return false; }
+    virtual void set_remote_listener(remote_listener) {}
+    // This node's name in the shared store's node table ("" when not shared).
+    virtual std::string node_id() const { return {}; }
 
     // Finishes the queued commits, then stops accepting new ones. Idempotent.
     virtual void close() = 0;
