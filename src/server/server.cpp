@@ -67,7 +67,7 @@ struct server::impl {
     std::unique_ptr<service::c2d_service> c2d;  // observes hub; destroyed before it
     std::unique_ptr<service::telemetry_service> telemetry;  // uses hub; destroyed before it
     std::unique_ptr<storage_https> storage;                // file upload's and import/export's storage client
-    std::unique_ptr<jobs::import_export_service> import_export;  // uses hub and storage; destroyed before them
+    std::unique_ptr<jobs::import_export_service> import_export;  // uses hub and storage; stopped before storage goes
     std::unique_ptr<service::file_upload_service> files;  // uses hub and storage; destroyed before them
     std::unique_ptr<query::query_engine> queries;  // registered with hub; destroyed before it
     boost::asio::io_context ioc;
@@ -290,8 +290,8 @@ server::~server() {
     m.jobs.reset();
     m.configurations.reset();
     m.c2d.reset();
-    m.import_export.reset();
-    m.storage.reset();  // fails what is queued; its handlers still reach `files`
+    m.storage.reset();  // fails what is queued; its handlers still reach `files` and `import_export`
+    m.import_export.reset();  // stopped above: its worker no longer waits for storage
     m.files.reset();
     m.telemetry.reset();
     m.queries.reset();
