@@ -16,6 +16,13 @@ namespace json = boost::json;
 
 namespace {
 
+
+bool known_import_mode(std::string_view m) {
+    return m == "create" || m == "update" || m == "updateifmatchetag" || m == "delete" || m == "deleteifmatchetag";
+}
+
+}  // namespace
+
 result<json::value> parse_body(std::string_view body) {
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
         return error{errc::format_error, "The request body is empty; a JSON document is expected."};
@@ -30,12 +37,6 @@ result<json::value> parse_body(std::string_view body) {
     }
     return p.release();
 }
-
-bool known_import_mode(std::string_view m) {
-    return m == "create" || m == "update" || m == "updateifmatchetag" || m == "delete" || m == "deleteifmatchetag";
-}
-
-}  // namespace
 
 // POST /devices body (spec 3.9): an array of ExportImportDevice, mapped to service::bulk_entry.
 result<std::vector<service::bulk_entry>> parse_bulk(std::string_view body, std::size_t max_entries) {
