@@ -20,6 +20,10 @@ if [ -x "$build/bin/method_bench" ] && [ -x "$build/bin/twinhubd" ]; then
   echo "== method_bench"
   METHOD_BENCH_SECONDS="${METHOD_BENCH_SECONDS:-5}" bash "$(dirname "$0")/method_bench.sh" "$build"
 fi
+if [ -x "$build/bin/jobs_bench" ] && [ -x "$build/bin/twinhubd" ]; then
+  echo "== jobs_bench"
+  bash "$(dirname "$0")/jobs_bench.sh" "$build" --devices "${JOBS_BENCH_DEVICES:-100000}"
+fi
 if [ -x "$build/bin/c2d_bench" ] && [ -x "$build/bin/twinhubd" ] && command -v mosquitto >/dev/null; then
   echo "== c2d_bench"
   C2D_BENCH_SECONDS="${C2D_BENCH_SECONDS:-5}" bash "$(dirname "$0")/c2d_bench.sh" "$build"

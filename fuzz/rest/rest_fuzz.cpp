@@ -81,6 +81,11 @@ struct instant_storage final : service::storage_client {
         if (url.find("missing") != std::string::npos) return done(error{errc::connection_failed, "no such blob"});
         done(service::blob_properties{url.size(), "2030-01-02T03:04:05+00:00"});
     }
+    void get_blob(std::string, service::handler<std::string> done) override {
+        done(error{errc::not_found, "no such blob"});
+    }
+    void put_blob(std::string, std::string, service::handler<void> done) override { done(result<void>{}); }
+    void probe_blob(std::string, service::handler<answer> done) override { done(answer{404, "BlobNotFound"}); }
 };
 
 // Records the calls the router hands to devices; the fuzz loop answers them afterwards (deliver

@@ -108,6 +108,8 @@ public:
         if (!st) return;
         for (auto& c : st->open_connections()) c->recheck_credentials(std::nullopt);
     }
+    // Every grant is re-checked; x509 ones against the verified CA certificates now.
+    void on_certificates_changed() override { on_policies_changed(); }
 
 private:
     std::shared_ptr<state> lock() {

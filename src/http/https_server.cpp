@@ -50,6 +50,7 @@ struct https_server::state : std::enable_shared_from_this<https_server::state> {
         api.set_telemetry(opts.telemetry);
         api.set_jobs(opts.jobs, opts.configurations);
         api.set_file_upload(opts.files);
+        api.set_import_export(opts.import_export);
     }
 
     asio::io_context& ioc;

@@ -31,6 +31,7 @@ class file_upload_service;
 namespace twinhub::jobs {
 class job_service;
 class configuration_service;
+class import_export_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -63,6 +64,7 @@ struct https_options {
     std::string data_dir;       // readiness checks its file system's free space
     std::string console_dir;    // the console's built files; empty: /console answers 404
     service::file_upload_service* files = nullptr;    // serves /devices/{id}/files when set
+    jobs::import_export_service* import_export = nullptr;  // serves /jobs/create, /jobs[/{id}] when set
 };
 
 class https_server {

@@ -27,6 +27,7 @@ class file_upload_service;
 namespace twinhub::jobs {
 class job_service;
 class configuration_service;
+class import_export_service;
 }
 namespace twinhub::methods {
 class method_router;
@@ -63,6 +64,9 @@ public:
     // POST /devices/{id}/files[/notifications] (rest_files.cpp); without it they answer 400
     // DefaultStorageEndpointNotConfigured. Set before serving.
     void set_file_upload(service::file_upload_service* f) noexcept { files_ = f; }
+    // POST /jobs/create, GET /jobs[/{id}], DELETE /jobs/{id} (rest_import_export.cpp); without it
+    // they answer 404. Set before serving.
+    void set_import_export(jobs::import_export_service* s) noexcept { import_export_ = s; }
 
     // Identities returned by one list call at most (spec 7.3), and the bulk entry limit (spec 3.9).
     static constexpr std::size_t max_top = 1000;
@@ -80,9 +84,11 @@ private:
     jobs::job_service* jobs_ = nullptr;
     jobs::configuration_service* configurations_ = nullptr;
     service::file_upload_service* files_ = nullptr;
+    jobs::import_export_service* import_export_ = nullptr;
 
     void handle_consumer_groups(const route& r, const rest_request& req, completion done) const;
     void handle_jobs(const route& r, const rest_request& req, completion done) const;
+    void handle_import_export(const route& r, const rest_request& req, completion done) const;  // rest_import_export.cpp
     void handle_configurations(const route& r, const rest_request& req, completion done) const;
     void handle_device_route(const route& r, const rest_request& req, completion done) const;
     // X.509 CA certificates (rest_certificates.cpp).

@@ -42,6 +42,9 @@ std::string_view allowed_methods(route_kind k) noexcept {
     case route_kind::job: return "GET, PUT";
     case route_kind::job_cancel: return "POST";
     case route_kind::jobs_query: return "GET";
+    case route_kind::ie_jobs: return "GET";
+    case route_kind::ie_job_create: return "POST";
+    case route_kind::ie_job: return "GET, DELETE";
     case route_kind::configurations: return "GET";
     case route_kind::configuration: return "GET, PUT, DELETE";
     case route_kind::configurations_test:
@@ -103,7 +106,10 @@ bool allowed(route_kind k, http_method m) {
     case route_kind::configurations_test:
     case route_kind::apply_configuration: return in({post});
     case route_kind::jobs_query:
+    case route_kind::ie_jobs:
     case route_kind::configurations: return in({get});
+    case route_kind::ie_job_create: return in({post});
+    case route_kind::ie_job: return in({get, delete_});
     case route_kind::configuration: return in({get, put, delete_});
     case route_kind::file_upload:
     case route_kind::file_notification:
@@ -257,6 +263,16 @@ result<route> match_route(std::string_view method, const std::vector<std::string
             r.lock_token = s[2];
             found = true;
         }
+    } else if ((n == 1 || n == 2) && s[0] == "jobs") {
+        if (n == 1) {
+            r.kind = route_kind::ie_jobs;
+        } else if (s[1] == "create") {
+            r.kind = route_kind::ie_job_create;
+        } else {
+            r.kind = route_kind::ie_job;
+            r.lock_token = s[1];
+        }
+        found = true;
     } else if ((n == 1 || n == 2) && s[0] == "configurations") {
         if (n == 1) {
             r.kind = route_kind::configurations;
@@ -333,6 +349,9 @@ std::uint32_t required_permission(const route& r) noexcept {
         return r.method == http_method::get ? (registry_read | service_connect) : (registry_write | service_connect);
     case route_kind::job_cancel: return registry_write | service_connect;
     case route_kind::jobs_query: return registry_read | service_connect;
+    case route_kind::ie_jobs: return registry_read;
+    case route_kind::ie_job_create: return registry_write;
+    case route_kind::ie_job: return r.method == http_method::get ? registry_read : registry_write;
     case route_kind::configurations:
     case route_kind::configurations_test: return registry_read;
     case route_kind::configuration: return r.method == http_method::get ? registry_read : registry_write;

@@ -54,6 +54,10 @@ enum class route_kind {
     job,                 // /jobs/v2/{id}         GET, PUT
     job_cancel,          // /jobs/v2/{id}/cancel  POST
     jobs_query,          // /jobs/v2/query        GET
+    // Import/export jobs (rest_import_export.cpp); the id is in route::lock_token:
+    ie_jobs,             // /jobs                 GET (list)
+    ie_job_create,       // /jobs/create          POST
+    ie_job,              // /jobs/{id}            GET, DELETE (cancel)
     configurations,      // /configurations       GET
     configuration,       // /configurations/{id}  GET, PUT, DELETE
     configurations_test, // /configurations/testQueries  POST

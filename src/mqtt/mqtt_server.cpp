@@ -112,6 +112,14 @@ public:
             if (s->uses_policy_token()) s->recheck_credentials();
     }
 
+    // Rare as well: re-checks the sessions that authenticated with a client certificate.
+    void on_certificates_changed() override {
+        auto st = lock();
+        if (!st) return;
+        for (auto& s : st->open_sessions())
+            if (s->uses_certificate()) s->recheck_credentials();
+    }
+
 private:
     std::shared_ptr<mqtt_server::state> lock() {
         std::lock_guard lock(mu_);

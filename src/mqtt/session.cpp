@@ -241,6 +241,7 @@ void session::handle_connect(connect&& c) {
     if (c.password) token_ = std::move(*c.password);
     authenticated_at_ = now_t;
     policy_token_.store(!authz->policy_name.empty());
+    certificate_auth_.store(!c.password);
     connected_ = true;
     persistent_ = !c.clean_session;
     decoder_.set_max_packet_size(st_->opts.max_packet_size);

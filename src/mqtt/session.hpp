@@ -59,6 +59,8 @@ public:
     void recheck_credentials();
     // True once a CONNECT was accepted with a shared access policy token (skn).
     bool uses_policy_token() const noexcept { return policy_token_.load(); }
+    // True once a CONNECT was accepted with the TLS client certificate (X.509).
+    bool uses_certificate() const noexcept { return certificate_auth_.load(); }
     std::uint64_t connection_number() const noexcept { return conn_number_; }
 
 private:
@@ -154,6 +156,7 @@ private:
     std::vector<std::string> x509_chain_;  // the client certificates (DER) when CONNECT had no password
     time_point authenticated_at_{};  // re-checks judge the token's expiry as of the CONNECT (the timer owns expiry)
     std::atomic<bool> policy_token_{false};
+    std::atomic<bool> certificate_auth_{false};
     bool persistent_ = false;                  // clean-session 0
     std::map<std::string, std::uint8_t> subs_;  // filter -> granted QoS
     bool twin_responses_subscribed_ = false;

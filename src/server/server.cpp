@@ -18,6 +18,7 @@
 #include "mqtt/mqtt_server.hpp"
 #include "jobs/configuration_service.hpp"
 #include "jobs/job_service.hpp"
+#include "jobs/import_export_service.hpp"
 #include "query/query_engine.hpp"
 #include "server/data_dir.hpp"
 #include "server/server_tls.hpp"
@@ -69,7 +70,8 @@ struct server::impl {
     std::unique_ptr<service::hub_service> hub;
     std::unique_ptr<service::c2d_service> c2d;  // observes hub; destroyed before it
     std::unique_ptr<service::telemetry_service> telemetry;  // uses hub; destroyed before it
-    std::unique_ptr<storage_https> storage;                // file upload's storage client
+    std::unique_ptr<storage_https> storage;                // file upload's and import/export's storage client
+    std::unique_ptr<jobs::import_export_service> import_export;  // uses hub and storage; stopped before storage goes
     std::unique_ptr<service::file_upload_service> files;  // uses hub and storage; destroyed before them
     std::unique_ptr<query::query_engine> queries;  // registered with hub; destroyed before it
     boost::asio::io_context ioc;
@@ -179,13 +181,15 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     {
         service::file_upload_options fo;
         fo.sas_ttl = c.file_upload_sas_ttl;
+        // Import/export jobs reach the user's containers through their SAS URIs: the client is
+        // there with or without the hub's own storage account.
+        std::vector<std::filesystem::path> cas{m.dir.dir.ca_certificate()};
+        if (!c.storage_ca_file.empty()) cas.emplace_back(c.storage_ca_file);
+        m.storage = std::make_unique<storage_https>(std::move(cas));
         if (!c.storage_connection_string.empty()) {
             auto a = service::parse_storage_connection_string(c.storage_connection_string, c.storage_container);
             if (!a) throw std::runtime_error("--storage-connection-string: " + a.error().message);
             fo.storage = std::move(*a);
-            std::vector<std::filesystem::path> cas{m.dir.dir.ca_certificate()};
-            if (!c.storage_ca_file.empty()) cas.emplace_back(c.storage_ca_file);
-            m.storage = std::make_unique<storage_https>(std::move(cas));
             fo.client = m.storage.get();
         }
         auto files = service::file_upload_service::open(*m.hub, std::move(fo));
@@ -234,6 +238,8 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     m.jobs->start();
     m.configurations = std::make_unique<jobs::configuration_service>(*m.hub, *m.queries);
     m.configurations->start();
+    m.import_export = std::make_unique<jobs::import_export_service>(*m.hub, *m.storage);
+    m.import_export->start();
 
     http::https_options ho;
     ho.host_names = m.dir.host_names;
@@ -250,6 +256,7 @@ server::server(const config& c) : impl_(std::make_unique<impl>(c)) {
     ho.data_dir = m.dir.dir.root.string();
     ho.console_dir = c.console ? console_dir(c) : std::string();
     ho.files = m.files.get();
+    ho.import_export = m.import_export.get();
     net::websocket_handlers ws{{"mqtt", m.mqtt->websocket_handler()}, {"AMQPWSB10", m.amqp->websocket_handler()}};
     m.https = std::make_unique<http::https_server>(m.ioc, m.tls, *m.hub, ho, std::move(ws));
     if (auto r = m.https->start(); !r) throw std::runtime_error(r.error().message);
@@ -317,6 +324,7 @@ server::~server() {
     m.method_channel.reset();
     if (m.jobs) m.jobs->stop();
     if (m.configurations) m.configurations->stop();
+    if (m.import_export) m.import_export->stop();
     if (m.mqtt) m.mqtt->set_c2d_service(nullptr);  // sessions may outlive the server; c2d goes below
     m.mqtt.reset();
     if (m.amqp) m.amqp->set_c2d_service(nullptr);
@@ -326,7 +334,8 @@ server::~server() {
     m.jobs.reset();
     m.configurations.reset();
     m.c2d.reset();
-    m.storage.reset();  // fails what is queued; its handlers still reach `files`
+    m.storage.reset();  // fails what is queued; its handlers still reach `files` and `import_export`
+    m.import_export.reset();  // stopped above: its worker no longer waits for storage
     m.files.reset();
     m.telemetry.reset();
     m.queries.reset();

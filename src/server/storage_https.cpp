@@ -10,6 +10,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -62,7 +63,19 @@ std::optional<parsed_url> parse_url(std::string_view url) {
 struct response {
     int status = 0;
     std::string content_length, last_modified, error_code;
+    std::string body;
 };
+
+constexpr std::uint64_t max_blob_bytes = 256ull * 1024 * 1024;
+
+// A storage answer other than success, in the errors storage_client names.
+error storage_failure(const response& r, std::string_view what) {
+    std::string text = "storage answered " + std::to_string(r.status) + (r.error_code.empty() ? "" : " " + r.error_code) +
+                       " " + std::string(what);
+    if (r.status == 404) return error{errc::not_found, std::move(text)};
+    if (r.status == 403) return error{errc::unauthorized, std::move(text)};
+    return error{errc::connection_failed, std::move(text)};
+}
 
 // "Mon, 07 Dec 2026 20:05:02 GMT" -> "2026-12-07T20:05:02+00:00" (as IoT Hub writes lastUpdatedTime).
 std::string iso_from_http_date(const std::string& d) {
@@ -83,7 +96,7 @@ struct storage_https::impl {
     bool stopping = false;
     std::thread worker;
 
-    result<response> request(bhttp::verb method, const std::string& url) {
+    result<response> request(bhttp::verb method, const std::string& url, const std::string* body = nullptr) {
         auto u = parse_url(url);
         if (!u) return error{errc::invalid_argument, "not an https URL"};
         asio::io_context ioc;
@@ -112,21 +125,28 @@ struct storage_https::impl {
         stream.async_handshake(asio::ssl::stream_base::client, [&](boost::system::error_code e) { ec = e; });
         run();
         if (ec) return error{errc::connection_failed, "TLS with " + u->host + ":" + u->port + " failed: " + ec.message()};
-        bhttp::request<bhttp::empty_body> req{method, u->target, 11};
+        bhttp::request<bhttp::string_body> req{method, u->target, 11};
         req.set(bhttp::field::host, u->port == "443" ? u->host : u->host + ":" + u->port);
         req.set(bhttp::field::user_agent, "twinhub");
         req.set("x-ms-version", "2019-12-12");
         req.set(bhttp::field::connection, "close");
-        if (method == bhttp::verb::put) req.set(bhttp::field::content_length, "0");
+        if (body) {
+            req.set("x-ms-blob-type", "BlockBlob");
+            req.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+            req.body() = *body;
+        }
+        if (method == bhttp::verb::put) req.prepare_payload();
         bhttp::async_write(stream, req, [&](boost::system::error_code e, std::size_t) { ec = e; });
         run();
         if (ec) return error{errc::connection_failed, "sending to " + u->host + " failed: " + ec.message()};
         beast::flat_buffer buf;
         bhttp::response_parser<bhttp::string_body> parser;
         parser.skip(method == bhttp::verb::head);
-        parser.body_limit(1024 * 1024);
+        parser.body_limit(max_blob_bytes);
         bhttp::async_read(stream, buf, parser, [&](boost::system::error_code e, std::size_t) { ec = e; });
         run();
+        if (ec == bhttp::error::body_limit)
+            return error{errc::message_too_large, "the blob is larger than " + std::to_string(max_blob_bytes) + " bytes"};
         if (ec) return error{errc::connection_failed, "reading from " + u->host + " failed: " + ec.message()};
         auto& res = parser.get();
         response out;
@@ -134,6 +154,7 @@ struct storage_https::impl {
         out.content_length = std::string(res[bhttp::field::content_length]);
         out.last_modified = std::string(res[bhttp::field::last_modified]);
         out.error_code = std::string(res["x-ms-error-code"]);
+        if (method == bhttp::verb::get) out.body = std::move(res.body());
         return out;
     }
 
@@ -215,6 +236,35 @@ void storage_https::blob_properties_of(std::string url, service::handler<service
         }
         p.last_modified = iso_from_http_date(r->last_modified);
         done(std::move(p));
+    });
+}
+
+void storage_https::get_blob(std::string url, service::handler<std::string> done) {
+    impl_->post([this, url = std::move(url), done = std::move(done)](bool run) {
+        if (!run) return done(error{errc::shutting_down, "The hub is stopping."});
+        auto r = impl_->request(bhttp::verb::get, url);
+        if (!r) return done(r.error());
+        if (r->status != 200) return done(storage_failure(*r, "when reading the blob"));
+        done(std::move(r->body));
+    });
+}
+
+void storage_https::probe_blob(std::string url, service::handler<answer> done) {
+    impl_->post([this, url = std::move(url), done = std::move(done)](bool run) {
+        if (!run) return done(error{errc::shutting_down, "The hub is stopping."});
+        auto r = impl_->request(bhttp::verb::head, url);
+        if (!r) return done(r.error());
+        done(answer{r->status, r->error_code});
+    });
+}
+
+void storage_https::put_blob(std::string url, std::string body, service::handler<void> done) {
+    impl_->post([this, url = std::move(url), body = std::move(body), done = std::move(done)](bool run) {
+        if (!run) return done(error{errc::shutting_down, "The hub is stopping."});
+        auto r = impl_->request(bhttp::verb::put, url, &body);
+        if (!r) return done(r.error());
+        if (r->status != 201) return done(storage_failure(*r, "when writing the blob"));
+        done(result<void>{});
     });
 }
 

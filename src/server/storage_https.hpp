@@ -1,4 +1,4 @@
-// The hub's HTTPS client for Azure Storage (file upload): one worker thread that runs each request
+// The hub's HTTPS client for Azure Storage (file upload, import/export jobs): one worker thread that runs each request
 // with a deadline, trusting the system CAs, the hub's own CA (so a storage emulator with a
 // certificate signed by it is trusted) and an optional extra CA file.
 // Thread safety: the storage_client members may be called from any thread; handlers run on the
@@ -20,6 +20,9 @@ public:
 
     void create_container(std::string url, service::handler<void> done) override;
     void blob_properties_of(std::string url, service::handler<service::blob_properties> done) override;
+    void get_blob(std::string url, service::handler<std::string> done) override;
+    void put_blob(std::string url, std::string body, service::handler<void> done) override;
+    void probe_blob(std::string url, service::handler<answer> done) override;
 
     struct impl;
 

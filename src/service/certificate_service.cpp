@@ -145,11 +145,14 @@ std::vector<std::string> certificate_service::verified_pems() const {
 void certificate_service::commit(ca_certificate c, handler<ca_certificate> done) {
     std::string key = std::string(key_prefix) + c.name;
     std::string doc = to_storage(c);
-    hub_.put_setting(std::move(key), std::move(doc), [c = std::move(c), done = std::move(done)](result<void> r) mutable {
-        write_slot().release();
-        if (!r) return done(r.error());
-        done(std::move(c));
-    });
+    hub_.put_setting(std::move(key), std::move(doc),
+                     [&hub = hub_, c = std::move(c), done = std::move(done)](result<void> r) mutable {
+                         write_slot().release();
+                         if (!r) return done(r.error());
+                         // A replaced PEM or a lost verification no longer anchors the chains it did.
+                         hub.certificates_changed();
+                         done(std::move(c));
+                     });
 }
 
 void certificate_service::put(std::string name, std::string pem_or_base64, bool verified, std::string if_match,
@@ -189,8 +192,10 @@ void certificate_service::remove(std::string name, std::string if_match, handler
     if (!cur) return done(cur.error());
     if (auto ok = check_etag(*cur, if_match); !ok) return done(ok.error());
     lock.hand_over();
-    hub_.put_setting(std::string(key_prefix) + name, std::string(), [done = std::move(done)](result<void> r) {
+    hub_.put_setting(std::string(key_prefix) + name, std::string(), [&hub = hub_, done = std::move(done)](result<void> r) {
         write_slot().release();
+        // Sessions authenticated through this CA are cut (as a thumbprint change cuts selfSigned ones).
+        if (r) hub.certificates_changed();
         done(std::move(r));
     });
 }

@@ -43,6 +43,9 @@ public:
     // A shared access policy was created, changed or removed (committed): re-check the connections
     // that authenticated with a policy token (skn) against policies().
     virtual void on_policies_changed() {}
+    // A CA certificate was removed or replaced (committed): re-check the connections that
+    // authenticated with a certificate chain against the verified CA certificates.
+    virtual void on_certificates_changed() {}
     // The readable state of the twin of `id` changed (a write completed, presence or model id; a
     // device's change reports its modules too). Called under the hub's exclusive lock, before the
     // write's handler runs (so a query that starts after the handler sees it). Must be cheap and
@@ -78,6 +81,9 @@ public:
     }
     void policies_changed() const {
         for (auto* o : *observers_.load()) o->on_policies_changed();
+    }
+    void certificates_changed() const {
+        for (auto* o : *observers_.load()) o->on_certificates_changed();
     }
     void events_appended(std::uint32_t partition) const {
         for (auto* o : *observers_.load()) o->on_events_appended(partition);

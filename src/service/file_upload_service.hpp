@@ -84,6 +84,19 @@ public:
     virtual void create_container(std::string url, handler<void> done) = 0;
     // HEAD {url} (a blob URL with a read SAS): the blob's size and Last-Modified.
     virtual void blob_properties_of(std::string url, handler<blob_properties> done) = 0;
+    // GET {url} (a blob URL with a read SAS): the blob's bytes. not_found when storage answers 404
+    // (no such blob or container), unauthorized for 403 (the SAS does not allow it),
+    // connection_failed for everything else. Blobs over 256 MiB fail with message_too_large.
+    virtual void get_blob(std::string url, handler<std::string> done) = 0;
+    // PUT {url} as one block blob (Put Blob: the blob appears whole or not at all). Errors as get_blob.
+    virtual void put_blob(std::string url, std::string body, handler<void> done) = 0;
+    // HEAD {url}: storage's status and x-ms-error-code (200, 404 BlobNotFound, 403 AuthenticationFailed...),
+    // to check a SAS without writing; connection_failed when storage cannot be reached.
+    struct answer {
+        int status = 0;
+        std::string error_code;
+    };
+    virtual void probe_blob(std::string url, handler<answer> done) = 0;
 };
 
 struct file_upload_options {

@@ -150,6 +150,7 @@ settings_service& hub_service::hub_settings() noexcept { return impl_->settings;
 event_log& hub_service::events() noexcept { return impl_->events; }
 
 void hub_service::add_observer(change_observer* o) { impl_->notifier.add_observer(o); }
+void hub_service::certificates_changed() const { impl_->notifier.certificates_changed(); }
 void hub_service::remove_observer(change_observer* o) { impl_->notifier.remove_observer(o); }
 void hub_service::set_event_router(event_router* r) { impl_->events.set_router(r); }
 

@@ -160,6 +160,9 @@ public:
     std::vector<std::pair<std::string, std::string>> settings_with_prefix(std::string_view prefix) const;
     // Committed, then readable, then `done`. `doc` empty deletes the key (no error when absent).
     void put_setting(std::string key, std::string doc, handler<void> done);
+    // Tells the observers that a CA certificate (a "certificates/" setting) was removed or replaced,
+    // after its commit (certificate_service).
+    void certificates_changed() const;
 
     // ---- telemetry ----
     // The built-in endpoint's partition count and creation time (fixed when the hub was created).

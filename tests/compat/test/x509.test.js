@@ -7,7 +7,7 @@
 //   with the twinhub CLI's proof-of-possession flow), and the CN is the device id
 //   ("device/module" for a module).
 // - Bad certificates are refused with the SDK's UnauthorizedError (CONNACK 5, amqp:unauthorized-
-//   access, HTTP 401); changing thumbprints, switching the type or disabling cuts live sessions;
+//   access, HTTP 401); changing thumbprints, switching the type, disabling or deleting the CA cuts live sessions;
 //   SAS clients are unaffected. Certificates are made at test time with openssl (lib/pki.js).
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -324,6 +324,36 @@ test('revocation: new thumbprints, a switch to sas, or disabling cut live X.509 
     await expectRefused(id, Transport, creds, `${name}: ${what}: reconnect`);
     await within(other.client.sendEvent(new Message('still here')), 10000, `${name}: bystander`);
     await other.client.close();
+  }
+});
+
+test('deleting a CA certificate cuts the live sessions authenticated through it (Mqtt, Amqp)', async () => {
+  const doomed = pki.certificate('x509-doomed-root', { ca: true });
+  const name = uniqueId('doomed');
+  const c = await cliJson(['certificate', 'create', '--name', name, '--path', doomed.file, '--verified', 'true']);
+  const sessions = [];
+  for (const [transport, Transport] of [['Mqtt', Mqtt], ['Amqp', Amqp]]) {
+    const id = await caDevice();
+    const creds = pki.certificate(id, { issuer: doomed });
+    sessions.push({ transport, Transport, id, creds, ...(await openedClient(id, Transport, creds)) });
+    // A bystander whose chain ends at another verified CA stays connected.
+    const otherId = await caDevice();
+    const otherCreds = pki.certificate(otherId, { issuer: root });
+    sessions.push({ transport, bystander: true, ...(await openedClient(otherId, Transport, otherCreds)) });
+  }
+  try {
+    const del = await cli(['certificate', 'delete', '--name', name, '--etag', c.etag]);
+    assert.equal(del.code, 0, del.stderr);
+    for (const s of sessions.filter((x) => !x.bystander)) {
+      await within(s.down, 10000, `${s.transport}: transport disconnect after the CA was deleted`);
+      await s.client.close().catch(() => {});
+      await expectRefused(s.id, s.Transport, s.creds, `${s.transport}: reconnect after the CA was deleted`);
+    }
+    for (const s of sessions.filter((x) => x.bystander)) {
+      await within(s.client.sendEvent(new Message('still here')), 10000, `${s.transport}: bystander`);
+    }
+  } finally {
+    for (const s of sessions) await s.client.close().catch(() => {});
   }
 });
 

@@ -165,3 +165,29 @@ TEST(route, certificate_routes_need_registry_write) {
     EXPECT_EQ(allow, "GET, PUT, DELETE");
     EXPECT_FALSE(match_route("GET", segs({"certificates", "r", "other"})));
 }
+
+TEST(route, import_export_job_routes_are_apart_from_jobs_v2) {
+    auto create = match_route("POST", segs({"jobs", "create"}));
+    ASSERT_TRUE(create);
+    EXPECT_EQ(create->kind, route_kind::ie_job_create);
+    EXPECT_EQ(required_permission(*create), auth::permission::registry_write);
+    auto list = match_route("GET", segs({"jobs"}));
+    ASSERT_TRUE(list);
+    EXPECT_EQ(list->kind, route_kind::ie_jobs);
+    EXPECT_EQ(required_permission(*list), auth::permission::registry_read);
+    auto get = match_route("GET", segs({"jobs", "0b6c-1"}));
+    ASSERT_TRUE(get);
+    EXPECT_EQ(get->kind, route_kind::ie_job);
+    EXPECT_EQ(get->lock_token, "0b6c-1");
+    auto cancel = match_route("DELETE", segs({"jobs", "0b6c-1"}));
+    ASSERT_TRUE(cancel);
+    EXPECT_EQ(required_permission(*cancel), auth::permission::registry_write);
+    auto v2 = match_route("GET", segs({"jobs", "v2", "j1"}));
+    ASSERT_TRUE(v2);
+    EXPECT_EQ(v2->kind, route_kind::job);
+    std::string_view allow;
+    auto bad = match_route("GET", segs({"jobs", "create"}), &allow);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, errc::method_not_allowed);
+    EXPECT_EQ(allow, "POST");
+}
