@@ -49,25 +49,43 @@ const char* to_string(store::c2d_ack a) noexcept {
 }
 
 result<std::unique_ptr<c2d_service>> c2d_service::open(store::store& s, hub_service& hub, c2d_options opts) {
-    auto state = s.load_c2d();
-    if (!state) return state.error();
     auto p = std::make_unique<impl>(s, hub, std::move(opts));
-    for (auto& m : state->messages) {
-        auto& q = p->queues_[m.target];
-        q.messages.emplace(m.sequence_number, impl::entry{m, {}, {}, p->generation_of(m.target)});
+    // Several nodes: other nodes' C2D writes are applied from before the load on (c2d_remote.cpp);
+    // the load and its merge hold mu_, so a change that arrives meanwhile is applied after them.
+    p->cluster_ = dynamic_cast<store::cluster_link*>(&s);
+    if (p->cluster_)
+        p->cluster_->set_c2d_handler([raw = p.get()](std::vector<store::cluster_link::c2d_change>& c) { raw->apply_remote(c); });
+    std::size_t loaded = 0, loaded_feedback = 0;
+    {
+        std::lock_guard l(p->mu_);
+        auto state = s.load_c2d();
+        if (!state) {
+            if (p->cluster_) {
+                p->mu_.unlock();
+                p->cluster_->set_c2d_handler({});
+                p->mu_.lock();
+            }
+            return state.error();
+        }
+        for (auto& m : state->messages) {
+            auto& q = p->queues_[m.target];
+            q.messages.emplace(m.sequence_number, impl::entry{m, {}, {}, p->generation_of(m.target)});
+        }
+        for (auto& f : state->feedback) p->feedback_.emplace(f.sequence_number, impl::fb_entry{f, {}});
+        p->next_seq_ = state->next_message_sequence;
+        p->next_fb_seq_ = state->next_feedback_sequence;
+        loaded = state->messages.size(), loaded_feedback = state->feedback.size();
     }
-    for (auto& f : state->feedback) p->feedback_.emplace(f.sequence_number, impl::fb_entry{f, {}});
-    p->next_seq_ = state->next_message_sequence;
-    p->next_fb_seq_ = state->next_feedback_sequence;
     hub.add_observer(p.get());
     if (p->opts_.sweep_interval.count() > 0) p->sweeper_ = std::thread([raw = p.get()] { raw->sweep_loop(); });
-    log::info("c2d.opened", {{"messages", state->messages.size()}, {"feedback", state->feedback.size()}});
+    log::info("c2d.opened", {{"messages", loaded}, {"feedback", loaded_feedback}});
     return std::unique_ptr<c2d_service>(new c2d_service(std::move(p)));
 }
 
 c2d_service::c2d_service(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 c2d_service::~c2d_service() {
+    if (impl_->cluster_) impl_->cluster_->set_c2d_handler({});  // waits for a call that is running
     {
         std::lock_guard l(impl_->mu_);
         impl_->stopping_ = true;

@@ -12,6 +12,7 @@
 
 #include "common/encoding.hpp"
 #include "common/log.hpp"
+#include "store/cluster_link.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -178,6 +179,8 @@ struct c2d_service::impl final : change_observer {
         if (fb) b.append_feedback(*fb, assigned);
         a.commits.emplace_back(std::move(b), [this, fb, assigned, finish = std::move(finish)](result<void> r) mutable {
             if (fb && assigned) fb->sequence_number = *assigned;
+            // 0: a shared store did not write it, another node removed the message first.
+            if (fb && assigned && *assigned == 0) fb.reset();
             if (r && fb) {
                 after a2;
                 {
@@ -212,6 +215,10 @@ struct c2d_service::impl final : change_observer {
         });
         notify_identity(id, a);
     }
+
+    // Several nodes on one store (c2d_remote.cpp): applies another node's C2D writes to memory.
+    store::cluster_link* cluster_ = nullptr;
+    void apply_remote(std::vector<store::cluster_link::c2d_change>& changes);
 
     // ---- change_observer: a deleted identity's messages are gone from the store (cascade) ----
     void on_desired_change(const store::identity_key&, const twin::desired_change&) override {}

@@ -10,11 +10,14 @@
 #pragma once
 
 #include "common/identity_key.hpp"
+#include "store/store.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace twinhub::store {
 
@@ -65,6 +68,22 @@ public:
     // Called on the feed thread with each event stream (store.hpp: event_record::partition) whose
     // sequence counter advanced since the last poll, whichever node appended: readers wake up.
     virtual void set_events_handler(std::function<void(std::uint32_t stream)> h) = 0;
+
+    // A C2D queue or feedback queue write another node committed (each C2D write records one, in
+    // commit order with the record changes): every node applies them to its in-memory queues.
+    struct c2d_change {
+        enum class kind : std::uint8_t { enqueued, delivery_count, deleted, feedback_appended, feedback_deleted };
+        kind k = kind::enqueued;
+        identity_key id;  // the message's target (not for feedback kinds)
+        std::uint64_t seq = 0;
+        std::uint32_t delivery_count = 0;         // kind::delivery_count
+        std::optional<c2d_message> message;       // kind::enqueued: as stored; nullopt if gone since
+        std::optional<feedback_record> feedback;  // kind::feedback_appended: nullopt if gone since
+    };
+    // Called on the feed thread with each poll's C2D changes of other nodes, in commit order, after
+    // the record changes of the same poll went to the remote listener. Replacing it waits for a
+    // call that is running.
+    virtual void set_c2d_handler(std::function<void(std::vector<c2d_change>&)> h) = 0;
 };
 
 }  // namespace twinhub::store

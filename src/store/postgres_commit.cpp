@@ -206,9 +206,13 @@ result<void> postgres_store::lock_counters(const std::vector<pending>& group) {
             if (auto* e = std::get_if<write_batch::append_event_op>(&o)) {
                 if (e->e.partition < next_seq_.size()) locked_parts_.emplace_back(e->e.partition, 0);
             } else if (std::holds_alternative<write_batch::enqueue_c2d_op>(o)) {
-                c2d = true;
+                c2d = change = true;
             } else if (std::holds_alternative<write_batch::append_feedback_op>(o)) {
-                feedback = true;
+                feedback = change = true;
+            } else if (std::holds_alternative<write_batch::update_c2d_op>(o) ||
+                       std::holds_alternative<write_batch::delete_c2d_op>(o) ||
+                       std::holds_alternative<write_batch::delete_feedback_op>(o)) {
+                change = true;  // every C2D write is a change row (cluster_link::c2d_change)
             } else if (std::holds_alternative<write_batch::put_twin_op>(o) ||
                        std::holds_alternative<write_batch::put_device_op>(o) ||
                        std::holds_alternative<write_batch::delete_device_op>(o) ||
@@ -257,8 +261,19 @@ result<void> postgres_store::lock_counters(const std::vector<pending>& group) {
 
 result<void> postgres_store::record_change(remote_change::kind k, std::string_view device_id,
                                            std::string_view module_id, std::string_view doc, std::string_view patch) {
+    return record_change(static_cast<std::int64_t>(k), device_id, module_id, doc, patch);
+}
+
+result<void> postgres_store::record_c2d_change(cluster_link::c2d_change::kind k, const identity_key& id,
+                                               std::uint64_t seq, std::uint32_t delivery_count) {
+    return record_change(c2d_kind_base + static_cast<std::int64_t>(k), id.device_id, id.module_id,
+                         std::to_string(seq), std::to_string(delivery_count));
+}
+
+result<void> postgres_store::record_change(std::int64_t k, std::string_view device_id, std::string_view module_id,
+                                           std::string_view doc, std::string_view patch) {
     pg_params p;
-    p.i64(static_cast<std::int64_t>(next_change_++)).text(node_id_).i64(static_cast<int>(k));
+    p.i64(static_cast<std::int64_t>(next_change_++)).text(node_id_).i64(k);
     p.text(device_id).text(module_id).text(doc).text(patch).i64(group_ns_);
     auto r = w_->run(change_put, p, "recording a change");
     if (!r) return r.error();
@@ -282,6 +297,7 @@ result<void> postgres_store::store_counters() {
 
 result<void> postgres_store::apply(pending& p) {
     auto& ops = p.batch.ops();
+    c2d_delete_missed_ = false;
     for (std::size_t i = 0; i < ops.size(); ++i)
         if (auto r = apply_op(ops[i], p.docs[i]); !r) return r;
     return {};
@@ -447,27 +463,50 @@ result<void> postgres_store::apply_op(write_batch::op& o, const std::string& doc
         if (auto r = run_p(c2d_put, p, "enqueueing a cloud-to-device message"); !r) return r;
         pg_params c;
         c.i64(static_cast<std::int64_t>(m.sequence_number));
-        return run_p(c2d_counter, c, "enqueueing a cloud-to-device message");
+        if (auto r = run_p(c2d_counter, c, "enqueueing a cloud-to-device message"); !r) return r;
+        return record_c2d_change(c2d_change::kind::enqueued, m.target, m.sequence_number);
     }
     auto by_seq = [&](q s, std::uint64_t seq, std::optional<std::int64_t> v, std::string_view what) {
         pg_params p;
         p.i64(static_cast<std::int64_t>(seq));
         if (v) p.i64(*v);
-        return run_p(s, p, what);
+        return w_->run(s, p, what);
     };
-    if (auto* op = std::get_if<wb::update_c2d_op>(&o))
-        return by_seq(c2d_update, op->seq, op->delivery_count, "updating a cloud-to-device message");
-    if (auto* op = std::get_if<wb::delete_c2d_op>(&o))
-        return by_seq(c2d_delete, op->seq, std::nullopt, "deleting a cloud-to-device message");
-    if (auto* op = std::get_if<wb::delete_feedback_op>(&o))
-        return by_seq(feedback_delete, op->seq, std::nullopt, "deleting a feedback record");
+    // The C2D row's target, from RETURNING device_id, module_id; nullopt when no row matched.
+    auto c2d_write = [&](q s, std::uint64_t seq, std::optional<std::int64_t> v,
+                         std::string_view what) -> result<std::optional<identity_key>> {
+        auto r = by_seq(s, seq, v, what);
+        if (!r) return r.error();
+        if (r->size() == 0) return std::optional<identity_key>{};
+        return std::optional<identity_key>{identity_key{std::string(r->bytes(0, 0)), std::string(r->bytes(0, 1))}};
+    };
+    if (auto* op = std::get_if<wb::update_c2d_op>(&o)) {
+        auto id = c2d_write(c2d_update, op->seq, op->delivery_count, "updating a cloud-to-device message");
+        if (!id) return id.error();
+        if (!*id) return {};
+        return record_c2d_change(c2d_change::kind::delivery_count, **id, op->seq, op->delivery_count);
+    }
+    if (auto* op = std::get_if<wb::delete_c2d_op>(&o)) {
+        auto id = c2d_write(c2d_delete, op->seq, std::nullopt, "deleting a cloud-to-device message");
+        if (!id) return id.error();
+        c2d_delete_missed_ = !*id;
+        if (!*id) return {};
+        return record_c2d_change(c2d_change::kind::deleted, **id, op->seq);
+    }
+    if (auto* op = std::get_if<wb::delete_feedback_op>(&o)) {
+        if (auto r = by_seq(feedback_delete, op->seq, std::nullopt, "deleting a feedback record"); !r) return r.error();
+        return record_c2d_change(c2d_change::kind::feedback_deleted, {}, op->seq);
+    }
     if (auto* op = std::get_if<wb::append_feedback_op>(&o)) {
+        if (std::exchange(c2d_delete_missed_, false)) return {};  // `assigned` stays 0: not written
         if (op->assigned) *op->assigned = op->f.sequence_number = next_feedback_;
         next_feedback_ = std::max(next_feedback_, op->f.sequence_number + 1);
         pg_params p;
         p.i64(static_cast<std::int64_t>(op->f.sequence_number)).text(doc);
         if (auto r = run_p(feedback_put, p, "appending a feedback record"); !r) return r;
-        return by_seq(feedback_counter, op->f.sequence_number, std::nullopt, "appending a feedback record");
+        if (auto r = by_seq(feedback_counter, op->f.sequence_number, std::nullopt, "appending a feedback record"); !r)
+            return r.error();
+        return record_c2d_change(c2d_change::kind::feedback_appended, {}, op->f.sequence_number);
     }
     return error{errc::internal, "Unknown store operation."};
 }

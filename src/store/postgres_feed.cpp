@@ -87,11 +87,24 @@ result<void> postgres_store::poll_changes() {
         auto rows = feed_->run(change_read, p, "reading the change feed");
         if (!rows) return rows.error();
         std::vector<remote_change> out;
+        std::vector<c2d_change> c2d;
+        const std::uint64_t start = last_change_;
         for (int i = 0; i < rows->size(); ++i) {
             const auto id = static_cast<std::uint64_t>(rows->i64(i, 0));
             if (rows->bytes(i, 1) != node_id_ && rows->i64(i, 2) == presence_kind) {
                 presence_seen({std::string(rows->bytes(i, 3)), std::string(rows->bytes(i, 4))},
                               std::string(rows->bytes(i, 5)));
+            } else if (rows->bytes(i, 1) != node_id_ && rows->i64(i, 2) >= c2d_kind_base) {
+                auto c = c2d_change_of(*rows, i);
+                if (!c) {
+                    if (!feed_->healthy()) {  // read these rows again after the reconnect
+                        last_change_ = start;
+                        return c.error();
+                    }
+                    log::error("store.change_unreadable", {{"id", id}, {"message", c.error().message}});
+                } else {
+                    c2d.push_back(std::move(*c));
+                }
             } else if (rows->bytes(i, 1) != node_id_) {
                 auto c = change_of(*rows, i);
                 if (!c) {
@@ -111,6 +124,15 @@ result<void> postgres_store::poll_changes() {
                 l = remote_;
             }
             if (l) l(out);
+        }
+        if (!c2d.empty()) {
+            std::lock_guard call(remote_call_m_);
+            std::function<void(std::vector<c2d_change>&)> h;
+            {
+                std::lock_guard l(presence_m_);
+                h = on_c2d_;
+            }
+            if (h) h(c2d);
         }
         if (rows->size() < poll_limit) return {};
     }
@@ -240,6 +262,60 @@ result<void> postgres_store::exchange_methods(std::vector<std::pair<std::string,
         on_result(std::move(m));
     }
     return {};
+}
+
+void postgres_store::set_c2d_handler(std::function<void(std::vector<c2d_change>&)> h) {
+    std::lock_guard call(remote_call_m_);
+    std::lock_guard l(presence_m_);
+    on_c2d_ = std::move(h);
+}
+
+// A C2D change row; for an enqueue or a feedback record, what the row names as stored now (nullopt
+// when it is gone already: its delete follows in the feed).
+result<cluster_link::c2d_change> postgres_store::c2d_change_of(const pg_rows& rows, int i) {
+    c2d_change c;
+    const auto kind = rows.i64(i, 2) - c2d_kind_base;
+    if (kind < 0 || kind > static_cast<int>(c2d_change::kind::feedback_deleted))
+        return error{errc::corrupt_data, "Change " + std::to_string(rows.i64(i, 0)) + " has an unknown kind."};
+    c.k = static_cast<c2d_change::kind>(kind);
+    c.id = {std::string(rows.bytes(i, 3)), std::string(rows.bytes(i, 4))};
+    try {
+        c.seq = std::stoull(std::string(rows.bytes(i, 5)));
+        c.delivery_count = static_cast<std::uint32_t>(std::stoul(std::string(rows.bytes(i, 6))));
+    } catch (const std::exception&) {
+        return error{errc::corrupt_data, "Change " + std::to_string(rows.i64(i, 0)) + " is malformed."};
+    }
+    pg_params p;
+    p.i64(static_cast<std::int64_t>(c.seq));
+    if (c.k == c2d_change::kind::enqueued) {
+        auto r = feed_->run(c2d_get, p, "reading a cloud-to-device message");
+        if (!r) return r.error();
+        if (r->size() == 1) {
+            c2d_message m;
+            m.sequence_number = c.seq;
+            m.target = c.id;
+            m.enqueued_time_ns = r->i64(0, 3);
+            m.expiry_time_ns = r->i64(0, 4);
+            const auto ack = r->i64(0, 5);
+            m.delivery_count = static_cast<std::uint32_t>(r->i64(0, 6));
+            m.body = std::string(r->bytes(0, 7));
+            if (ack < 0 || ack > 3 || !parse_c2d_props(r->bytes(0, 8), m))
+                return error{errc::corrupt_data,
+                             "Stored cloud-to-device message " + std::to_string(c.seq) + " is malformed."};
+            m.ack = static_cast<c2d_ack>(ack);
+            c.message = std::move(m);
+        }
+    } else if (c.k == c2d_change::kind::feedback_appended) {
+        auto r = feed_->run(feedback_get, p, "reading a feedback record");
+        if (!r) return r.error();
+        if (r->size() == 1) {
+            feedback_record f;
+            f.sequence_number = c.seq;
+            if (auto x = parse_feedback(r->bytes(0, 1), f); !x) return x.error();
+            c.feedback = std::move(f);
+        }
+    }
+    return c;
 }
 
 void postgres_store::set_events_handler(std::function<void(std::uint32_t)> h) {

@@ -19,12 +19,17 @@
 
 namespace twinhub::store::pg {
 
+// Change rows of C2D queue writes (cluster_link::c2d_change): kind c2d_kind_base + c2d_change::kind;
+// doc is the sequence number, patch the delivery count (kind delivery_count).
+inline constexpr std::int64_t c2d_kind_base = 7;
+
 // The prepared statements, by index into statements().
 enum q : int {
     policy_put, policy_delete, device_get, device_put, device_delete, device_modules_delete, device_twins_delete,
     device_sessions_delete, device_c2d_delete, module_get, module_put, module_delete, twin_delete, module_c2d_delete,
     twin_update, twin_get, twin_insert, session_put, session_delete, event_put, event_trim, setting_put,
     setting_delete, c2d_put, c2d_counter, c2d_update, c2d_delete, feedback_put, feedback_counter, feedback_delete,
+    c2d_get, feedback_get,
     load_policies, load_devices, load_modules, load_sessions, load_settings, load_c2d, load_feedback, load_counters,
     read_events, event_bounds, event_counter_lock, event_counter_set, counter_lock,
     counter_set, change_put, change_read, change_trim, counter_get, node_beat, node_delete,
@@ -95,9 +100,16 @@ private:
     // A change feed row for a record write of this transaction (kind: remote_change::kind).
     result<void> record_change(remote_change::kind k, std::string_view device_id, std::string_view module_id,
                                std::string_view doc, std::string_view patch);
+    result<void> record_change(std::int64_t k, std::string_view device_id, std::string_view module_id,
+                               std::string_view doc, std::string_view patch);
+    // A C2D write's change row (c2d_kind_base).
+    result<void> record_c2d_change(cluster_link::c2d_change::kind k, const identity_key& id, std::uint64_t seq,
+                                   std::uint32_t delivery_count = 0);
+    void set_c2d_handler(std::function<void(std::vector<c2d_change>&)> h) override;
     // postgres_feed.cpp: the feed thread polls other nodes' changes and beats this node's heartbeat.
     void feed_loop();
     result<void> poll_changes();
+    result<c2d_change> c2d_change_of(const pg_rows& rows, int i);
     // The feed thread's transactions of presence: this node's queued connects/disconnects, and
     // the sessions of a node (dead, or this one at close) cleared.
     result<void> write_presence(std::vector<std::pair<identity_key, bool>>& batch);
@@ -120,6 +132,9 @@ private:
     std::vector<std::pair<std::uint32_t, std::uint64_t>> locked_parts_;
     std::uint64_t next_c2d_ = 0, next_feedback_ = 0;  // valid while this group holds the rows
     bool change_locked_ = false;
+    // This batch's last delete_c2d found no row (another node settled or expired it first): the
+    // feedback record that follows it in the batch is not written (one node reports each message).
+    bool c2d_delete_missed_ = false;
     std::uint64_t change_at_lock_ = 0, next_change_ = 0;  // the 'change' counter + 1, while locked
     std::int64_t group_ns_ = 0;                           // this group's wall clock (change rows)
 
@@ -140,6 +155,7 @@ private:
     std::function<void(method_call)> on_call_;                        // under presence_m_
     std::function<void(method_result)> on_result_;                    // under presence_m_
     std::function<void(std::uint32_t)> on_events_;                    // under presence_m_
+    std::function<void(std::vector<c2d_change>&)> on_c2d_;            // under presence_m_
     std::map<std::int64_t, std::int64_t> seen_counters_;              // feed thread only
     bool counters_seen_ = false;                                      // feed thread only
     std::thread feed_thread_;

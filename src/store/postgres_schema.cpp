@@ -148,8 +148,11 @@ const std::vector<pg_statement>& statements() {
         set(c2d_put, "INSERT INTO c2d (seq, device_id, module_id, enqueued_ns, expiry_ns, ack, delivery_count, body, "
                      "props) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", "ittiiiibb");
         set(c2d_counter, "UPDATE counters SET value = GREATEST(value, $1) WHERE name = 'c2d'", "i");
-        set(c2d_update, "UPDATE c2d SET delivery_count = $2 WHERE seq = $1", "ii");
-        set(c2d_delete, "DELETE FROM c2d WHERE seq = $1", "i");
+        set(c2d_update, "UPDATE c2d SET delivery_count = $2 WHERE seq = $1 RETURNING device_id, module_id", "ii");
+        set(c2d_delete, "DELETE FROM c2d WHERE seq = $1 RETURNING device_id, module_id", "i");
+        set(c2d_get, "SELECT seq, device_id, module_id, enqueued_ns, expiry_ns, ack, delivery_count, body, props "
+                     "FROM c2d WHERE seq = $1", "i");
+        set(feedback_get, "SELECT seq, doc FROM feedback WHERE seq = $1", "i");
         set(feedback_put, "INSERT INTO feedback (seq, doc) VALUES ($1, $2)", "it");
         set(feedback_counter, "UPDATE counters SET value = GREATEST(value, $1) WHERE name = 'feedback'", "i");
         set(feedback_delete, "DELETE FROM feedback WHERE seq = $1", "i");

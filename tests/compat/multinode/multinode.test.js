@@ -2,7 +2,7 @@
 // Two nodes on one PostgreSQL (run_multinode.sh; kept out of test/, which run_compat.sh runs
 // against one node): the service SDK talks to node A, devices connect to node B (GatewayHostName),
 // and what one node commits is seen through the other.
-const { test } = require('node:test');
+const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Registry, Client: ServiceClient } = require('azure-iothub');
 const { Client, Message } = require('azure-iot-device');
@@ -10,12 +10,16 @@ const { EventHubConsumerClient } = require('@azure/event-hubs');
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 const { Mqtt } = require('azure-iot-device-mqtt');
+const { Amqp } = require('azure-iot-device-amqp');
+const crypto = require('node:crypto');
+const https = require('node:https');
 const { connectionString, uniqueId } = require('../lib/hub');
 
 const registry = Registry.fromConnectionString(connectionString());
 const service = ServiceClient.fromConnectionString(connectionString());
 const hostName = /HostName=([^;]+)/.exec(connectionString())[1];
 const nodeB = process.env.TWINHUB_NODE_B_MQTT;
+after(() => service.close());  // its AMQP connection (C2D sends, feedback) would keep node running
 
 async function newDevice() {
   const id = uniqueId('mn');
@@ -27,6 +31,12 @@ async function newDevice() {
 function clientOnB(d) {
   return Client.fromConnectionString(
     `HostName=${hostName};DeviceId=${d.id};SharedAccessKey=${d.key};GatewayHostName=${nodeB}`, Mqtt);
+}
+
+// A device client on node B over AMQP (azure-iot-device-amqp connects to GatewayHostName too).
+function amqpClientOnB(d) {
+  return Client.fromConnectionString(
+    `HostName=${hostName};DeviceId=${d.id};SharedAccessKey=${d.key};GatewayHostName=${process.env.TWINHUB_NODE_B_AMQP}`, Amqp);
 }
 
 // A device created through node A is known to node B once B's change feed has applied the create
@@ -190,6 +200,168 @@ test('an Event Hubs reader on node B wakes for telemetry a device sends through 
   } finally {
     if (sub) await sub.close();
     await consumer.close();
+  }
+});
+
+function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Items an emitter delivers, as a queue the test awaits.
+function queueOf(emitter, event, map = (x) => [x]) {
+  const items = [];
+  const waiters = [];
+  emitter.on(event, (arg) => {
+    for (const item of map(arg)) {
+      const w = waiters.shift();
+      if (w) w(item); else items.push(item);
+    }
+  });
+  return {
+    next(ms = 10000) {
+      if (items.length) return Promise.resolve(items.shift());
+      return within(new Promise((resolve) => waiters.push(resolve)), ms, event);
+    },
+  };
+}
+
+// The feedback records a receiver on node A gets, as a queue (only `deviceId`'s).
+async function feedbackOnA(deviceId) {
+  const receiver = (await service.getFeedbackReceiver()).result;
+  return queueOf(receiver, 'message', (msg) => JSON.parse(msg.data.toString()).filter((r) => r.deviceId === deviceId));
+}
+
+function c2dMessage(body, ack) {
+  const m = new Message(body);
+  m.messageId = crypto.randomUUID();
+  if (ack) m.ack = ack;
+  return m;
+}
+
+function sasToken(resource, key, keyName) {
+  const sr = encodeURIComponent(resource);
+  const se = Math.floor(Date.now() / 1000) + 3600;
+  const sig = crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(`${sr}\n${se}`).digest('base64');
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${se}` + (keyName ? `&skn=${keyName}` : '');
+}
+
+// A service REST call on one node ('host:port').
+function restOn(node, method, path) {
+  const policyName = /SharedAccessKeyName=([^;]+)/.exec(connectionString())[1];
+  const policyKey = /SharedAccessKey=([^;]+)/.exec(connectionString())[1];
+  const [host, port] = node.split(':');
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host, port: port || 443, method, path,
+      headers: { Authorization: sasToken(hostName, policyKey, policyName) } }, (res) => {
+      let body = '';
+      res.on('data', (x) => { body += x; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// cloudToDeviceMessageCount as one node has it; -1 while that node does not know the device yet.
+async function c2dCountOn(node, id) {
+  const r = await restOn(node, 'GET', `/devices/${id}?api-version=2021-04-12`);
+  if (r.status === 404) return -1;
+  assert.equal(r.status, 200);
+  return JSON.parse(r.body).cloudToDeviceMessageCount;
+}
+
+test('C2D sent through node A reaches an MQTT session on node B in order, each once; Success feedback on node A', async () => {
+  const d = await newDevice();
+  await service.open();
+  const feedback = await feedbackOnA(d.id);
+  // One message queued while no node holds a session, the rest while node B holds one.
+  const sent = [c2dMessage('m0', 'full')];
+  await service.send(d.id, sent[0]);
+  const client = await openOnB(d);
+  try {
+    const box = queueOf(client, 'message');
+    for (let i = 1; i < 5; ++i) {
+      sent.push(c2dMessage(`m${i}`, 'full'));
+      await service.send(d.id, sent[i]);
+    }
+    const got = [];
+    for (let i = 0; i < 5; ++i) {
+      const m = await box.next();
+      got.push([m.data.toString(), m.messageId]);
+      await client.complete(m);
+    }
+    assert.deepEqual(got, sent.map((m, i) => [`m${i}`, m.messageId]));
+    const records = [];
+    for (let i = 0; i < 5; ++i) records.push(await feedback.next());
+    assert.deepEqual(records.map((r) => r.statusCode), Array(5).fill('Success'));
+    assert.deepEqual(records.map((r) => r.originalMessageId).sort(), sent.map((m) => m.messageId).sort());
+    await assert.rejects(box.next(1500), /not within/);  // no duplicate delivery
+    // Both nodes' queues converged on the database's: empty.
+    await until('an empty queue on node A', async () => (await c2dCountOn(hostName, d.id)) === 0, 5000);
+    assert.equal(await c2dCountOn(process.env.TWINHUB_NODE_B_HTTPS, d.id), 0);
+  } finally {
+    await client.close();
+  }
+});
+
+test('C2D sent through node A to an AMQP session on node B: abandon redelivers, reject ends it (Rejected feedback on node A)', async () => {
+  const d = await newDevice();
+  await service.open();
+  const feedback = await feedbackOnA(d.id);
+  await until('node B knows the device', async () => (await restOn(process.env.TWINHUB_NODE_B_HTTPS, 'GET',
+    `/devices/${d.id}?api-version=2021-04-12`)).status === 200, 5000);
+  const client = amqpClientOnB(d);
+  await client.open();
+  try {
+    const box = queueOf(client, 'message');
+    const rejected = c2dMessage('to reject', 'negative');
+    const kept = c2dMessage('to abandon', 'full');
+    await service.send(d.id, rejected);
+    await service.send(d.id, kept);
+    const first = await box.next();
+    assert.equal(first.messageId, rejected.messageId);
+    assert.equal((await client.reject(first)).constructor.name, 'MessageRejected');
+    const second = await box.next();
+    assert.equal(second.messageId, kept.messageId);
+    assert.equal((await client.abandon(second)).constructor.name, 'MessageAbandoned');
+    const again = await box.next();
+    assert.equal(again.messageId, kept.messageId);
+    assert.equal(again.data.toString(), 'to abandon');
+    assert.equal((await client.complete(again)).constructor.name, 'MessageCompleted');
+    const f1 = await feedback.next();
+    assert.deepEqual([f1.statusCode, f1.originalMessageId], ['Rejected', rejected.messageId]);
+    const f2 = await feedback.next();
+    assert.deepEqual([f2.statusCode, f2.originalMessageId], ['Success', kept.messageId]);
+    await assert.rejects(box.next(1500), /not within/);  // the rejected message is not redelivered
+    await assert.rejects(feedback.next(500), /not within/);  // one record per settlement
+    await until('an empty queue on node A', async () => (await c2dCountOn(hostName, d.id)) === 0, 5000);
+  } finally {
+    await client.close();
+  }
+});
+
+test('a purge through node A empties the queue node B delivers from', async () => {
+  const d = await newDevice();
+  await service.open();
+  for (let i = 0; i < 3; ++i) await service.send(d.id, c2dMessage(`old${i}`));
+  await until('3 messages on node B', async () => (await c2dCountOn(process.env.TWINHUB_NODE_B_HTTPS, d.id)) === 3, 5000);
+  const r = await restOn(hostName, 'DELETE', `/devices/${d.id}/commands?api-version=2021-04-12`);
+  assert.equal(r.status, 200);
+  assert.equal(JSON.parse(r.body).totalMessagesPurged, 3);
+  await until('an empty queue on node B', async () => (await c2dCountOn(process.env.TWINHUB_NODE_B_HTTPS, d.id)) === 0, 5000);
+  const client = await openOnB(d);
+  try {
+    const box = queueOf(client, 'message');
+    const fresh = c2dMessage('new');
+    await service.send(d.id, fresh);
+    const m = await box.next();
+    assert.equal(m.messageId, fresh.messageId);
+    await client.complete(m);
+    await assert.rejects(box.next(1000), /not within/);
+  } finally {
+    await client.close();
   }
 });
 
